@@ -1,0 +1,1 @@
+"""gradlab: what losses, optimizers and gradient clipping do to a seeded linear model."""

@@ -1,0 +1,72 @@
+"""Grid cells: one loss x optimizer x clipping rule x seed, with every setting it needs.
+
+A cell's name (`mse-adam-norm`, plus `-s<seed>` when the grid has several seeds) is its
+MLflow run name, its trace file name and its key in the metrics file.
+"""
+
+import itertools
+from dataclasses import dataclass
+
+from pipeline.params import ClipName, LossName, OptimizerName, TrainParams
+
+Scalar = float | bool | str | list[float]
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    loss: LossName
+    optimizer: OptimizerName
+    clip: ClipName
+    seed: int
+    steps: int
+    loss_kwargs: dict[str, Scalar]
+    optimizer_kwargs: dict[str, Scalar]
+    clip_kwargs: dict[str, Scalar]
+
+    def settings(self) -> dict[str, Scalar | int]:
+        """Every setting of the cell, flat: the MLflow params (names are an API)."""
+        return {
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "clip": self.clip,
+            "seed": self.seed,
+            "steps": self.steps,
+            **self.loss_kwargs,
+            **self.optimizer_kwargs,
+            **self.clip_kwargs,
+        }
+
+
+def _clip_kwargs(p: TrainParams, clip: ClipName) -> dict[str, Scalar]:
+    if clip in ("norm", "handnorm"):
+        return dict(p.clips.norm.model_dump())
+    if clip in ("value", "handvalue"):
+        return dict(p.clips.value.model_dump())
+    return {}
+
+
+def cells(p: TrainParams) -> list[Cell]:
+    """Every cell of the grid, in the order of the lists in params.yaml."""
+    g = p.grid
+    several_seeds = len(set(g.seeds)) > 1
+    product = itertools.product(
+        dict.fromkeys(g.losses),
+        dict.fromkeys(g.optimizers),
+        dict.fromkeys(g.clips),
+        dict.fromkeys(g.seeds),
+    )  # dict.fromkeys: a name listed twice is one cell
+    return [
+        Cell(
+            name=f"{loss}-{opt}-{clip}" + (f"-s{seed}" if several_seeds else ""),
+            loss=loss,
+            optimizer=opt,
+            clip=clip,
+            seed=seed,
+            steps=p.steps,
+            loss_kwargs=dict(getattr(p.losses, loss).model_dump()),
+            optimizer_kwargs=dict(getattr(p.optimizers, opt).model_dump()),
+            clip_kwargs=_clip_kwargs(p, clip),
+        )
+        for loss, opt, clip, seed in product
+    ]

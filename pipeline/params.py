@@ -1,0 +1,273 @@
+"""params.yaml, validated once at the edge into frozen typed objects.
+
+Every stage calls `load_or_exit` before it touches anything, so a typo anywhere in
+params.yaml stops the pipeline with one line per problem and exit code 2.
+"""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+
+EXIT_BAD_INPUT = 2
+
+LossName = Literal["mse", "l1", "smoothl1", "huber"]
+OptimizerName = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
+ClipName = Literal["none", "norm", "value", "handnorm", "handvalue"]
+
+# strict: a quoted "0.1" is a typo, not a number; no inf/nan anywhere.
+Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Positive = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+NonNegative = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
+Fraction = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, lt=1)]
+Int = Annotated[int, Field(strict=True)]
+Bool = Annotated[bool, Field(strict=True)]
+Name = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+def _norm_type(value: object) -> float | str:
+    # clip_grad_norm_ takes any p; below 1 it is not a norm, so refuse it.
+    if value == "inf" or (type(value) in (int, float) and 1 <= value < float("inf")):  # type: ignore[operator]
+        return value  # type: ignore[return-value]
+    raise ValueError("must be a number >= 1 or 'inf'")
+
+
+NormType = Annotated[float | str, PlainValidator(_norm_type)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamsError(ValueError):
+    """Params failed validation; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# --- env: what shapes the bits ------------------------------------------------------
+class EnvParams(Section):
+    threads: Annotated[int, Field(strict=True, ge=1)]  # torch.set_num_threads; bits depend on it
+    deterministic: Bool  # torch.use_deterministic_algorithms
+    workers: Annotated[int, Field(strict=True, ge=1)]  # processes training cells in parallel
+
+
+# --- generate -------------------------------------------------------------------------
+class GenerateParams(Section):
+    preset: Literal["tutorial", "custom"]  # tutorial: x = 1, 2, 3 and y = 2x; ignores the rest
+    n: Annotated[int, Field(strict=True, ge=2)]
+    x_min: Float
+    x_max: Float
+    slope: Float
+    intercept: Float
+    noise: NonNegative  # standard deviation of Gaussian noise added to y
+    seed: Annotated[int, Field(strict=True, ge=0)]
+
+    @model_validator(mode="after")
+    def _x_range(self) -> Self:
+        if self.x_max <= self.x_min:
+            raise ValueError(f"x_max = {self.x_max!r}: must be greater than x_min ({self.x_min!r})")
+        return self
+
+
+# --- train ----------------------------------------------------------------------------
+class Grid(Section):
+    losses: Annotated[list[LossName], Field(min_length=1)]
+    optimizers: Annotated[list[OptimizerName], Field(min_length=1)]
+    clips: Annotated[list[ClipName], Field(min_length=1)]
+    seeds: Annotated[list[Annotated[int, Field(strict=True, ge=0)]], Field(min_length=1)]
+
+
+class NoKwargs(Section):
+    pass
+
+
+class SmoothL1Kwargs(Section):
+    beta: Positive  # quadratic below |error| < beta
+
+
+class HuberKwargs(Section):
+    delta: Positive  # quadratic below |error| < delta
+
+
+class Losses(Section):
+    mse: NoKwargs
+    l1: NoKwargs
+    smoothl1: SmoothL1Kwargs
+    huber: HuberKwargs
+
+
+class SGDKwargs(Section):
+    lr: Positive
+    weight_decay: NonNegative
+
+
+class MomentumKwargs(SGDKwargs):
+    momentum: Fraction
+    dampening: Fraction
+
+
+class NesterovKwargs(SGDKwargs):
+    momentum: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, lt=1)]
+
+
+class AdamKwargs(Section):
+    lr: Positive
+    betas: Annotated[list[Fraction], Field(min_length=2, max_length=2)]
+    eps: Positive
+    weight_decay: NonNegative
+    amsgrad: Bool
+
+
+class RMSpropKwargs(Section):
+    lr: Positive
+    alpha: Fraction
+    eps: Positive
+    momentum: Fraction
+    centered: Bool
+    weight_decay: NonNegative
+
+
+class AdagradKwargs(Section):
+    lr: Positive
+    lr_decay: NonNegative
+    eps: Positive
+    initial_accumulator_value: NonNegative
+    weight_decay: NonNegative
+
+
+class Optimizers(Section):
+    sgd: SGDKwargs
+    momentum: MomentumKwargs
+    nesterov: NesterovKwargs
+    adam: AdamKwargs
+    adamw: AdamKwargs
+    rmsprop: RMSpropKwargs
+    adagrad: AdagradKwargs
+
+
+class NormClip(Section):
+    max_norm: Positive  # 0 would freeze training, negative would reverse gradients
+    norm_type: NormType
+
+
+class ValueClip(Section):
+    clip_value: Positive
+
+
+class Clips(Section):
+    norm: NormClip  # also used by handnorm
+    value: ValueClip  # also used by handvalue
+
+
+class TrainParams(Section):
+    steps: Annotated[int, Field(strict=True, ge=1)]
+    grid: Grid
+    losses: Losses
+    optimizers: Optimizers
+    clips: Clips
+
+
+# --- compare, walkthrough, publish --------------------------------------------------
+class CompareParams(Section):
+    threshold: Positive  # "converged" once the loss falls below this
+
+
+class WalkthroughParams(Section):
+    seed: Annotated[int, Field(strict=True, ge=0)]
+    lr: Positive
+
+
+class PublishParams(Section):
+    experiment: Name
+    stride: Annotated[int, Field(strict=True, ge=1)]  # log every stride-th step to MLflow
+
+
+class Tolerance(Section):
+    abs: NonNegative
+    rel: NonNegative
+
+
+class DriftParams(Section):
+    default: Tolerance
+    metrics: dict[str, Tolerance]  # per-metric overrides of default
+
+
+class Params(Section):
+    env: EnvParams
+    generate: GenerateParams
+    train: TrainParams
+    compare: CompareParams
+    walkthrough: WalkthroughParams
+    publish: PublishParams
+    drift: DriftParams
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML document, parsed the way DVC parses it (ruamel, YAML 1.2: 1e-3 is a float)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError([f"{path}: file not found"]) from None
+    except MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else "?"
+        raise ParamsError([f"{path}:{line}: YAML syntax error: {e.problem}"]) from None
+    except YAMLError as e:
+        raise ParamsError([f"{path}: YAML error: {e}"]) from None
+
+
+def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the section at `loc` accepts."""
+    model: type[BaseModel] = Params
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(error: dict[str, object], path: Path) -> str:
+    """One line naming the key, the value and what is allowed."""
+    parts: tuple[str | int, ...] = error["loc"]  # type: ignore[assignment]
+    loc = ".".join(str(part) for part in parts) or "(top level)"
+    kind, msg = error["type"], str(error["msg"]).removeprefix("Value error, ")
+    if kind == "missing":
+        return f"{path}: {loc}: missing (required)"
+    if kind == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(parts[:-1]))
+        return f"{path}: {loc} = {error['input']!r}: unknown key; allowed: {allowed}"
+    if kind == "value_error" and "input" in error and isinstance(error["input"], dict):
+        return f"{path}: {loc}.{msg}"  # a cross-field check: msg names its own key
+    if kind == "finite_number":
+        msg = "must be a finite number"
+    return f"{path}: {loc} = {error['input']!r}: {msg}"
+
+
+def parse(data: object, path: Path = Path("params.yaml")) -> Params:
+    """Validated params, or ParamsError listing every problem at once."""
+    try:
+        return Params.model_validate(data)
+    except ValidationError as e:
+        lines = dict.fromkeys(_describe(err, path) for err in e.errors())  # type: ignore[arg-type]
+        raise ParamsError(list(lines)) from None
+
+
+def load(path: Path) -> Params:
+    return parse(read_yaml(path), path)
+
+
+def load_or_exit(path: Path) -> Params:
+    """Params from `path`; on any problem print one line each to stderr and exit 2."""
+    try:
+        return load(path)
+    except ParamsError as e:
+        for line in e.problems:
+            print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None

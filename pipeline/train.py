@@ -1,0 +1,132 @@
+"""Stage `train`: every grid cell, full batch, recording each step.
+
+Cells are independent: they run side by side in `env.workers` processes, each pinned to
+`env.threads` threads, so results do not depend on the worker count.
+"""
+
+import argparse
+import math
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipeline import atomic, generate, grid, params, record
+from pipeline.clip import CLIPS
+from pipeline.model import make_loss, make_optimizer, seeded_model
+
+
+def pin(threads: int, deterministic: bool) -> None:
+    """Fix what changes the bits: the thread count and deterministic kernels."""
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
+def _divergence(loss: float, grads: tuple[float, float], after: tuple[float, float]) -> str | None:
+    if not math.isfinite(loss):
+        return "loss"
+    if not all(map(math.isfinite, grads)):
+        return "gradient"
+    if not all(map(math.isfinite, after)):
+        return "parameters"
+    return None
+
+
+def train_cell(cell: grid.Cell, x: torch.Tensor, y: torch.Tensor) -> record.Trace:
+    """Train the seeded model under one cell; stop at the first non-finite value."""
+    model = seeded_model(cell.seed)
+    weight, bias = model.linear.weight, model.linear.bias
+    criterion = make_loss(cell.loss, cell.loss_kwargs)
+    optimizer = make_optimizer(cell.optimizer, cell.optimizer_kwargs, model.parameters())
+    clip = CLIPS[cell.clip]
+    initial = (weight.item(), bias.item())
+    rows: list[record.Row] = []
+    stop: tuple[int, str] | None = None
+    for step in range(cell.steps):
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        # .item() per value is cheaper than stacking tensors for two parameters
+        value, grads = loss.item(), (weight.grad.item(), bias.grad.item())  # type: ignore[union-attr]
+        reason = _divergence(value, grads, (0.0, 0.0))
+        if reason is None:
+            clip([weight, bias], cell.clip_kwargs)  # type: ignore[arg-type]
+            clipped = (weight.grad.item(), bias.grad.item())  # type: ignore[union-attr]
+            optimizer.step()
+            after = (weight.item(), bias.item())
+            reason = _divergence(value, grads, after)
+        if reason is not None:
+            stop = (step, reason)
+            break
+        rows.append(
+            (step, value, math.hypot(*grads), *grads, *clipped, int(clipped != grads), *after)
+        )
+    final = rows[-1][-2:] if rows else initial
+    with torch.no_grad():
+        final_loss = criterion(final[0] * x + final[1], y).item()
+    return record.Trace(
+        cell=cell,
+        initial=initial,
+        rows=rows,
+        final_loss=final_loss if math.isfinite(final_loss) else None,
+        diverged_step=stop[0] if stop else None,
+        diverged_reason=stop[1] if stop else None,
+    )
+
+
+def train_grid(
+    cells: list[grid.Cell], x: torch.Tensor, y: torch.Tensor, env: params.EnvParams
+) -> Iterator[record.Trace]:
+    """Traces of every cell, in the order they finish.
+
+    `env.workers - 1` spawned processes take cells from the front of the list while this
+    process takes them from the back, so no core idles while the workers import torch.
+    """
+    if env.workers == 1 or len(cells) == 1:
+        yield from (train_cell(cell, x, y) for cell in cells)
+        return
+    # spawn, not fork: forking a process that has started torch's thread pools can hang
+    with ProcessPoolExecutor(
+        max_workers=env.workers - 1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=pin,
+        initargs=(env.threads, env.deterministic),
+    ) as pool:
+        pending = {pool.submit(train_cell, cell, x, y): cell for cell in cells}
+        stealable = list(pending)
+        # a future no worker has picked up yet can be cancelled and trained here instead
+        while stealable and (future := stealable.pop()).cancel():
+            yield train_cell(pending.pop(future), x, y)
+            for done in [f for f in pending if f.done()]:
+                del pending[done]
+                yield done.result()
+        yield from (f.result() for f in as_completed(pending))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--traces", type=Path, required=True, help="folder: one CSV per cell")
+    parser.add_argument("--metrics", type=Path, required=True, help="JSON: final metrics per cell")
+    args = parser.parse_args(argv)
+    p = params.load_or_exit(args.params)
+    x, y = generate.read_points_or_exit(args.data)
+    pin(p.env.threads, p.env.deterministic)
+    cells = grid.cells(p.train)
+    optimum = generate.optimum(p.generate)
+    metrics = {}
+    with atomic.replacing(args.traces, directory=True) as folder:
+        inputs, targets = (torch.tensor(v, dtype=torch.float32).reshape(-1, 1) for v in (x, y))
+        traces = train_grid(cells, inputs, targets, p.env)
+        for trace in tqdm(traces, total=len(cells), desc="train", unit="cell"):
+            record.to_frame(trace).to_csv(folder / f"{trace.cell.name}.csv", index=False)
+            metrics[trace.cell.name] = record.summary(trace, optimum)
+        atomic.write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    main()

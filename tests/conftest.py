@@ -1,0 +1,66 @@
+"""Shared fixtures: the committed params, and a copy of the project for stage tests."""
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from pipeline import params
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No telemetry, and never the developer's own tracking server."""
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="session")
+def raw_params() -> dict:
+    """The committed params.yaml as plain data (copy before changing)."""
+    return YAML(typ="safe").load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def committed(raw_params: dict) -> params.Params:
+    return params.parse(copy.deepcopy(raw_params))
+
+
+def write_params(path: Path, data: dict) -> Path:
+    YAML(typ="safe").dump(data, path)
+    return path
+
+
+def small_grid(data: dict, **grid: list) -> dict:
+    """`data` with a small, fast grid: 2 losses x 2 optimizers x 2 clips, 30 steps."""
+    data = copy.deepcopy(data)
+    data["train"]["steps"] = 30
+    data["train"]["grid"].update(
+        {"losses": ["mse", "l1"], "optimizers": ["sgd", "adam"], "clips": ["none", "norm"], **grid}
+    )
+    data["env"]["workers"] = 1
+    return data
+
+
+def copy_project(dest: Path) -> Path:
+    """A git repo at `dest` holding the project's source and config (no outputs)."""
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        import subprocess
+
+        subprocess.run(cmd, cwd=dest, check=True, env=env)
+    return dest

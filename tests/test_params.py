@@ -1,0 +1,120 @@
+"""Config tests: the committed params.yaml is valid; every bad value is refused clearly."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import params
+from tests.conftest import ROOT, write_params
+
+
+def test_committed_params_validate(committed: params.Params) -> None:
+    """The committed params.yaml parses into typed, frozen params."""
+    assert committed.train.steps >= 500
+    assert len(committed.train.grid.losses) >= 4 and len(committed.train.grid.optimizers) >= 6
+    with pytest.raises(Exception):
+        committed.train.steps = 1  # type: ignore[misc]
+
+
+def test_scientific_notation_is_a_float_like_dvc(tmp_path: Path, raw_params: dict) -> None:
+    """`lr: 1e-3` reads as a number (YAML 1.2, as DVC reads it), not as a string."""
+    text = (ROOT / "params.yaml").read_text().replace("sgd: {lr: 0.05", "sgd: {lr: 1e-3")
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert params.load(path).train.optimizers.sgd.lr == 0.001
+
+
+def _set(data: dict, dotted: str, value: object) -> dict:
+    data = copy.deepcopy(data)
+    *parents, last = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+_DELETE = object()
+
+BAD = [
+    # (key, value, words the message must contain)
+    ("train.grid.losses", ["mse", "mae"], ["train.grid.losses.1", "'mae'", "'mse', 'l1', 'smoothl1' or 'huber'"]),
+    ("train.grid.optimizers", ["adamx"], ["train.grid.optimizers.0", "'adamx'", "'sgd'"]),
+    ("train.grid.clips", ["nrom"], ["train.grid.clips.0", "'nrom'", "'norm'"]),
+    ("train.grid.losses", [], ["train.grid.losses", "at least 1"]),
+    ("train.stepz", 10, ["train.stepz", "unknown key", "allowed: steps, grid"]),
+    ("train.steps", _DELETE, ["train.steps", "missing"]),
+    ("compare", _DELETE, ["compare", "missing"]),
+    ("train.steps", "ten", ["train.steps", "'ten'", "valid integer"]),
+    ("train.steps", 0, ["train.steps", "= 0", "greater than or equal to 1"]),
+    ("train.optimizers.sgd.lr", 0.0, ["train.optimizers.sgd.lr", "= 0.0", "greater than 0"]),
+    ("train.optimizers.sgd.lr", -0.1, ["train.optimizers.sgd.lr", "-0.1", "greater than 0"]),
+    ("train.optimizers.adam.lr", float("nan"), ["train.optimizers.adam.lr", "nan", "finite"]),
+    ("train.optimizers.adam.lr", float("inf"), ["train.optimizers.adam.lr", "inf", "finite"]),
+    ("train.optimizers.adam.lr", "0.1", ["train.optimizers.adam.lr", "'0.1'", "valid number"]),
+    ("generate.slope", float("-inf"), ["generate.slope", "finite"]),
+    ("train.clips.norm.max_norm", 0.0, ["train.clips.norm.max_norm", "greater than 0"]),
+    ("train.clips.norm.norm_type", 0.5, ["train.clips.norm.norm_type", "0.5", ">= 1 or 'inf'"]),
+    ("train.clips.norm.norm_type", "two", ["train.clips.norm.norm_type", "'two'", ">= 1 or 'inf'"]),
+    ("train.clips.value.clip_value", -1.0, ["train.clips.value.clip_value", "greater than 0"]),
+    ("generate.n", 1, ["generate.n", "= 1", "greater than or equal to 2"]),
+    ("generate.x_max", -2.0, ["generate.x_max", "-2.0", "greater than x_min"]),
+    ("generate.noise", -0.5, ["generate.noise", "-0.5", "greater than or equal to 0"]),
+    ("env.threads", 0, ["env.threads", "greater than or equal to 1"]),
+    ("publish.experiment", "", ["publish.experiment", "''"]),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "words"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_bad_value_is_refused_naming_key_value_and_rule(
+    raw_params: dict, key: str, value: object, words: list[str]
+) -> None:
+    """Each bad value gives one line naming the key, the value and what is allowed."""
+    with pytest.raises(params.ParamsError) as caught:
+        params.parse(_set(raw_params, key, value))
+    (line,) = caught.value.problems
+    for word in words:
+        assert word in line, line
+
+
+def test_all_problems_are_reported_at_once(raw_params: dict) -> None:
+    """Three independent mistakes give three lines, not just the first."""
+    data = _set(raw_params, "train.steps", 0)
+    data = _set(data, "train.grid.losses", ["mae"])
+    data = _set(data, "publish.stride", _DELETE)
+    with pytest.raises(params.ParamsError) as caught:
+        params.parse(data)
+    assert len(caught.value.problems) == 3
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    """A YAML syntax error is reported with its line number."""
+    path = tmp_path / "params.yaml"
+    path.write_text("env:\n  threads: 1\n  deterministic: [true\n")
+    with pytest.raises(params.ParamsError) as caught:
+        params.load(path)
+    assert caught.value.problems[0].startswith(f"{path}:4: YAML syntax error")
+
+
+@pytest.mark.parametrize("module", ["env", "generate"])
+def test_stage_exits_2_with_one_line_per_problem_and_writes_nothing(
+    tmp_path: Path, raw_params: dict, module: str
+) -> None:
+    """A stage given bad params exits 2, prints one line per problem, no traceback, no file."""
+    bad = write_params(tmp_path / "params.yaml", _set(_set(raw_params, "train.steps", 0), "generate.noise", -1.0))
+    out = tmp_path / "out" / "file"
+    run = subprocess.run(
+        [sys.executable, "-m", f"pipeline.{module}", "--params", str(bad), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: ") for line in lines), run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()
