@@ -27,11 +27,10 @@ def replacing(path: Path, *, directory: bool = False) -> Iterator[Path]:
         tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o755 if directory else 0o644)  # mkdtemp/mkstemp make them private
         if directory:
             # a directory cannot be swapped in one rename: remove the old one just before
             shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True) if directory else tmp.unlink(missing_ok=True)

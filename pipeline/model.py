@@ -39,6 +39,12 @@ class SimpleModel(nn.Module):
         return self.linear(x)
 
 
+def pin(threads: int, deterministic: bool) -> None:
+    """Fix what changes the bits: the thread count and deterministic kernels."""
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
 def seeded_model(seed: int) -> SimpleModel:
     """A SimpleModel initialised by torch.manual_seed(seed): equal seeds, equal weights."""
     torch.manual_seed(seed)
@@ -53,5 +59,5 @@ def make_optimizer(
     name: OptimizerName, kwargs: Kwargs, parameters: Iterable[nn.Parameter]
 ) -> optim.Optimizer:
     cls, fixed = OPTIMIZERS[name]
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}  # betas
-    return cls(parameters, **args, **fixed)
+    args: dict[str, object] = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    return cls(parameters, **args, **fixed)  # type: ignore[arg-type]  # kwargs checked by params.py

@@ -16,13 +16,7 @@ from tqdm import tqdm
 
 from pipeline import atomic, generate, grid, params, record
 from pipeline.clip import CLIPS
-from pipeline.model import make_loss, make_optimizer, seeded_model
-
-
-def pin(threads: int, deterministic: bool) -> None:
-    """Fix what changes the bits: the thread count and deterministic kernels."""
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
+from pipeline.model import make_loss, make_optimizer, pin, seeded_model
 
 
 def _divergence(loss: float, grads: tuple[float, float], after: tuple[float, float]) -> str | None:
@@ -53,7 +47,7 @@ def train_cell(cell: grid.Cell, x: torch.Tensor, y: torch.Tensor) -> record.Trac
         value, grads = loss.item(), (weight.grad.item(), bias.grad.item())  # type: ignore[union-attr]
         reason = _divergence(value, grads, (0.0, 0.0))
         if reason is None:
-            clip([weight, bias], cell.clip_kwargs)  # type: ignore[arg-type]
+            clip([weight, bias], cell.clip_kwargs)  # type: ignore[list-item,arg-type]
             clipped = (weight.grad.item(), bias.grad.item())  # type: ignore[union-attr]
             optimizer.step()
             after = (weight.item(), bias.item())

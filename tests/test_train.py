@@ -146,3 +146,15 @@ def test_bad_data_is_refused_naming_file_line_and_column(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {data}: {message}")
     assert not (tmp_path / "traces").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_pin_sets_threads_and_deterministic_mode() -> None:
+    """pin() sets torch's thread count and its deterministic-algorithms flag."""
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    try:
+        train.pin(1, True)
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+        train.pin(1, False)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        train.pin(*before)

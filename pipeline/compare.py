@@ -1,0 +1,169 @@
+"""Stage `compare`: one table over every grid cell, the loss curves as data, and plots.
+
+Rows are ranked: cells that trained to the end first, then by final loss, then by
+distance to the optimum, then by name, so ties always come out in the same order.
+"""
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import atomic, generate, grid, params, plots, record
+
+Summary = Mapping[str, float | int | str | None]  # one cell's entry of the metrics file
+NUMBERS = ("final_loss", "final_weight", "final_bias", "dist_to_optimum")
+CURVES = ("step", "loss", "grad_norm")  # columns of curves.csv after `cell`
+
+
+class InputError(ValueError):
+    """A cell of the grid has no trace or no metrics entry, or an input is unreadable."""
+
+
+def first_below(trace: pd.DataFrame, threshold: float) -> int | str:
+    """The first step whose loss is below `threshold`, or "never"."""
+    steps = trace["step"][trace["loss"] < threshold]
+    return int(steps.iloc[0]) if len(steps) else "never"
+
+
+def number(summary: Summary, key: str) -> float:
+    """A metric as a float; NaN where the metrics file holds null."""
+    value = summary.get(key)
+    if value is None:
+        return math.nan
+    if not isinstance(value, int | float):
+        raise InputError(f"{key} = {value!r}: not a number")
+    return float(value)
+
+
+def diverged(summary: Summary) -> str:
+    """ "no", or where and why training stopped, e.g. "step 12 (loss)"."""
+    if not summary.get("diverged"):
+        return "no"
+    return f"step {summary.get('diverged_step')} ({summary.get('diverged_reason')})"
+
+
+def check(
+    cells: Sequence[grid.Cell], traces: Mapping[str, object], metrics: Mapping[str, object]
+) -> None:
+    """InputError naming every cell of the grid that lacks a trace or a metrics entry."""
+    problems = [f"cell {c.name}: no trace" for c in cells if c.name not in traces]
+    problems += [f"cell {c.name}: no metrics entry" for c in cells if c.name not in metrics]
+    if problems:
+        raise InputError("\n".join(problems))
+
+
+def table(
+    cells: Sequence[grid.Cell],
+    traces: Mapping[str, pd.DataFrame],
+    metrics: Mapping[str, Summary],
+    threshold: float,
+) -> pd.DataFrame:
+    """One row per cell, best first: converged before diverged, then by loss, distance, name."""
+    check(cells, traces, metrics)
+    rows = [
+        {"cell": c.name, "loss": c.loss, "optimizer": c.optimizer, "clip": c.clip, "seed": c.seed}
+        | {key: number(metrics[c.name], key) for key in NUMBERS}
+        | {"first_below": first_below(traces[c.name], threshold)}
+        | {key: number(metrics[c.name], key) for key in ("max_grad_norm", "clip_fraction")}
+        | {"diverged": diverged(metrics[c.name])}
+        for c in cells
+    ]
+    frame = pd.DataFrame(rows)
+    order = ["failed", "final_loss", "dist_to_optimum", "cell"]
+    frame = frame.assign(failed=frame["diverged"] != "no").sort_values(order, kind="stable")
+    return frame.drop(columns="failed").reset_index(drop=True)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The table as GitHub Markdown: numbers to 4 significant digits, right-aligned."""
+    right = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
+    body = [[_text(v) for v in row] for row in table.itertuples(index=False)]
+    widths = [max(3, *map(len, col)) for col in zip(table.columns, *body, strict=True)]
+    rule = ["-" * (w - 1) + ":" if r else "-" * w for w, r in zip(widths, right, strict=True)]
+    lines = []
+    for row in [list(map(str, table.columns)), rule, *body]:
+        cols = zip(row, widths, right, strict=True)
+        lines.append("| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def curves(cells: Sequence[grid.Cell], traces: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Long format for `dvc plots`: cell, step, loss, grad_norm, every step of every cell."""
+    parts = [traces[c.name].loc[:, list(CURVES)].assign(cell=c.name) for c in cells]
+    return pd.concat(parts, ignore_index=True).loc[:, ["cell", *CURVES]]
+
+
+def runs(
+    cells: Sequence[grid.Cell], traces: Mapping[str, pd.DataFrame], metrics: Mapping[str, Summary]
+) -> list[plots.Run]:
+    """What the plots need of each cell."""
+    return [
+        plots.Run.of(
+            cell=c,
+            trace=traces[c.name],
+            init=(number(metrics[c.name], "init_weight"), number(metrics[c.name], "init_bias")),
+            diverged=bool(metrics[c.name].get("diverged")),
+        )
+        for c in cells
+    ]
+
+
+def read_traces(cells: Sequence[grid.Cell], folder: Path) -> dict[str, pd.DataFrame]:
+    """Each cell's trace; InputError naming every missing file."""
+    paths = {c.name: folder / f"{c.name}.csv" for c in cells}
+    missing = [f"cell {name}: no trace {path} (run `dvc repro train`)"
+               for name, path in paths.items() if not path.is_file()]  # fmt: skip
+    if missing:
+        raise InputError("\n".join(missing))
+    return {name: record.read_frame(path) for name, path in paths.items()}
+
+
+def read_metrics(path: Path) -> dict[str, Summary]:
+    """The metrics file: {cell name: {metric: value}}; InputError if unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found (run `dvc repro train`)") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not JSON: {e}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise InputError(f"{path}: expected {{cell name: {{metric: value}}}}")
+    return data
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    for name in ("traces", "metrics", "data", "table", "markdown", "curves", "plots"):
+        parser.add_argument(f"--{name}", type=Path, required=True)
+    args = parser.parse_args(argv)
+    p = params.load_or_exit(args.params)
+    cells = grid.cells(p.train)
+    data = generate.read_points_or_exit(args.data)
+    try:
+        traces, metrics = read_traces(cells, args.traces), read_metrics(args.metrics)
+        summary = table(cells, traces, metrics, p.compare.threshold)
+    except InputError as e:
+        print("\n".join(f"error: {line}" for line in str(e).splitlines()), file=sys.stderr)
+        raise SystemExit(params.EXIT_BAD_INPUT) from None
+    atomic.write_text(args.table, summary.to_csv(index=False))
+    atomic.write_text(args.markdown, markdown(summary))
+    atomic.write_text(args.curves, curves(cells, traces).to_csv(index=False))
+    with atomic.replacing(args.plots, directory=True) as folder:
+        optimum = generate.optimum(p.generate)
+        plots.draw(folder, runs(cells, traces, metrics), data, optimum, p.compare.threshold)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Figures of the grid: loss curves, and (weight, bias) paths over each loss's contours.
+
+Drawn on bare `Figure`s (no pyplot, so no backend or global state). PNGs carry no
+software stamp and no timestamp, so equal inputs give equal bytes.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from pipeline.grid import Cell
+from pipeline.params import LossName
+
+Array = npt.NDArray[np.float64]
+Bounds = tuple[float, float, float, float]  # weight min, weight max, bias min, bias max
+DPI = 80  # small PNGs: 84 per-cell plots must be drawn in about a second
+PNG_METADATA = {"Software": None}  # savefig stamps the matplotlib version unless told not to
+PNG_COMPRESSION = 1  # zlib level: 3x faster to write than the default 6, files ~1.5x larger
+RESOLUTION = 60  # contour grid points per axis
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+          "tab:pink", "tab:gray", "tab:olive", "tab:cyan")  # fmt: skip
+
+
+def _smoothl1(e: Array, beta: float) -> Array:
+    return np.where(np.abs(e) < beta, 0.5 * e**2 / beta, np.abs(e) - 0.5 * beta)
+
+
+def _huber(e: Array, delta: float) -> Array:
+    return np.where(np.abs(e) <= delta, 0.5 * e**2, delta * (np.abs(e) - 0.5 * delta))
+
+
+# Each torch.nn loss of model.LOSSES per error e = prediction - target, in numpy:
+# importing torch would cost this stage about two seconds. Tests check them against torch.
+SURFACES: dict[LossName, Callable[..., Array]] = {
+    "mse": np.square,
+    "l1": np.abs,
+    "smoothl1": _smoothl1,
+    "huber": _huber,
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the plots show of one cell."""
+
+    cell: Cell
+    steps: Array
+    loss: Array  # per step, before the step's update
+    path: Array  # (weight, bias) rows: the initial point, then after each step
+    diverged: bool
+
+    @classmethod
+    def of(
+        cls, cell: Cell, trace: pd.DataFrame, init: tuple[float, float], diverged: bool
+    ) -> "Run":
+        """From a trace with record.COLUMNS and the (weight, bias) before the first step."""
+        path = np.vstack([np.array([init]), trace[["weight", "bias"]].to_numpy(np.float64)])
+        steps, loss = (trace[c].to_numpy(np.float64) for c in ("step", "loss"))
+        return cls(cell, steps, loss, path, diverged)
+
+
+@dataclass(frozen=True)
+class Surface:
+    """One loss over a (weight, bias) grid, averaged over the data points."""
+
+    weights: Array
+    biases: Array
+    values: Array  # mean loss, [bias index, weight index]
+    bounds: Bounds
+
+    @classmethod
+    def of(cls, cell: Cell, x: Array, y: Array, bounds: Bounds) -> "Surface":
+        """The loss of `cell` (with its keyword arguments) on the points x, y."""
+        kwargs = {k: float(v) for k, v in cell.loss_kwargs.items() if isinstance(v, int | float)}
+        w = np.linspace(bounds[0], bounds[1], RESOLUTION)
+        b = np.linspace(bounds[2], bounds[3], RESOLUTION)
+        errors = w[None, :, None] * x + b[:, None, None] - y
+        return cls(w, b, SURFACES[cell.loss](errors, **kwargs).mean(axis=-1), bounds)
+
+    def draw(self, ax: Axes, optimum: tuple[float, float]) -> None:
+        """Log-spaced contour lines, the optimum as a star, the axes fixed to the bounds."""
+        top = float(self.values.max())
+        if top > 0:  # log-spaced: the valley near the optimum matters most
+            levels = np.geomspace(max(float(self.values.min()), top * 1e-4), top, 12)[:-1]
+            ax.contour(
+                self.weights, self.biases, self.values, levels=levels,
+                cmap="Greys_r", linewidths=0.6, alpha=0.6,
+            )  # fmt: skip
+        ax.plot(*optimum, "*", color="black", markersize=10, zorder=3)
+        ax.set_xlim(self.bounds[0], self.bounds[1])
+        ax.set_ylim(self.bounds[2], self.bounds[3])
+        ax.set_xlabel("weight")
+        ax.set_ylabel("bias")
+
+
+def bounds(runs: Sequence[Run], optimum: tuple[float, float]) -> Bounds:
+    """A frame around the optimum, every start and every point of runs that converge.
+
+    Diverging paths are left out, or they would shrink everything else to a dot.
+    """
+    points = [np.array([optimum])] + [r.path[:1] for r in runs]
+    points += [r.path for r in runs if not r.diverged]
+    stacked = np.vstack(points)
+    low, high = stacked.min(axis=0), stacked.max(axis=0)
+    pad = np.maximum((high - low) * 0.1, 0.25)
+    return (low[0] - pad[0], high[0] + pad[0], low[1] - pad[1], high[1] + pad[1])
+
+
+def _panels(runs: Sequence[Run], height: float) -> tuple[Figure, dict[str, Axes]]:
+    """A figure with one subplot per clipping mode, in grid order."""
+    clips = list(dict.fromkeys(r.cell.clip for r in runs))
+    width = 3.0 * len(clips) + 1.2  # + the legend
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    axes = fig.subplots(1, len(clips), sharex=True, sharey=True, squeeze=False)[0]
+    # fixed margins: constrained layout measures every tick label, twice as slow overall
+    fig.subplots_adjust(left=0.85 / width, right=1 - 1.3 / width, bottom=0.14, top=0.9, wspace=0.08)
+    for ax, clip in zip(axes, clips, strict=True):
+        ax.set_title(f"clip: {clip}", fontsize="medium", y=1.01)  # y: skips a layout pass
+    return fig, dict(zip(clips, axes, strict=True))
+
+
+def _finish(fig: Figure, panels: dict[str, Axes]) -> None:
+    """Tick labels on the outer panels only; a legend with one entry per optimizer (not
+    per seed) right of the panels: placing it "best" inside an axes costs more than
+    drawing the whole figure."""
+    for ax in panels.values():
+        ax.label_outer()
+    handles, labels = next(iter(panels.values())).get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    fig.legend(unique.values(), unique.keys(), loc="center right", fontsize="small")
+
+
+def _colors(runs: Sequence[Run]) -> dict[str, str]:
+    optimizers = dict.fromkeys(r.cell.optimizer for r in runs)
+    return {name: COLORS[i % len(COLORS)] for i, name in enumerate(optimizers)}
+
+
+def loss_figure(runs: Sequence[Run], threshold: float) -> Figure:
+    """Loss per step, log scale, optimizers overlaid, one subplot per clipping mode."""
+    fig, panels = _panels(runs, 3.4)
+    colors = _colors(runs)
+    for r in runs:
+        loss = np.where(r.loss > 0, r.loss, np.nan)  # an exact zero has no place on a log scale
+        color = colors[r.cell.optimizer]
+        panels[r.cell.clip].plot(r.steps, loss, color=color, lw=1, label=r.cell.optimizer)
+    for ax in panels.values():
+        ax.axhline(threshold, color="gray", ls=":", lw=1)
+        ax.set_yscale("log")
+        # plain "1e-05" labels, few of them: mathtext labels cost a third of the stage
+        ax.yaxis.set_major_locator(ticker.LogLocator(numticks=6))
+        ax.yaxis.set_major_formatter(ticker.LogFormatter())
+        ax.minorticks_off()
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"{runs[0].cell.loss} loss")
+    _finish(fig, panels)
+    return fig
+
+
+def trajectory_figure(
+    runs: Sequence[Run], surface: Surface, optimum: tuple[float, float]
+) -> Figure:
+    """Every optimizer's (weight, bias) path over the contours, one subplot per clip."""
+    fig, panels = _panels(runs, 3.8)
+    colors = _colors(runs)
+    for ax in panels.values():
+        surface.draw(ax, optimum)
+    for r in runs:
+        path, color = r.path, colors[r.cell.optimizer]
+        ax = panels[r.cell.clip]
+        ax.plot(path[:, 0], path[:, 1], color=color, lw=1, label=r.cell.optimizer)
+        ax.plot(path[0, 0], path[0, 1], "o", color=color, markersize=4)
+    _finish(fig, panels)
+    return fig
+
+
+def save_cells(
+    folder: Path, runs: Sequence[Run], surface: Surface, optimum: tuple[float, float]
+) -> None:
+    """`<cell>.png` per run. Blitted: contours, ticks and labels are drawn once, then each
+    path over a copy of them (a full redraw per cell costs about ten times more)."""
+    fig = Figure(figsize=(3.0, 3.0), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    fig.subplots_adjust(left=0.2, right=0.95, bottom=0.15, top=0.9)
+    surface.draw(ax, optimum)
+    (line,) = ax.plot([], [], color="tab:blue", lw=1)
+    (start,) = ax.plot([], [], "o", color="tab:blue", markersize=4)
+    (end,) = ax.plot([], [], "x", color="tab:red", markersize=6)
+    title = ax.set_title("", fontsize="medium", y=1.01)
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
+    for r in runs:
+        path = r.path
+        line.set_data(path[:, 0], path[:, 1])
+        start.set_data(path[:1, 0], path[:1, 1])
+        end.set_data(path[-1:, 0], path[-1:, 1])
+        title.set_text(r.cell.name)
+        canvas.restore_region(background)
+        for artist in (line, start, end, title):
+            fig.draw_artist(artist)
+        pixels = Image.fromarray(np.asarray(canvas.buffer_rgba()))
+        pixels.save(folder / f"{r.cell.name}.png", format="png", compress_level=PNG_COMPRESSION)
+
+
+def save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, metadata=PNG_METADATA, pil_kwargs={"compress_level": PNG_COMPRESSION})
+
+
+def draw(
+    folder: Path,
+    runs: Sequence[Run],
+    data: tuple[Array, Array],
+    optimum: tuple[float, float],
+    threshold: float,
+) -> None:
+    """Into `folder`: loss_<loss>.png, trajectory_<loss>.png and cells/<cell>.png."""
+    (folder / "cells").mkdir(parents=True, exist_ok=True)
+    for loss in dict.fromkeys(r.cell.loss for r in runs):
+        group = [r for r in runs if r.cell.loss == loss]
+        surface = Surface.of(group[0].cell, *data, bounds(group, optimum))
+        save(loss_figure(group, threshold), folder / f"loss_{loss}.png")
+        save(trajectory_figure(group, surface, optimum), folder / f"trajectory_{loss}.png")
+        save_cells(folder / "cells", group, surface, optimum)

@@ -1,0 +1,132 @@
+"""The real `dvc repro` in a copy of the project: outputs, MLflow contract, idempotency."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import copy_project, small_grid, write_params
+
+pytestmark = pytest.mark.slow
+BIN = str(Path(sys.executable).parent)  # dvc and the stages' `python` come from this venv
+
+
+def dvc(root: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **(env or {})}
+    environ.pop("MLFLOW_TRACKING_URI", None) if not env or "MLFLOW_TRACKING_URI" not in env else None
+    run = subprocess.run([f"{BIN}/dvc", *args], cwd=root, capture_output=True, text=True, env=environ)
+    if check:
+        assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+def runs(root: Path, status: str | None = "FINISHED") -> list:
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    exp = client.get_experiment_by_name("gradlab")
+    found = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in found if status is None or r.info.status == status]
+
+
+def cell_runs(root: Path) -> list:
+    return [r for r in runs(root) if "mlflow.parentRunId" in r.data.tags]
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every DVC output file (traces, data, reports)."""
+    files = [p for d in ("traces", "data", "reports") for p in sorted((root / d).rglob("*")) if p.is_file()]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if not p.name.startswith(".")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, raw_params: dict) -> Path:
+    """A project copy with a 2x2x2 grid, 30 steps, after one `dvc repro`."""
+    root = copy_project(tmp_path_factory.mktemp("built"))
+    write_params(root / "params.yaml", small_grid(raw_params))
+    dvc(root, "repro")
+    return root
+
+
+@pytest.fixture
+def project(built: Path, tmp_path: Path) -> Path:
+    """A private copy of `built` (its MLflow store included)."""
+    root = tmp_path / "p"
+    shutil.copytree(built, root, symlinks=True)
+    return root
+
+
+def test_repro_builds_every_stage_output(built: Path) -> None:
+    """One `dvc repro` writes data, a trace per cell, metrics, the comparison and walkthrough."""
+    assert (built / "data/points.csv").read_text().splitlines() == ["x,y", "1.0,2.0", "2.0,4.0", "3.0,6.0"]
+    metrics = json.loads((built / "reports/metrics.json").read_text())
+    assert len(metrics) == 8 and sorted(p.stem for p in (built / "traces").glob("*.csv")) == sorted(metrics)
+    table = (built / "reports/compare.md").read_text()
+    assert all(name in table for name in metrics)
+    assert (built / "reports/walkthrough/walkthrough.json").exists()
+    assert dvc(built, "status").stdout.strip().endswith("up to date.") or "always changed" in dvc(built, "status").stdout
+
+
+def test_every_cell_lands_in_mlflow_with_the_contract(built: Path) -> None:
+    """Each cell is one FINISHED run under one parent, with params, tags, histories, artifacts."""
+    cells = cell_runs(built)
+    (parent,) = [r for r in runs(built) if "mlflow.parentRunId" not in r.data.tags]
+    assert sorted(r.info.run_name for r in cells) == sorted(json.loads((built / "reports/metrics.json").read_text()))
+    run = next(r for r in cells if r.info.run_name == "mse-adam-norm")
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert {"loss", "optimizer", "clip", "seed", "steps", "lr", "betas", "max_norm", "norm_type"} <= set(run.data.params)
+    assert (run.data.params["loss"], run.data.params["optimizer"], run.data.params["clip"]) == ("mse", "adam", "norm")
+    assert {"git_commit", "git_dirty", "torch_version", "data_hash", "content_key"} <= set(run.data.tags)
+    assert {"final_loss", "final_weight", "final_bias", "dist_to_optimum"} <= set(run.data.metrics)
+    client = MlflowClient(f"sqlite:///{built}/mlflow.db")
+    for series in ("loss", "grad_norm", "grad_weight", "grad_bias", "clipped_grad_weight", "clipped_grad_bias", "weight", "bias"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, series)]
+        assert steps == [0, 10, 20, 29], series  # stride 10, and the last step
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"mse-adam-norm.csv", "mse-adam-norm.png"}
+    assert "compare.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    metrics = json.loads((built / "reports/metrics.json").read_text())["mse-adam-norm"]
+    assert run.data.metrics["final_weight"] == pytest.approx(metrics["final_weight"])
+
+
+def test_second_repro_is_a_noop_that_adds_no_runs(project: Path) -> None:
+    """A second `dvc repro` re-runs nothing but env and publish, and adds no run."""
+    before = len(runs(project, None))
+    out = dvc(project, "repro").stdout
+    assert "Running stage 'train'" not in out and "Running stage 'compare'" not in out
+    assert "0 new cell runs, 8 already there" in out
+    assert len(runs(project, None)) == before
+
+
+def test_forced_repro_is_bitwise_identical_and_adds_no_runs(project: Path) -> None:
+    """`dvc repro --force` recomputes identical bytes everywhere and publishes nothing new."""
+    before, count = digests(project), len(runs(project, None))
+    dvc(project, "repro", "--force")
+    assert digests(project) == before
+    assert len(runs(project, None)) == count
+
+
+def test_deleted_mlflow_db_is_filled_again_without_retraining(project: Path) -> None:
+    """Deleting mlflow.db and running `dvc repro` brings back every cell's run."""
+    (project / "mlflow.db").unlink()
+    out = dvc(project, "repro").stdout
+    assert "Running stage 'train'" not in out
+    assert len(cell_runs(project)) == 8
+
+
+def test_changed_cell_gets_new_runs_and_run_cache_restore_adds_none(project: Path, raw_params: dict) -> None:
+    """A new adam lr adds runs for the adam cells only; going back restores from the run cache
+    (no training) and adds nothing, as those runs exist."""
+    data = small_grid(raw_params)
+    data["train"]["optimizers"]["adam"]["lr"] = 0.2
+    write_params(project / "params.yaml", data)
+    dvc(project, "repro")
+    new = [r for r in cell_runs(project)]
+    assert len(new) == 12 and sum(r.data.params["lr"] == "0.2" for r in new) == 4
+    write_params(project / "params.yaml", small_grid(raw_params))
+    out = dvc(project, "repro").stdout
+    assert "Stage 'train' is cached - skipping run" in out
+    assert len(cell_runs(project)) == 12
