@@ -122,8 +122,11 @@ def runs(
 def read_traces(cells: Sequence[grid.Cell], folder: Path) -> dict[str, pd.DataFrame]:
     """Each cell's trace; InputError naming every missing file."""
     paths = {c.name: folder / f"{c.name}.csv" for c in cells}
-    missing = [f"cell {name}: no trace {path} (run `dvc repro train`)"
-               for name, path in paths.items() if not path.is_file()]  # fmt: skip
+    missing = [
+        f"cell {name}: no trace {path} (run `dvc repro train`)"
+        for name, path in paths.items()
+        if not path.is_file()
+    ]
     if missing:
         raise InputError("\n".join(missing))
     return {name: record.read_frame(path) for name, path in paths.items()}

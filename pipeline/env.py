@@ -16,9 +16,22 @@ from pipeline import atomic, params
 PACKAGES = ("torch", "numpy", "pandas", "mlflow", "dvc", "matplotlib")
 # CPU features that select different kernels (and so, possibly, different bits)
 CPU_FLAGS = {
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-    "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "asimd", "sve", "sve2",
-}  # fmt: skip
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "asimd",
+    "sve",
+    "sve2",
+}
 
 
 def cpu_flags(cpuinfo: str) -> list[str]:

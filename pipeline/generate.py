@@ -52,7 +52,9 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if bad.size:
             row = int(bad[0])  # line 1 is the header
             raw = frame[name].iloc[row]
-            raise DataError(f"{path}: line {row + 2}, column {name}: {raw!r} is not a finite number")
+            raise DataError(
+                f"{path}: line {row + 2}, column {name}: {raw!r} is not a finite number"
+            )
         columns.append(values)
     return columns[0], columns[1]
 

@@ -26,8 +26,18 @@ DPI = 80  # small PNGs: 84 per-cell plots must be drawn in about a second
 PNG_METADATA = {"Software": None}  # savefig stamps the matplotlib version unless told not to
 PNG_COMPRESSION = 1  # zlib level: 3x faster to write than the default 6, files ~1.5x larger
 RESOLUTION = 60  # contour grid points per axis
-COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
-          "tab:pink", "tab:gray", "tab:olive", "tab:cyan")  # fmt: skip
+COLORS = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:gray",
+    "tab:olive",
+    "tab:cyan",
+)
 
 
 def _smoothl1(e: Array, beta: float) -> Array:
@@ -92,9 +102,14 @@ class Surface:
         if top > 0:  # log-spaced: the valley near the optimum matters most
             levels = np.geomspace(max(float(self.values.min()), top * 1e-4), top, 12)[:-1]
             ax.contour(
-                self.weights, self.biases, self.values, levels=levels,
-                cmap="Greys_r", linewidths=0.6, alpha=0.6,
-            )  # fmt: skip
+                self.weights,
+                self.biases,
+                self.values,
+                levels=levels,
+                cmap="Greys_r",
+                linewidths=0.6,
+                alpha=0.6,
+            )
         ax.plot(*optimum, "*", color="black", markersize=10, zorder=3)
         ax.set_xlim(self.bounds[0], self.bounds[1])
         ax.set_ylim(self.bounds[2], self.bounds[3])

@@ -21,11 +21,25 @@ from pipeline import grid, interrupt, params, tracking
 
 EXIT_TRACKING = 1
 HISTORY = (
-    "loss", "grad_norm", "grad_weight", "grad_bias",
-    "clipped_grad_weight", "clipped_grad_bias", "weight", "bias",
-)  # fmt: skip
-FINAL = ("final_loss", "final_weight", "final_bias", "dist_to_optimum",
-         "max_grad_norm", "clip_fraction", "diverged", "diverged_step")  # fmt: skip
+    "loss",
+    "grad_norm",
+    "grad_weight",
+    "grad_bias",
+    "clipped_grad_weight",
+    "clipped_grad_bias",
+    "weight",
+    "bias",
+)
+FINAL = (
+    "final_loss",
+    "final_weight",
+    "final_bias",
+    "dist_to_optimum",
+    "max_grad_norm",
+    "clip_fraction",
+    "diverged",
+    "diverged_step",
+)
 
 
 def digest(*parts: bytes) -> str:
@@ -47,13 +61,21 @@ def git_state(root: Path) -> dict[str, str]:
 
     commit = git("rev-parse", "HEAD")
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": commit, "git_dirty": "unknown" if commit == "unknown" else str(bool(dirty)).lower()}
+    return {
+        "git_commit": commit,
+        "git_dirty": "unknown" if commit == "unknown" else str(bool(dirty)).lower(),
+    }
 
 
 def cell_content(
-    cell: grid.Cell, key: str, trace: Path, plot: Path, summary: dict[str, object],
-    tags: dict[str, str], stride: int,
-) -> tracking.RunContent:  # fmt: skip
+    cell: grid.Cell,
+    key: str,
+    trace: Path,
+    plot: Path,
+    summary: dict[str, object],
+    tags: dict[str, str],
+    stride: int,
+) -> tracking.RunContent:
     """One cell's MLflow run: settings as params, strided histories, final metrics."""
     from pipeline import record  # pandas: only needed when something is published
 
@@ -70,7 +92,12 @@ def cell_content(
         name=cell.name,
         key=key,
         params={k: str(v) for k, v in cell.settings().items()},
-        tags={**tags, "cell": cell.name, "diverged": str(bool(summary["diverged"])).lower(), **diverged},
+        tags={
+            **tags,
+            "cell": cell.name,
+            "diverged": str(bool(summary["diverged"])).lower(),
+            **diverged,
+        },
         metrics=history + finals,
         artifacts=[trace, plot] if plot.exists() else [trace],
     )
@@ -85,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--table", type=Path, required=True, help="compare.md, printed at the end")
     parser.add_argument("--plots", type=Path, required=True, help="compare's plots folder")
-    parser.add_argument("--report", type=Path, nargs="+", required=True, help="parent run artifacts")
+    parser.add_argument(
+        "--report", type=Path, nargs="+", required=True, help="parent run artifacts"
+    )
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
@@ -119,14 +148,28 @@ def _publish(args: argparse.Namespace, p: params.Params, root: Path, uri: str) -
     }
     summaries = json.loads(args.metrics.read_text(encoding="utf-8"))
     contents = [
-        cell_content(c, keys[c.name], args.traces / f"{c.name}.csv",
-                     args.plots / "cells" / f"{c.name}.png", summaries[c.name], tags, p.publish.stride)
+        cell_content(
+            c,
+            keys[c.name],
+            args.traces / f"{c.name}.csv",
+            args.plots / "cells" / f"{c.name}.png",
+            summaries[c.name],
+            tags,
+            p.publish.stride,
+        )
         for c in cells
-    ]  # fmt: skip
+    ]
     parent = tracking.RunContent(
-        name=f"grid-{parent_key[:8]}", key=parent_key, tags=tags, artifacts=reports,
-        params={"cells": str(len(cells)), "steps": str(p.train.steps), "stride": str(p.publish.stride)},
-    )  # fmt: skip
+        name=f"grid-{parent_key[:8]}",
+        key=parent_key,
+        tags=tags,
+        artifacts=reports,
+        params={
+            "cells": str(len(cells)),
+            "steps": str(p.train.steps),
+            "stride": str(p.publish.stride),
+        },
+    )
     progress = lambda runs: tqdm(runs, desc="publish", unit="run")  # noqa: E731
     return tracking.publish(uri, p.publish.experiment, contents, parent, root, progress)
 

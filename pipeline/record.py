@@ -16,9 +16,17 @@ import pandas as pd
 from pipeline.grid import Cell
 
 COLUMNS = (
-    "step", "loss", "grad_norm", "grad_weight", "grad_bias",
-    "clipped_grad_weight", "clipped_grad_bias", "clipped", "weight", "bias",
-)  # fmt: skip
+    "step",
+    "loss",
+    "grad_norm",
+    "grad_weight",
+    "grad_bias",
+    "clipped_grad_weight",
+    "clipped_grad_bias",
+    "clipped",
+    "weight",
+    "bias",
+)
 INT_COLUMNS = ("step", "clipped")
 Row = tuple[float, ...]
 
@@ -47,7 +55,9 @@ def to_frame(trace: Trace) -> pd.DataFrame:
 
 
 def read_frame(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={c: np.int64 if c in INT_COLUMNS else np.float32 for c in COLUMNS})
+    return pd.read_csv(
+        path, dtype={c: np.int64 if c in INT_COLUMNS else np.float32 for c in COLUMNS}
+    )
 
 
 def summary(trace: Trace, optimum: tuple[float, float]) -> dict[str, float | int | str | None]:

@@ -91,7 +91,8 @@ def published_keys(uri: str, experiment: str) -> tuple[str, set[str]] | None:
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             row = db.execute(
-                "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'",
+                "SELECT experiment_id FROM experiments "
+                "WHERE name = ? AND lifecycle_stage = 'active'",
                 (experiment,),
             ).fetchone()
             if row is None:

@@ -7,14 +7,18 @@ Cells are independent: they run side by side in `env.workers` processes, each pi
 import argparse
 import math
 import multiprocessing
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import queue
+import signal
+from collections.abc import Generator
+from contextlib import closing
+from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from pipeline import atomic, generate, grid, params, record
+from pipeline import atomic, generate, grid, interrupt, params, record
 from pipeline.clip import CLIPS
 from pipeline.model import make_loss, make_optimizer, pin, seeded_model
 
@@ -71,33 +75,68 @@ def train_cell(cell: grid.Cell, x: torch.Tensor, y: torch.Tensor) -> record.Trac
     )
 
 
+def _claim(counter: "Synchronized[int]") -> int:
+    """The next untrained cell's index, shared by every process."""
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    return index
+
+
+def _worker(
+    cells: list[grid.Cell],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    env: params.EnvParams,
+    counter: "Synchronized[int]",
+    results: "Queue[record.Trace]",
+) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it and stops us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pin(env.threads, env.deterministic)
+    while (index := _claim(counter)) < len(cells):
+        results.put(train_cell(cells[index], x, y))
+
+
 def train_grid(
     cells: list[grid.Cell], x: torch.Tensor, y: torch.Tensor, env: params.EnvParams
-) -> Iterator[record.Trace]:
+) -> Generator[record.Trace, None, None]:
     """Traces of every cell, in the order they finish.
 
-    `env.workers - 1` spawned processes take cells from the front of the list while this
-    process takes them from the back, so no core idles while the workers import torch.
+    This process and `env.workers - 1` spawned ones take cells from one shared counter,
+    so no core idles while the workers import torch. On an error or a signal the
+    workers are terminated at once.
     """
     if env.workers == 1 or len(cells) == 1:
         yield from (train_cell(cell, x, y) for cell in cells)
         return
     # spawn, not fork: forking a process that has started torch's thread pools can hang
-    with ProcessPoolExecutor(
-        max_workers=env.workers - 1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=pin,
-        initargs=(env.threads, env.deterministic),
-    ) as pool:
-        pending = {pool.submit(train_cell, cell, x, y): cell for cell in cells}
-        stealable = list(pending)
-        # a future no worker has picked up yet can be cancelled and trained here instead
-        while stealable and (future := stealable.pop()).cancel():
-            yield train_cell(pending.pop(future), x, y)
-            for done in [f for f in pending if f.done()]:
-                del pending[done]
-                yield done.result()
-        yield from (f.result() for f in as_completed(pending))
+    ctx = multiprocessing.get_context("spawn")
+    counter, results = ctx.Value("i", 0), ctx.Queue()
+    workers = [
+        ctx.Process(target=_worker, args=(cells, x, y, env, counter, results), daemon=True)
+        for _ in range(env.workers - 1)
+    ]
+    for worker in workers:
+        worker.start()
+    received = 0
+    try:
+        while (index := _claim(counter)) < len(cells):
+            yield train_cell(cells[index], x, y)
+            received += 1
+        while received < len(cells):
+            try:
+                yield results.get(timeout=1.0)
+                received += 1
+            except queue.Empty:
+                if not any(w.is_alive() for w in workers) and results.empty():
+                    codes = [w.exitcode for w in workers]
+                    raise RuntimeError(f"a training worker died (exit codes {codes})") from None
+    finally:
+        for worker in workers:
+            if received < len(cells):
+                worker.terminate()
+            worker.join()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,9 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     cells = grid.cells(p.train)
     optimum = generate.optimum(p.generate)
     metrics = {}
-    with atomic.replacing(args.traces, directory=True) as folder:
-        inputs, targets = (torch.tensor(v, dtype=torch.float32).reshape(-1, 1) for v in (x, y))
-        traces = train_grid(cells, inputs, targets, p.env)
+    inputs, targets = (torch.tensor(v, dtype=torch.float32).reshape(-1, 1) for v in (x, y))
+    with (
+        interrupt.exit_on_signal(),
+        atomic.replacing(args.traces, directory=True) as folder,
+        closing(train_grid(cells, inputs, targets, p.env)) as traces,  # closed at once on error
+    ):
         for trace in tqdm(traces, total=len(cells), desc="train", unit="cell"):
             record.to_frame(trace).to_csv(folder / f"{trace.cell.name}.csv", index=False)
             metrics[trace.cell.name] = record.summary(trace, optimum)

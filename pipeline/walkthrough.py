@@ -99,14 +99,23 @@ def replay(seed: int, lr: float, loss: params.LossName, kwargs: Mapping[str, flo
     oracle = closed_form.gradients(loss, kwargs, w, b, x, y)
     w_next, b_next = closed_form.sgd_step(w, b, oracle, lr)
     return Step(
-        loss=loss, kwargs=dict(kwargs), initial=initial, inputs=_flat(inputs),
-        targets=_flat(targets), outputs=_flat(outputs), value=value.item(), grad=grad,
-        closed_form={"linear.weight": [oracle.weight], "linear.bias": [oracle.bias],
-                     "inputs": list(oracle.inputs)},
+        loss=loss,
+        kwargs=dict(kwargs),
+        initial=initial,
+        inputs=_flat(inputs),
+        targets=_flat(targets),
+        outputs=_flat(outputs),
+        value=value.item(),
+        grad=grad,
+        closed_form={
+            "linear.weight": [oracle.weight],
+            "linear.bias": [oracle.bias],
+            "inputs": list(oracle.inputs),
+        },
         after={name: _flat(p) for name, p in model.named_parameters()},
         after_closed_form={"linear.weight": [w_next], "linear.bias": [b_next]},
         graph=graph,
-    )  # fmt: skip
+    )
 
 
 def every_loss(p: params.Params) -> dict[str, Step]:
@@ -131,11 +140,16 @@ def svg(dot_source: str) -> str | None:
 def check(step: Step) -> dict[str, object]:
     """The autograd-vs-closed-form part of a step, as JSON."""
     return {
-        "loss": step.value, "kwargs": step.kwargs, "outputs": step.outputs,
-        "grad": step.grad, "closed_form": step.closed_form, "max_abs_diff": step.grad_diff(),
-        "after_step": step.after, "after_step_closed_form": step.after_closed_form,
+        "loss": step.value,
+        "kwargs": step.kwargs,
+        "outputs": step.outputs,
+        "grad": step.grad,
+        "closed_form": step.closed_form,
+        "max_abs_diff": step.grad_diff(),
+        "after_step": step.after,
+        "after_step_closed_form": step.after_closed_form,
         "max_abs_step_diff": step.step_diff(),
-    }  # fmt: skip
+    }
 
 
 def to_json(
@@ -143,10 +157,14 @@ def to_json(
 ) -> dict[str, object]:
     """Everything both reports show: the tutorial's step, then each loss of the grid."""
     return {
-        "seed": p.seed, "lr": p.lr, "initial": tutorial.initial,
-        "inputs": tutorial.inputs, "targets": tutorial.targets,
-        **check(tutorial), "losses": {name: check(step) for name, step in losses.items()},
-    }  # fmt: skip
+        "seed": p.seed,
+        "lr": p.lr,
+        "initial": tutorial.initial,
+        "inputs": tutorial.inputs,
+        "targets": tutorial.targets,
+        **check(tutorial),
+        "losses": {name: check(step) for name, step in losses.items()},
+    }
 
 
 def _table(head: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> str:

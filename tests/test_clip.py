@@ -11,7 +11,9 @@ NORM_TYPES = [1.0, 2.0, 3.0, 1.5, math.inf]
 SHAPES = [[(1, 1), (1,)], [(3, 4), (4,), (2, 2, 2)], [(10,)]]
 
 
-def _random_params(shapes: list[tuple[int, ...]], seed: int, scale: float) -> list[torch.nn.Parameter]:
+def _random_params(
+    shapes: list[tuple[int, ...]], seed: int, scale: float
+) -> list[torch.nn.Parameter]:
     g = torch.Generator().manual_seed(seed)
     params = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
     for p in params:
@@ -28,7 +30,9 @@ def _clone(params: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
 
 @pytest.mark.parametrize("norm_type", NORM_TYPES)
 @pytest.mark.parametrize("shapes", SHAPES)
-@pytest.mark.parametrize(("seed", "scale", "max_norm"), [(0, 1.0, 0.5), (1, 10.0, 1.0), (2, 0.01, 1.0)])
+@pytest.mark.parametrize(
+    ("seed", "scale", "max_norm"), [(0, 1.0, 0.5), (1, 10.0, 1.0), (2, 0.01, 1.0)]
+)
 def test_hand_norm_clipping_matches_torch(norm_type, shapes, seed, scale, max_norm) -> None:
     """clip_norm_ gives torch's norm and torch's clipped gradients to 1e-6, clipping or not."""
     ours = _random_params(shapes, seed, scale)

@@ -5,7 +5,9 @@ from pathlib import Path
 
 from pipeline import env, params
 
-CPUINFO = "processor : 0\nflags : fpu sse4_2 avx avx2 fma avx512f\nprocessor : 1\nflags : fpu sse4_2\n"
+CPUINFO = (
+    "processor : 0\nflags : fpu sse4_2 avx avx2 fma avx512f\nprocessor : 1\nflags : fpu sse4_2\n"
+)
 
 
 def test_cpu_flags_keeps_kernel_relevant_flags_only() -> None:
@@ -17,7 +19,9 @@ def test_cpu_flags_keeps_kernel_relevant_flags_only() -> None:
 def test_fingerprint_names_versions_threads_and_cpu(committed: params.Params) -> None:
     """The fingerprint holds library versions, the pinned thread count and the CPU."""
     fp = env.fingerprint(committed.env, CPUINFO)
-    assert {"python", "torch", "numpy", "pandas", "mlflow", "dvc", "machine", "cpu_flags"} <= set(fp)
+    assert {"python", "torch", "numpy", "pandas", "mlflow", "dvc", "machine", "cpu_flags"} <= set(
+        fp
+    )
     assert fp["threads"] == committed.env.threads and fp["torch"].startswith("2.13.0")
 
 

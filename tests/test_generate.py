@@ -1,6 +1,5 @@
 """Stage generate: the tutorial preset, the custom line, noise, and the written CSV."""
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,15 @@ def test_tutorial_preset_is_exactly_the_tutorials_points(committed: params.Param
 def test_custom_line_without_noise_is_exact(committed: params.Params) -> None:
     """preset: custom puts n points evenly on [x_min, x_max] exactly on slope * x + intercept."""
     p = committed.generate.model_copy(
-        update={"preset": "custom", "n": 5, "x_min": -1.0, "x_max": 1.0, "slope": 3.0, "intercept": 0.5, "noise": 0.0}
+        update={
+            "preset": "custom",
+            "n": 5,
+            "x_min": -1.0,
+            "x_max": 1.0,
+            "slope": 3.0,
+            "intercept": 0.5,
+            "noise": 0.0,
+        }
     )
     frame = generate.points(p)
     assert frame["x"].tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]

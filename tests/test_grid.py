@@ -26,5 +26,17 @@ def test_settings_hold_every_hyperparameter(committed: params.Params) -> None:
     """A cell's settings name its loss, optimizer, clip, seed, steps and all hyperparameters."""
     cell = next(c for c in grid.cells(committed.train) if c.name == "huber-adam-norm")
     s = cell.settings()
-    assert {"loss", "optimizer", "clip", "seed", "steps", "lr", "betas", "eps", "max_norm", "norm_type", "delta"} <= set(s)
+    assert {
+        "loss",
+        "optimizer",
+        "clip",
+        "seed",
+        "steps",
+        "lr",
+        "betas",
+        "eps",
+        "max_norm",
+        "norm_type",
+        "delta",
+    } <= set(s)
     assert s["lr"] == committed.train.optimizers.adam.lr

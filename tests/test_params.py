@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline import params
 from tests.conftest import ROOT, write_params
@@ -15,7 +16,7 @@ def test_committed_params_validate(committed: params.Params) -> None:
     """The committed params.yaml parses into typed, frozen params."""
     assert committed.train.steps >= 500
     assert len(committed.train.grid.losses) >= 4 and len(committed.train.grid.optimizers) >= 6
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         committed.train.steps = 1  # type: ignore[misc]
 
 
@@ -44,7 +45,11 @@ _DELETE = object()
 
 BAD = [
     # (key, value, words the message must contain)
-    ("train.grid.losses", ["mse", "mae"], ["train.grid.losses.1", "'mae'", "'mse', 'l1', 'smoothl1' or 'huber'"]),
+    (
+        "train.grid.losses",
+        ["mse", "mae"],
+        ["train.grid.losses.1", "'mae'", "'mse', 'l1', 'smoothl1' or 'huber'"],
+    ),
     ("train.grid.optimizers", ["adamx"], ["train.grid.optimizers.0", "'adamx'", "'sgd'"]),
     ("train.grid.clips", ["nrom"], ["train.grid.clips.0", "'nrom'", "'norm'"]),
     ("train.grid.losses", [], ["train.grid.losses", "at least 1"]),
@@ -107,11 +112,15 @@ def test_stage_exits_2_with_one_line_per_problem_and_writes_nothing(
     tmp_path: Path, raw_params: dict, module: str
 ) -> None:
     """A stage given bad params exits 2, prints one line per problem, no traceback, no file."""
-    bad = write_params(tmp_path / "params.yaml", _set(_set(raw_params, "train.steps", 0), "generate.noise", -1.0))
+    bad = write_params(
+        tmp_path / "params.yaml", _set(_set(raw_params, "train.steps", 0), "generate.noise", -1.0)
+    )
     out = tmp_path / "out" / "file"
     run = subprocess.run(
         [sys.executable, "-m", f"pipeline.{module}", "--params", str(bad), "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()

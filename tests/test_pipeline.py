@@ -17,10 +17,16 @@ pytestmark = pytest.mark.slow
 BIN = str(Path(sys.executable).parent)  # dvc and the stages' `python` come from this venv
 
 
-def dvc(root: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+def dvc(
+    root: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **(env or {})}
-    environ.pop("MLFLOW_TRACKING_URI", None) if not env or "MLFLOW_TRACKING_URI" not in env else None
-    run = subprocess.run([f"{BIN}/dvc", *args], cwd=root, capture_output=True, text=True, env=environ)
+    environ.pop(
+        "MLFLOW_TRACKING_URI", None
+    ) if not env or "MLFLOW_TRACKING_URI" not in env else None
+    run = subprocess.run(
+        [f"{BIN}/dvc", *args], cwd=root, capture_output=True, text=True, env=environ
+    )
     if check:
         assert run.returncode == 0, run.stdout + run.stderr
     return run
@@ -39,8 +45,17 @@ def cell_runs(root: Path) -> list:
 
 def digests(root: Path) -> dict[str, str]:
     """sha256 of every DVC output file (traces, data, reports)."""
-    files = [p for d in ("traces", "data", "reports") for p in sorted((root / d).rglob("*")) if p.is_file()]
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if not p.name.startswith(".")}
+    files = [
+        p
+        for d in ("traces", "data", "reports")
+        for p in sorted((root / d).rglob("*"))
+        if p.is_file()
+    ]
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+        if not p.name.startswith(".")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -62,31 +77,71 @@ def project(built: Path, tmp_path: Path) -> Path:
 
 def test_repro_builds_every_stage_output(built: Path) -> None:
     """One `dvc repro` writes data, a trace per cell, metrics, the comparison and walkthrough."""
-    assert (built / "data/points.csv").read_text().splitlines() == ["x,y", "1.0,2.0", "2.0,4.0", "3.0,6.0"]
+    assert (built / "data/points.csv").read_text().splitlines() == [
+        "x,y",
+        "1.0,2.0",
+        "2.0,4.0",
+        "3.0,6.0",
+    ]
     metrics = json.loads((built / "reports/metrics.json").read_text())
-    assert len(metrics) == 8 and sorted(p.stem for p in (built / "traces").glob("*.csv")) == sorted(metrics)
+    assert len(metrics) == 8 and sorted(p.stem for p in (built / "traces").glob("*.csv")) == sorted(
+        metrics
+    )
     table = (built / "reports/compare.md").read_text()
     assert all(name in table for name in metrics)
     assert (built / "reports/walkthrough/walkthrough.json").exists()
-    assert dvc(built, "status").stdout.strip().endswith("up to date.") or "always changed" in dvc(built, "status").stdout
+    assert (
+        dvc(built, "status").stdout.strip().endswith("up to date.")
+        or "always changed" in dvc(built, "status").stdout
+    )
 
 
 def test_every_cell_lands_in_mlflow_with_the_contract(built: Path) -> None:
     """Each cell is one FINISHED run under one parent, with params, tags, histories, artifacts."""
     cells = cell_runs(built)
     (parent,) = [r for r in runs(built) if "mlflow.parentRunId" not in r.data.tags]
-    assert sorted(r.info.run_name for r in cells) == sorted(json.loads((built / "reports/metrics.json").read_text()))
+    assert sorted(r.info.run_name for r in cells) == sorted(
+        json.loads((built / "reports/metrics.json").read_text())
+    )
     run = next(r for r in cells if r.info.run_name == "mse-adam-norm")
     assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-    assert {"loss", "optimizer", "clip", "seed", "steps", "lr", "betas", "max_norm", "norm_type"} <= set(run.data.params)
-    assert (run.data.params["loss"], run.data.params["optimizer"], run.data.params["clip"]) == ("mse", "adam", "norm")
-    assert {"git_commit", "git_dirty", "torch_version", "data_hash", "content_key"} <= set(run.data.tags)
+    assert {
+        "loss",
+        "optimizer",
+        "clip",
+        "seed",
+        "steps",
+        "lr",
+        "betas",
+        "max_norm",
+        "norm_type",
+    } <= set(run.data.params)
+    assert (run.data.params["loss"], run.data.params["optimizer"], run.data.params["clip"]) == (
+        "mse",
+        "adam",
+        "norm",
+    )
+    assert {"git_commit", "git_dirty", "torch_version", "data_hash", "content_key"} <= set(
+        run.data.tags
+    )
     assert {"final_loss", "final_weight", "final_bias", "dist_to_optimum"} <= set(run.data.metrics)
     client = MlflowClient(f"sqlite:///{built}/mlflow.db")
-    for series in ("loss", "grad_norm", "grad_weight", "grad_bias", "clipped_grad_weight", "clipped_grad_bias", "weight", "bias"):
+    for series in (
+        "loss",
+        "grad_norm",
+        "grad_weight",
+        "grad_bias",
+        "clipped_grad_weight",
+        "clipped_grad_bias",
+        "weight",
+        "bias",
+    ):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, series)]
         assert steps == [0, 10, 20, 29], series  # stride 10, and the last step
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"mse-adam-norm.csv", "mse-adam-norm.png"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+        "mse-adam-norm.csv",
+        "mse-adam-norm.png",
+    }
     assert "compare.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     metrics = json.loads((built / "reports/metrics.json").read_text())["mse-adam-norm"]
     assert run.data.metrics["final_weight"] == pytest.approx(metrics["final_weight"])
@@ -117,7 +172,9 @@ def test_deleted_mlflow_db_is_filled_again_without_retraining(project: Path) -> 
     assert len(cell_runs(project)) == 8
 
 
-def test_changed_cell_gets_new_runs_and_run_cache_restore_adds_none(project: Path, raw_params: dict) -> None:
+def test_changed_cell_gets_new_runs_and_run_cache_restore_adds_none(
+    project: Path, raw_params: dict
+) -> None:
     """A new adam lr adds runs for the adam cells only; going back restores from the run cache
     (no training) and adds nothing, as those runs exist."""
     data = small_grid(raw_params)

@@ -15,9 +15,13 @@ def _content(name: str, key: str, tmp_path: Path) -> tracking.RunContent:
     artifact = tmp_path / f"{name}.csv"
     artifact.write_text("step,loss\n0,1.0\n")
     return tracking.RunContent(
-        name=name, key=key, params={"lr": "0.1"}, tags={"cell": name},
-        metrics=[("loss", 1.0, 0), ("loss", 0.5, 10), ("final_loss", 0.25, 0)], artifacts=[artifact],
-    )  # fmt: skip
+        name=name,
+        key=key,
+        params={"lr": "0.1"},
+        tags={"cell": name},
+        metrics=[("loss", 1.0, 0), ("loss", 0.5, 10), ("final_loss", 0.25, 0)],
+        artifacts=[artifact],
+    )
 
 
 @pytest.fixture
@@ -32,25 +36,32 @@ def _runs(uri: str, status: str | None = None) -> list:
     return [r for r in runs if status is None or r.info.status == status]
 
 
-def _publish(uri: str, tmp_path: Path, keys: list[str], parent_key: str = "p1", **kw) -> tracking.Outcome:
+def _publish(
+    uri: str, tmp_path: Path, keys: list[str], parent_key: str = "p1", **kw
+) -> tracking.Outcome:
     cells = [_content(f"cell{i}", k, tmp_path) for i, k in enumerate(keys)]
     parent = tracking.RunContent(name="grid", key=parent_key)
     return tracking.publish(uri, "test", cells, parent, tmp_path, **kw)
 
 
-def test_default_uri_is_absolute_sqlite_at_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_uri_is_absolute_sqlite_at_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without MLFLOW_TRACKING_URI the store is sqlite:///<absolute root>/mlflow.db."""
     assert tracking.default_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert tracking.default_uri(tmp_path) == "http://127.0.0.1:5999"
 
 
-@pytest.mark.parametrize(("uri", "words"), [
-    ("./mlruns", "file store is deprecated"),
-    ("file:///tmp/mlruns", "file store is deprecated"),
-    ("sqlte:///tmp/mlflow.db", "unknown scheme 'sqlte'"),
-    ("htp://127.0.0.1:5000", "unknown scheme 'htp'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("uri", "words"),
+    [
+        ("./mlruns", "file store is deprecated"),
+        ("file:///tmp/mlruns", "file store is deprecated"),
+        ("sqlte:///tmp/mlflow.db", "unknown scheme 'sqlte'"),
+        ("htp://127.0.0.1:5000", "unknown scheme 'htp'"),
+    ],
+)
 def test_unusable_uris_are_refused_with_the_fix(uri: str, words: str) -> None:
     """A file store or a misspelt scheme is refused naming the URI and what to use."""
     with pytest.raises(tracking.TrackingError, match=words) as caught:
@@ -58,7 +69,9 @@ def test_unusable_uris_are_refused_with_the_fix(uri: str, words: str) -> None:
     assert uri in str(caught.value)
 
 
-def test_publish_creates_nested_runs_with_params_metrics_tags_artifacts(store: str, tmp_path: Path) -> None:
+def test_publish_creates_nested_runs_with_params_metrics_tags_artifacts(
+    store: str, tmp_path: Path
+) -> None:
     """Each cell lands once, nested under the parent, with its history, params and artifact."""
     outcome = _publish(store, tmp_path, ["a", "b"])
     assert (outcome.created, outcome.present) == (2, 0)
@@ -90,7 +103,9 @@ def test_changed_cell_gets_a_new_run_and_the_old_stays(store: str, tmp_path: Pat
     assert outcome.created == 1 and keys == ["a", "b", "b2", "p1", "p2"]
 
 
-def test_interrupt_marks_open_runs_killed_and_next_publish_completes(store: str, tmp_path: Path) -> None:
+def test_interrupt_marks_open_runs_killed_and_next_publish_completes(
+    store: str, tmp_path: Path
+) -> None:
     """Ctrl-C mid-publish ends the open runs KILLED; the next publish adds only what is missing."""
 
     def interrupt_after_one(runs):
@@ -108,7 +123,9 @@ def test_interrupt_marks_open_runs_killed_and_next_publish_completes(store: str,
     assert outcome.created == 2 and sorted(finished) == ["a", "b", "c", "p1"]
 
 
-def test_runs_left_running_by_a_dead_process_are_closed_as_killed(store: str, tmp_path: Path) -> None:
+def test_runs_left_running_by_a_dead_process_are_closed_as_killed(
+    store: str, tmp_path: Path
+) -> None:
     """A RUNNING run whose gradlab process is gone is marked KILLED at the next publish."""
     _publish(store, tmp_path, ["a"])
     client = MlflowClient(store)

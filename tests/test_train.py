@@ -26,8 +26,16 @@ def _cell(committed: params.Params, **changes: object) -> grid.Cell:
 
 def test_first_step_is_closed_form_sgd_on_mse(committed: params.Params) -> None:
     """Step 0 records MSE's closed-form gradient at the seed-42 weights and w - lr * g after."""
-    cell = _cell(committed, loss="mse", optimizer="sgd", clip="none", steps=1,
-                 loss_kwargs={}, optimizer_kwargs={"lr": 0.01, "weight_decay": 0.0}, clip_kwargs={})  # fmt: skip
+    cell = _cell(
+        committed,
+        loss="mse",
+        optimizer="sgd",
+        clip="none",
+        steps=1,
+        loss_kwargs={},
+        optimizer_kwargs={"lr": 0.01, "weight_decay": 0.0},
+        clip_kwargs={},
+    )
     trace = train.train_cell(cell, X, Y)
     w, b = trace.initial
     x, y = X.flatten().double(), Y.flatten().double()
@@ -37,14 +45,24 @@ def test_first_step_is_closed_form_sgd_on_mse(committed: params.Params) -> None:
     assert row["loss"] == pytest.approx((residual**2).mean().item(), rel=1e-6)
     assert (row["grad_weight"], row["grad_bias"]) == pytest.approx((grad_w, grad_b), rel=1e-5)
     assert row["grad_norm"] == pytest.approx(math.hypot(grad_w, grad_b), rel=1e-5)
-    assert (row["weight"], row["bias"]) == pytest.approx((w - 0.01 * grad_w, b - 0.01 * grad_b), rel=1e-6)
+    assert (row["weight"], row["bias"]) == pytest.approx(
+        (w - 0.01 * grad_w, b - 0.01 * grad_b), rel=1e-6
+    )
     assert row["clipped"] == 0
 
 
 def test_sgd_on_mse_recovers_y_equals_2x(committed: params.Params) -> None:
     """Plain SGD on MSE converges to weight 2, bias 0 on the tutorial's points."""
-    cell = _cell(committed, loss="mse", optimizer="sgd", clip="none", steps=3000,
-                 loss_kwargs={}, optimizer_kwargs={"lr": 0.05, "weight_decay": 0.0}, clip_kwargs={})  # fmt: skip
+    cell = _cell(
+        committed,
+        loss="mse",
+        optimizer="sgd",
+        clip="none",
+        steps=3000,
+        loss_kwargs={},
+        optimizer_kwargs={"lr": 0.05, "weight_decay": 0.0},
+        clip_kwargs={},
+    )
     trace = train.train_cell(cell, X, Y)
     assert trace.final() == pytest.approx((2.0, 0.0), abs=1e-4)
     assert trace.final_loss == pytest.approx(0.0, abs=1e-8)
@@ -56,7 +74,9 @@ def test_every_cell_of_a_seed_starts_from_the_same_weights(committed: params.Par
     reference = torch.nn.Linear(1, 1)
     expected = (reference.weight.item(), reference.bias.item())
     cells = grid.cells(committed.train)[:5]
-    assert {train.train_cell(grid.Cell(**{**c.__dict__, "steps": 1}), X, Y).initial for c in cells} == {expected}
+    assert {
+        train.train_cell(grid.Cell(**{**c.__dict__, "steps": 1}), X, Y).initial for c in cells
+    } == {expected}
 
 
 def test_training_is_bitwise_deterministic(committed: params.Params) -> None:
@@ -70,27 +90,48 @@ def test_worker_processes_do_not_change_results(committed: params.Params) -> Non
     """Training a grid in 2 processes gives the same traces as in 1."""
     cells = [grid.Cell(**{**c.__dict__, "steps": 20}) for c in grid.cells(committed.train)[:6]]
     env = committed.env
-    one = {t.cell.name: t.rows for t in train.train_grid(cells, X, Y, env.model_copy(update={"workers": 1}))}
-    two = {t.cell.name: t.rows for t in train.train_grid(cells, X, Y, env.model_copy(update={"workers": 2}))}
+    one = {
+        t.cell.name: t.rows
+        for t in train.train_grid(cells, X, Y, env.model_copy(update={"workers": 1}))
+    }
+    two = {
+        t.cell.name: t.rows
+        for t in train.train_grid(cells, X, Y, env.model_copy(update={"workers": 2}))
+    }
     assert one == two and len(one) == 6
 
 
 def test_clipping_is_recorded_before_and_after(committed: params.Params) -> None:
-    """With max_norm 0.1 every step clips: recorded norm is pre-clip, applied grads have norm 0.1."""
+    """With max_norm 0.1 every step clips: the norm recorded is pre-clip, the applied one 0.1."""
     cell = _cell(committed, clip="norm", steps=10, clip_kwargs={"max_norm": 0.1, "norm_type": 2.0})
     frame = record.to_frame(train.train_cell(cell, X, Y))
     assert frame["clipped"].eq(1).all()
     assert (frame["grad_norm"] > 0.1).all()
-    applied = (frame["clipped_grad_weight"].astype(float) ** 2 + frame["clipped_grad_bias"].astype(float) ** 2) ** 0.5
+    applied = (
+        frame["clipped_grad_weight"].astype(float) ** 2
+        + frame["clipped_grad_bias"].astype(float) ** 2
+    ) ** 0.5
     assert applied.to_numpy() == pytest.approx(0.1, rel=1e-5)
 
 
 def test_divergence_stops_the_cell_and_keeps_finite_steps(committed: params.Params) -> None:
     """SGD with lr = 10 diverges: stopped at a step with a reason, every kept row finite."""
-    cell = _cell(committed, loss="mse", optimizer="sgd", clip="none", steps=500,
-                 loss_kwargs={}, optimizer_kwargs={"lr": 10.0, "weight_decay": 0.0}, clip_kwargs={})  # fmt: skip
+    cell = _cell(
+        committed,
+        loss="mse",
+        optimizer="sgd",
+        clip="none",
+        steps=500,
+        loss_kwargs={},
+        optimizer_kwargs={"lr": 10.0, "weight_decay": 0.0},
+        clip_kwargs={},
+    )
     trace = train.train_cell(cell, X, Y)
-    assert trace.diverged_step is not None and trace.diverged_reason in ("loss", "gradient", "parameters")
+    assert trace.diverged_step is not None and trace.diverged_reason in (
+        "loss",
+        "gradient",
+        "parameters",
+    )
     assert len(trace.rows) == trace.diverged_step < 500
     assert all(math.isfinite(v) for row in trace.rows for v in row)
     summary = record.summary(trace, (2.0, 0.0))
@@ -100,10 +141,23 @@ def test_divergence_stops_the_cell_and_keeps_finite_steps(committed: params.Para
 
 def _run_train(tmp_path: Path, params_file: Path, data: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.train", "--params", str(params_file), "--data", str(data),
-         "--traces", str(tmp_path / "traces"), "--metrics", str(tmp_path / "metrics.json")],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pipeline.train",
+            "--params",
+            str(params_file),
+            "--data",
+            str(data),
+            "--traces",
+            str(tmp_path / "traces"),
+            "--metrics",
+            str(tmp_path / "metrics.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_main_writes_a_trace_per_cell_and_the_metrics(tmp_path: Path, raw_params: dict) -> None:
@@ -140,8 +194,18 @@ def test_bad_data_is_refused_naming_file_line_and_column(
     data = tmp_path / "points.csv"
     data.write_text(text)
     with pytest.raises(SystemExit) as exit_:
-        train.main(["--params", str(p), "--data", str(data),
-                    "--traces", str(tmp_path / "traces"), "--metrics", str(tmp_path / "metrics.json")])  # fmt: skip
+        train.main(
+            [
+                "--params",
+                str(p),
+                "--data",
+                str(data),
+                "--traces",
+                str(tmp_path / "traces"),
+                "--metrics",
+                str(tmp_path / "metrics.json"),
+            ]
+        )
     assert exit_.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {data}: {message}")

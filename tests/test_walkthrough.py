@@ -18,6 +18,7 @@ PARAMS = ROOT / "params.yaml"
 MAX_DIFF = 1e-6  # float32 autograd against float64 closed form, values up to ~10
 FILES = {"walkthrough.json", "walkthrough.md", "graph.dot"}
 
+
 @pytest.fixture(autouse=True)
 def _restore_torch_settings() -> Iterator[None]:
     """main() pins threads and deterministic kernels; give other tests theirs back."""
