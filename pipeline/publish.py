@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -170,7 +171,7 @@ def _publish(args: argparse.Namespace, p: params.Params, root: Path, uri: str) -
             "stride": str(p.publish.stride),
         },
     )
-    progress = lambda runs: tqdm(runs, desc="publish", unit="run")  # noqa: E731
+    progress = partial(tqdm, desc="publish", unit="run")
     return tracking.publish(uri, p.publish.experiment, contents, parent, root, progress)
 
 

@@ -7,8 +7,10 @@ Cells are independent: they run side by side in `env.workers` processes, each pi
 import argparse
 import math
 import multiprocessing
+import os
 import queue
 import signal
+import threading
 from collections.abc import Generator
 from contextlib import closing
 from multiprocessing.queues import Queue
@@ -83,6 +85,16 @@ def _claim(counter: "Synchronized[int]") -> int:
     return index
 
 
+def _exit_when_orphaned() -> None:
+    """Exit this worker at once when its parent is gone without stopping it (SIGKILL, the
+    OOM killer): no one reads its results any more, and the queue's flush at exit would
+    block forever once the pipe is full."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()  # returns when the parent's end of the spawn pipe closes
+        os._exit(1)
+
+
 def _worker(
     cells: list[grid.Cell],
     x: torch.Tensor,
@@ -93,6 +105,7 @@ def _worker(
 ) -> None:
     # Ctrl-C reaches the whole process group: the parent alone handles it and stops us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, daemon=True).start()
     pin(env.threads, env.deterministic)
     while (index := _claim(counter)) < len(cells):
         results.put(train_cell(cells[index], x, y))

@@ -1,0 +1,331 @@
+"""Drift check: this run's metrics against the baseline committed in git."""
+
+import copy
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from pipeline import drift, generate, params, train
+from tests.conftest import ROOT, small_grid, write_params
+
+CELL = {  # one cell's record.summary(), as train writes it to reports/metrics.json
+    "clip_fraction": 0.006,
+    "dist_to_optimum": 3.7118013551662443e-07,
+    "diverged": 0,
+    "diverged_reason": None,
+    "diverged_step": None,
+    "final_bias": 3.7118013551662443e-07,
+    "final_loss": 1.1368683772161603e-13,
+    "final_weight": 1.999999761581421,
+    "init_bias": 0.8300079107284546,
+    "init_weight": 0.7645385265350342,
+    "max_grad_norm": 1.9721713054861927,
+    "steps_run": 500,
+}
+ENV = {"python": "3.11.7", "torch": "2.13.0+cpu", "threads": 1, "cpu_flags": ["avx2", "fma"]}
+
+
+@pytest.fixture
+def baseline() -> drift.Metrics:
+    return {
+        "mse-adam-norm": dict(CELL),
+        "l1-sgd-none": dict(CELL, final_loss=0.10757919400930405, clip_fraction=0.0),
+    }
+
+
+def perturbed(metrics: drift.Metrics, cell: str, metric: str, value: drift.Value) -> drift.Metrics:
+    current = copy.deepcopy(metrics)
+    current[cell][metric] = value
+    return current
+
+
+def limit(tolerances: params.DriftParams, metric: str, old: float) -> float:
+    tol = tolerances.metrics.get(metric, tolerances.default)
+    return tol.abs + tol.rel * abs(old)
+
+
+# --- compare: the five cases, and what counts as drift --------------------------------------
+def test_identical_metrics_pass(baseline: drift.Metrics, committed: params.Params) -> None:
+    """Bitwise equal metrics are reported identical and pass."""
+    report = drift.compare(baseline, copy.deepcopy(baseline), committed.drift)
+    assert (report.status, report.ok, report.changes) == ("identical", True, [])
+    assert "Every value bitwise identical: the check passes" in drift.terminal(report, "HEAD")
+
+
+def test_perturbation_above_tolerance_fails_naming_cell_metric_and_values(
+    baseline: drift.Metrics, committed: params.Params
+) -> None:
+    """A change of 10x the allowed difference drifts; the report names cell, metric, old, new."""
+    old = CELL["final_weight"]
+    new = old + 10 * limit(committed.drift, "final_weight", old)
+    report = drift.compare(
+        baseline, perturbed(baseline, "mse-adam-norm", "final_weight", new), committed.drift
+    )
+    assert (report.status, report.ok) == ("drifted", False)
+    (change,) = report.drifted
+    assert (change.cell, change.metric, change.old, change.new) == (
+        "mse-adam-norm",
+        "final_weight",
+        old,
+        new,
+    )
+    assert change.diff == pytest.approx(new - old, rel=1e-12)
+    for text in (drift.markdown(report, "HEAD"), drift.terminal(report, "HEAD")):
+        assert "mse-adam-norm" in text and "final_weight" in text
+        assert json.dumps(old) in text and json.dumps(new) in text
+        assert f"{new - old:+.3g}" in text and "the check fails" in text
+
+
+def test_perturbation_below_tolerance_passes_within_tolerance(
+    baseline: drift.Metrics, committed: params.Params
+) -> None:
+    """A change of a tenth of the allowed difference passes, listed as within tolerance."""
+    old = CELL["final_weight"]
+    new = old + 0.1 * limit(committed.drift, "final_weight", old)
+    report = drift.compare(
+        baseline, perturbed(baseline, "l1-sgd-none", "final_weight", new), committed.drift
+    )
+    assert (report.status, report.ok, report.drifted) == ("within tolerance", True, [])
+    assert [(c.cell, c.metric) for c in report.within] == [("l1-sgd-none", "final_weight")]
+    assert "### Within tolerance (1 value not bitwise identical)" in drift.markdown(report, "HEAD")
+
+
+def test_missing_cell_fails_and_so_does_a_new_one(
+    baseline: drift.Metrics, committed: params.Params
+) -> None:
+    """A cell of the baseline absent now fails the check; so does a cell the baseline lacks."""
+    current = copy.deepcopy(baseline)
+    del current["l1-sgd-none"]
+    current["huber-sgd-none"] = dict(CELL)
+    report = drift.compare(baseline, current, committed.drift)
+    assert (report.ok, report.missing, report.new) == (False, ["l1-sgd-none"], ["huber-sgd-none"])
+    assert report.compared == 1 and report.changes == []
+    text = drift.markdown(report, "HEAD")
+    assert "| l1-sgd-none | baseline only |" in text
+    assert "| huber-sgd-none | this run only |" in text
+    assert "1 cell missing; 1 new cell: the check fails" in text
+
+
+def test_null_text_and_absent_metric_changes_are_drift(
+    baseline: drift.Metrics, committed: params.Params
+) -> None:
+    """number -> null, null -> text and a metric gone are drift, whatever the tolerance."""
+    current = perturbed(baseline, "l1-sgd-none", "final_loss", None)
+    current["l1-sgd-none"]["diverged_reason"] = "loss"
+    del current["mse-adam-norm"]["max_grad_norm"]
+    report = drift.compare(baseline, current, committed.drift)
+    rows = {(c.cell, c.metric): drift._row(c)[2:] for c in report.drifted}
+    assert rows == {
+        ("l1-sgd-none", "diverged_reason"): ("null", '"loss"', "not comparable", "-"),
+        ("l1-sgd-none", "final_loss"): ("0.10757919400930405", "null", "not comparable", "-"),
+        ("mse-adam-norm", "max_grad_norm"): ("1.9721713054861927", "absent", "not comparable", "-"),
+    }
+
+
+def test_per_metric_tolerance_overrides_the_default(
+    baseline: drift.Metrics, committed: params.Params
+) -> None:
+    """clip_fraction's zero tolerance fails a 1e-12 change that final_loss's default allows."""
+    assert committed.drift.metrics["clip_fraction"] == params.Tolerance(abs=0.0, rel=0.0)
+    current = perturbed(baseline, "mse-adam-norm", "clip_fraction", CELL["clip_fraction"] + 1e-12)
+    current["mse-adam-norm"]["final_loss"] = CELL["final_loss"] + 1e-12
+    report = drift.compare(baseline, current, committed.drift)
+    assert [c.metric for c in report.drifted] == ["clip_fraction"]
+    assert [c.metric for c in report.within] == ["final_loss"]
+
+
+def test_identical_means_bitwise(baseline: drift.Metrics, committed: params.Params) -> None:
+    """-0.0 for 0.0 or 500.0 for 500 is within tolerance but not identical; NaN always drifts."""
+    current = perturbed(baseline, "l1-sgd-none", "clip_fraction", -0.0)
+    current["l1-sgd-none"]["steps_run"] = 500.0
+    report = drift.compare(baseline, current, committed.drift)
+    assert report.status == "within tolerance" and len(report.within) == 2
+    nan = perturbed(baseline, "l1-sgd-none", "final_loss", math.nan)
+    assert drift.compare(baseline, nan, committed.drift).status == "drifted"
+    assert drift.compare(nan, copy.deepcopy(nan), committed.drift).status == "identical"
+
+
+def test_changed_environment_is_reported_but_does_not_fail(
+    baseline: drift.Metrics, committed: params.Params
+) -> None:
+    """A new torch and other CPU flags are listed with both values; alone they pass."""
+    env = drift.env_diff(ENV, dict(ENV, torch="2.14.0", cpu_flags=["avx2"], os="linux"))
+    assert env == [
+        ("cpu_flags", ["avx2", "fma"], ["avx2"]),
+        ("os", drift.ABSENT, "linux"),
+        ("torch", "2.13.0+cpu", "2.14.0"),
+    ]
+    report = replace(drift.compare(baseline, copy.deepcopy(baseline), committed.drift), env=env)
+    assert report.ok and report.status == "identical"
+    text = drift.markdown(report, "HEAD")
+    assert '| torch | "2.13.0+cpu" | "2.14.0" |' in text and '| os | absent | "linux" |' in text
+    assert "by themselves they do not fail the check" in text
+
+
+# --- main: a baseline committed in a temporary git repository --------------------------------
+def git(root: Path, *args: str) -> None:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "PATH": os.environ["PATH"],
+    }
+    subprocess.run(["git", *args], cwd=root, check=True, env=env, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, raw_params: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The working directory: a git repo whose HEAD holds params.yaml and reports/ (baseline)."""
+    root = tmp_path / "repo"
+    (root / "reports").mkdir(parents=True)
+    write_params(root / "params.yaml", raw_params)
+    metrics = {"mse-adam-norm": CELL, "l1-sgd-none": dict(CELL, clip_fraction=0.0)}
+    (root / "reports/metrics.json").write_text(json.dumps(metrics, indent=2))
+    (root / "reports/env.json").write_text(json.dumps(ENV, indent=2))
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "baseline")
+    monkeypatch.chdir(root)
+    for var in ("GITHUB_STEP_SUMMARY", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(var, raising=False)  # e.g. set when pytest runs in a git hook
+    return root
+
+
+def edit(path: Path, **changes: object) -> None:
+    """Change top-level keys (or `cell={metric: value}` entries) of a JSON file in place."""
+    data = json.loads(path.read_text())
+    for key, value in changes.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    path.write_text(json.dumps(data))
+
+
+def exit_code(argv: list[str]) -> int:
+    try:
+        drift.main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_main_passes_on_an_unchanged_working_tree(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 0 and 'identical' when the working tree holds the committed metrics."""
+    assert exit_code([]) == 0
+    assert "Drift check: identical. 2 cells compared with HEAD." in capsys.readouterr().out
+
+
+def test_main_fails_on_drift_and_writes_markdown_and_step_summary(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 on drift; the Markdown goes to --markdown and is appended to the job summary."""
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    edit(repo / "reports/metrics.json", **{"mse-adam-norm": {"final_loss": 0.5}})
+    assert exit_code(["--markdown", str(tmp_path / "drift.md")]) == drift.EXIT_DRIFT
+    report = (tmp_path / "drift.md").read_text()
+    assert (
+        report.startswith("## Drift check: drifted") and "| mse-adam-norm | final_loss |" in report
+    )
+    assert summary.read_text() == "earlier step\n" + report
+    assert "mse-adam-norm  final_loss" in capsys.readouterr().out
+
+
+def test_main_reports_a_changed_environment_and_passes(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new torch version is printed with both values; the check still passes."""
+    edit(repo / "reports/env.json", torch="2.14.0")
+    assert exit_code([]) == 0
+    out = capsys.readouterr().out
+    assert 'torch  "2.13.0+cpu"  "2.14.0"' in out and "do not fail the check" in out
+
+
+def test_main_compares_with_an_older_revision(repo: Path) -> None:
+    """--baseline-rev picks the commit holding the baseline."""
+    edit(repo / "reports/metrics.json", **{"l1-sgd-none": {"steps_run": 499}})
+    git(repo, "commit", "-qam", "new metrics")
+    assert exit_code([]) == 0
+    assert exit_code(["--baseline-rev", "HEAD~1"]) == drift.EXIT_DRIFT
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("unknown revision", "error: no baseline reports/metrics.json at nope: fatal: "),
+        ("not committed", "error: no baseline reports/metrics.json at HEAD: fatal: "),
+        ("no current metrics", "error: reports/metrics.json: not found (rebuild the study"),
+        ("not JSON", "error: reports/metrics.json: not valid JSON"),
+        ("bad params", "error: params.yaml: drift.default.abs = -1.0: "),
+        ("unknown metric", "error: params: drift.metrics.clip_fractoin: no such metric; known: "),
+    ],
+)
+def test_main_exits_2_with_one_error_line_on_bad_input(
+    repo: Path, raw_params: dict, case: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unreadable baseline or current files and bad params: exit 2, one line, no traceback."""
+    argv = ["--baseline-rev", "nope"] if case == "unknown revision" else []
+    if case == "not committed":
+        git(repo, "rm", "-q", "--cached", "reports/metrics.json")
+        git(repo, "commit", "-qm", "untrack")
+    if case == "no current metrics":
+        (repo / "reports/metrics.json").unlink()
+    if case == "not JSON":
+        (repo / "reports/metrics.json").write_text("{")
+    if case in ("bad params", "unknown metric"):
+        data = copy.deepcopy(raw_params)
+        data["drift"]["default"]["abs"] = -1.0 if case == "bad params" else 0.0
+        data["drift"]["metrics"]["clip_fractoin"] = {"abs": 0.0, "rel": 0.0}
+        write_params(repo / "params.yaml", data)
+    assert exit_code(argv) == params.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith(message) and "Traceback" not in err, err
+
+
+# --- the command the workflow runs -----------------------------------------------------------
+def test_make_drift_runs_main_with_the_dvc_yaml_paths(repo: Path) -> None:
+    """`make drift` (the workflow's drift step) calls this main with dvc.yaml's output paths."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    dry = subprocess.run(
+        ["make", "-n", "-s", "-C", str(ROOT), "drift"], capture_output=True, text=True, check=True
+    )
+    (line,) = [ln for ln in dry.stdout.splitlines() if "-m pipeline.drift" in ln]
+    argv = shlex.split(line.split("-m pipeline.drift", 1)[1])
+    stages = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
+    metrics_out = next(iter(stages["train"]["metrics"][0]))
+    env_out = next(iter(stages["env"]["outs"][0]))
+    assert argv == ["--params", "params.yaml", "--metrics", metrics_out, "--env", env_out]
+    assert exit_code(argv) == 0
+    edit(repo / metrics_out, **{"mse-adam-norm": {"diverged": 1}})
+    assert exit_code(argv) == drift.EXIT_DRIFT
+
+
+def test_real_training_rerun_is_identical(repo: Path, raw_params: dict) -> None:
+    """Training a small grid twice gives metrics the check calls bitwise identical."""
+    write_params(repo / "params.yaml", small_grid(raw_params))
+    data = ["--data", "data/points.csv"]
+    generate.main(["--out", "data/points.csv"])
+    train.main([*data, "--traces", "traces", "--metrics", "reports/metrics.json"])
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "trained")
+    train.main([*data, "--traces", "traces", "--metrics", "reports/metrics.json"])
+    report = drift.load(
+        Path("reports/metrics.json"),
+        Path("reports/env.json"),
+        "HEAD",
+        params.load(Path("params.yaml")).drift,
+    )
+    assert (report.status, report.compared) == ("identical", 8)
