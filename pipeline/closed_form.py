@@ -1,12 +1,14 @@
-"""Closed-form gradients of each loss for y_hat = w * x + b: the oracle autograd is checked against.
+"""Each loss in closed form for y_hat = w * x + b, in NumPy: its values for the contour
+plots, and its gradients as the oracle autograd is checked against.
 
-Every loss in LOSSES is a mean over n points of a term l(d_i) of the error
+Every loss in model.LOSSES is a mean over n points of a term l(d_i) of the error
 d_i = y_hat_i - y_i, so with g_i = dL/dy_hat_i = l'(d_i) / n the chain rule gives
 
     dL/dw = sum_i g_i x_i,    dL/db = sum_i g_i,    dL/dx_i = g_i w.
 
-Plain float64 NumPy, no autograd. At the kinks l' follows torch's backward kernels:
-L1 takes sign(0) = 0; smooth L1 and Huber are quadratic only while |d| < beta (delta).
+Plain float64 NumPy, no torch: importing it would cost the compare stage two seconds.
+At the kinks l and l' follow torch's kernels: L1 takes sign(0) = 0; smooth L1 and Huber
+are quadratic only while |d| < beta (delta).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -19,33 +21,43 @@ from pipeline.params import LossName
 
 Array = npt.NDArray[np.float64]
 Kwargs = Mapping[str, float]  # the loss's keyword arguments, as in params.yaml
-Derivative = Callable[[Array, Kwargs], Array]  # l'(d) for each error d
+Function = Callable[[Array, Kwargs], Array]  # of each error d, elementwise
 
 
-def _mse(d: Array, kwargs: Kwargs) -> Array:
-    return 2.0 * d  # l = d^2
+@dataclass(frozen=True)
+class Term:
+    """One loss's term l(d) of the error d, and its derivative l'(d)."""
 
-
-def _l1(d: Array, kwargs: Kwargs) -> Array:
-    return np.sign(d)  # l = |d|; sign(0) = 0 is the subgradient torch uses
+    value: Function
+    derivative: Function
 
 
 def _smoothl1(d: Array, kwargs: Kwargs) -> Array:
     beta = kwargs["beta"]  # l = d^2 / (2 beta) while |d| < beta, else |d| - beta / 2
+    return np.where(np.abs(d) < beta, 0.5 * d**2 / beta, np.abs(d) - 0.5 * beta)
+
+
+def _smoothl1_derivative(d: Array, kwargs: Kwargs) -> Array:
+    beta = kwargs["beta"]
     return np.where(np.abs(d) < beta, d / beta, np.sign(d))
 
 
 def _huber(d: Array, kwargs: Kwargs) -> Array:
     delta = kwargs["delta"]  # l = d^2 / 2 while |d| < delta, else delta (|d| - delta / 2)
+    return np.where(np.abs(d) < delta, 0.5 * d**2, delta * (np.abs(d) - 0.5 * delta))
+
+
+def _huber_derivative(d: Array, kwargs: Kwargs) -> Array:
+    delta = kwargs["delta"]
     return np.where(np.abs(d) < delta, d, delta * np.sign(d))
 
 
-# Keyed like model.LOSSES: adding a loss there means one line here.
-DERIVATIVES: dict[LossName, Derivative] = {
-    "mse": _mse,
-    "l1": _l1,
-    "smoothl1": _smoothl1,
-    "huber": _huber,
+# Keyed like model.LOSSES: adding a loss there means one entry here.
+TERMS: dict[LossName, Term] = {
+    "mse": Term(lambda d, _: np.square(d), lambda d, _: 2.0 * d),  # l = d^2
+    "l1": Term(lambda d, _: np.abs(d), lambda d, _: np.sign(d)),  # l = |d|; sign(0) = 0
+    "smoothl1": Term(_smoothl1, _smoothl1_derivative),
+    "huber": Term(_huber, _huber_derivative),
 }
 
 
@@ -62,7 +74,7 @@ def per_point(
     """g_i = dL/dy_hat_i: the loss's derivative at each point's error, divided by n."""
     xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     d = (w * xs + b) - ys
-    return DERIVATIVES[loss](d, kwargs) / d.size
+    return TERMS[loss].derivative(d, kwargs) / d.size
 
 
 def gradients(

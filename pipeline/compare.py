@@ -2,6 +2,7 @@
 
 Rows are ranked: cells that trained to the end first, then by final loss, then by
 distance to the optimum, then by name, so ties always come out in the same order.
+The Markdown ends with the environment the numbers came from (the `env` stage's file).
 """
 
 import argparse
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline import atomic, generate, grid, params, plots, record
@@ -98,9 +100,29 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curves(cells: Sequence[grid.Cell], traces: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Long format for `dvc plots`: cell, step, loss, grad_norm, every step of every cell."""
-    parts = [traces[c.name].loc[:, list(CURVES)].assign(cell=c.name) for c in cells]
+def _field(value: object) -> str:
+    """A value of env.json as text: a list joined by commas, strings as they are, else JSON."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def environment(env: Mapping[str, object]) -> str:
+    """An "Environment" Markdown section: one row per field of env.json, in its order."""
+    rows = pd.DataFrame({"field": list(env), "value": [_field(v) for v in env.values()]})
+    return "## Environment\n\n" + markdown(rows)
+
+
+def curves(
+    cells: Sequence[grid.Cell], traces: Mapping[str, pd.DataFrame], stride: int
+) -> pd.DataFrame:
+    """Long format for `dvc plots`: cell, step, loss, grad_norm at every stride-th step of
+    every cell, and at its last."""
+    parts = []
+    for c in cells:
+        trace, rows = traces[c.name], np.arange(len(traces[c.name]))
+        keep = (rows % stride == 0) | (rows == len(rows) - 1)
+        parts.append(trace.loc[keep, list(CURVES)].assign(cell=c.name))
     return pd.concat(parts, ignore_index=True).loc[:, ["cell", *CURVES]]
 
 
@@ -132,23 +154,36 @@ def read_traces(cells: Sequence[grid.Cell], folder: Path) -> dict[str, pd.DataFr
     return {name: record.read_frame(path) for name, path in paths.items()}
 
 
-def read_metrics(path: Path) -> dict[str, Summary]:
-    """The metrics file: {cell name: {metric: value}}; InputError if unreadable."""
+def read_json(path: Path, stage: str) -> object:
+    """The JSON document at `path`, written by `stage`; InputError if missing or not JSON."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{path}: file not found (run `dvc repro train`)") from None
+        raise InputError(f"{path}: file not found (run `dvc repro {stage}`)") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not JSON: {e}") from None
+
+
+def read_metrics(path: Path) -> dict[str, Summary]:
+    """The metrics file: {cell name: {metric: value}}; InputError if unreadable."""
+    data = read_json(path, "train")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise InputError(f"{path}: expected {{cell name: {{metric: value}}}}")
+    return data
+
+
+def read_env(path: Path) -> dict[str, object]:
+    """The env stage's fingerprint: {field: value}; InputError if unreadable."""
+    data = read_json(path, "env")
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected {{field: value}}")
     return data
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    for name in ("traces", "metrics", "data", "table", "markdown", "curves", "plots"):
+    for name in ("traces", "metrics", "env", "data", "table", "markdown", "curves", "plots"):
         parser.add_argument(f"--{name}", type=Path, required=True)
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
@@ -156,13 +191,14 @@ def main(argv: list[str] | None = None) -> None:
     data = generate.read_points_or_exit(args.data)
     try:
         traces, metrics = read_traces(cells, args.traces), read_metrics(args.metrics)
-        summary = table(cells, traces, metrics, p.compare.threshold)
+        summary, env = table(cells, traces, metrics, p.compare.threshold), read_env(args.env)
     except InputError as e:
         print("\n".join(f"error: {line}" for line in str(e).splitlines()), file=sys.stderr)
         raise SystemExit(params.EXIT_BAD_INPUT) from None
     atomic.write_text(args.table, summary.to_csv(index=False))
-    atomic.write_text(args.markdown, markdown(summary))
-    atomic.write_text(args.curves, curves(cells, traces).to_csv(index=False))
+    atomic.write_text(args.markdown, markdown(summary) + "\n" + environment(env))
+    stride = p.compare.curve_stride
+    atomic.write_text(args.curves, curves(cells, traces, stride).to_csv(index=False))
     with atomic.replacing(args.plots, directory=True) as folder:
         optimum = generate.optimum(p.generate)
         plots.draw(folder, runs(cells, traces, metrics), data, optimum, p.compare.threshold)

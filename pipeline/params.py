@@ -174,6 +174,7 @@ class TrainParams(Section):
 # --- compare, walkthrough, publish --------------------------------------------------
 class CompareParams(Section):
     threshold: Positive  # "converged" once the loss falls below this
+    curve_stride: Annotated[int, Field(strict=True, ge=1)]  # curves.csv keeps every k-th step
 
 
 class WalkthroughParams(Section):

@@ -4,12 +4,11 @@ Drawn on bare `Figure`s (no pyplot, so no backend or global state). PNGs carry n
 software stamp and no timestamp, so equal inputs give equal bytes.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from matplotlib import ticker
 from matplotlib.axes import Axes
@@ -18,44 +17,15 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from pipeline.grid import Cell
-from pipeline.params import LossName
+from pipeline.surface import Array, Point, Surface, bounds
 
-Array = npt.NDArray[np.float64]
-Bounds = tuple[float, float, float, float]  # weight min, weight max, bias min, bias max
 DPI = 80  # small PNGs: 84 per-cell plots must be drawn in about a second
 PNG_METADATA = {"Software": None}  # savefig stamps the matplotlib version unless told not to
 PNG_COMPRESSION = 1  # zlib level: 3x faster to write than the default 6, files ~1.5x larger
-RESOLUTION = 60  # contour grid points per axis
-COLORS = (
-    "tab:blue",
-    "tab:orange",
-    "tab:green",
-    "tab:red",
-    "tab:purple",
-    "tab:brown",
-    "tab:pink",
-    "tab:gray",
-    "tab:olive",
-    "tab:cyan",
+COLORS = tuple(  # one per optimizer: matplotlib's default cycle
+    f"tab:{c}"
+    for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")
 )
-
-
-def _smoothl1(e: Array, beta: float) -> Array:
-    return np.where(np.abs(e) < beta, 0.5 * e**2 / beta, np.abs(e) - 0.5 * beta)
-
-
-def _huber(e: Array, delta: float) -> Array:
-    return np.where(np.abs(e) <= delta, 0.5 * e**2, delta * (np.abs(e) - 0.5 * delta))
-
-
-# Each torch.nn loss of model.LOSSES per error e = prediction - target, in numpy:
-# importing torch would cost this stage about two seconds. Tests check them against torch.
-SURFACES: dict[LossName, Callable[..., Array]] = {
-    "mse": np.square,
-    "l1": np.abs,
-    "smoothl1": _smoothl1,
-    "huber": _huber,
-}
 
 
 @dataclass(frozen=True)
@@ -69,65 +39,11 @@ class Run:
     diverged: bool
 
     @classmethod
-    def of(
-        cls, cell: Cell, trace: pd.DataFrame, init: tuple[float, float], diverged: bool
-    ) -> "Run":
+    def of(cls, cell: Cell, trace: pd.DataFrame, init: Point, diverged: bool) -> "Run":
         """From a trace with record.COLUMNS and the (weight, bias) before the first step."""
         path = np.vstack([np.array([init]), trace[["weight", "bias"]].to_numpy(np.float64)])
         steps, loss = (trace[c].to_numpy(np.float64) for c in ("step", "loss"))
         return cls(cell, steps, loss, path, diverged)
-
-
-@dataclass(frozen=True)
-class Surface:
-    """One loss over a (weight, bias) grid, averaged over the data points."""
-
-    weights: Array
-    biases: Array
-    values: Array  # mean loss, [bias index, weight index]
-    bounds: Bounds
-
-    @classmethod
-    def of(cls, cell: Cell, x: Array, y: Array, bounds: Bounds) -> "Surface":
-        """The loss of `cell` (with its keyword arguments) on the points x, y."""
-        kwargs = {k: float(v) for k, v in cell.loss_kwargs.items() if isinstance(v, int | float)}
-        w = np.linspace(bounds[0], bounds[1], RESOLUTION)
-        b = np.linspace(bounds[2], bounds[3], RESOLUTION)
-        errors = w[None, :, None] * x + b[:, None, None] - y
-        return cls(w, b, SURFACES[cell.loss](errors, **kwargs).mean(axis=-1), bounds)
-
-    def draw(self, ax: Axes, optimum: tuple[float, float]) -> None:
-        """Log-spaced contour lines, the optimum as a star, the axes fixed to the bounds."""
-        top = float(self.values.max())
-        if top > 0:  # log-spaced: the valley near the optimum matters most
-            levels = np.geomspace(max(float(self.values.min()), top * 1e-4), top, 12)[:-1]
-            ax.contour(
-                self.weights,
-                self.biases,
-                self.values,
-                levels=levels,
-                cmap="Greys_r",
-                linewidths=0.6,
-                alpha=0.6,
-            )
-        ax.plot(*optimum, "*", color="black", markersize=10, zorder=3)
-        ax.set_xlim(self.bounds[0], self.bounds[1])
-        ax.set_ylim(self.bounds[2], self.bounds[3])
-        ax.set_xlabel("weight")
-        ax.set_ylabel("bias")
-
-
-def bounds(runs: Sequence[Run], optimum: tuple[float, float]) -> Bounds:
-    """A frame around the optimum, every start and every point of runs that converge.
-
-    Diverging paths are left out, or they would shrink everything else to a dot.
-    """
-    points = [np.array([optimum])] + [r.path[:1] for r in runs]
-    points += [r.path for r in runs if not r.diverged]
-    stacked = np.vstack(points)
-    low, high = stacked.min(axis=0), stacked.max(axis=0)
-    pad = np.maximum((high - low) * 0.1, 0.25)
-    return (low[0] - pad[0], high[0] + pad[0], low[1] - pad[1], high[1] + pad[1])
 
 
 def _panels(runs: Sequence[Run], height: float) -> tuple[Figure, dict[str, Axes]]:
@@ -180,9 +96,7 @@ def loss_figure(runs: Sequence[Run], threshold: float) -> Figure:
     return fig
 
 
-def trajectory_figure(
-    runs: Sequence[Run], surface: Surface, optimum: tuple[float, float]
-) -> Figure:
+def trajectory_figure(runs: Sequence[Run], surface: Surface, optimum: Point) -> Figure:
     """Every optimizer's (weight, bias) path over the contours, one subplot per clip."""
     fig, panels = _panels(runs, 3.8)
     colors = _colors(runs)
@@ -197,9 +111,7 @@ def trajectory_figure(
     return fig
 
 
-def save_cells(
-    folder: Path, runs: Sequence[Run], surface: Surface, optimum: tuple[float, float]
-) -> None:
+def save_cells(folder: Path, runs: Sequence[Run], surface: Surface, optimum: Point) -> None:
     """`<cell>.png` per run. Blitted: contours, ticks and labels are drawn once, then each
     path over a copy of them (a full redraw per cell costs about ten times more)."""
     fig = Figure(figsize=(3.0, 3.0), dpi=DPI)
@@ -231,17 +143,15 @@ def save(fig: Figure, path: Path) -> None:
 
 
 def draw(
-    folder: Path,
-    runs: Sequence[Run],
-    data: tuple[Array, Array],
-    optimum: tuple[float, float],
-    threshold: float,
+    folder: Path, runs: Sequence[Run], data: tuple[Array, Array], optimum: Point, threshold: float
 ) -> None:
     """Into `folder`: loss_<loss>.png, trajectory_<loss>.png and cells/<cell>.png."""
     (folder / "cells").mkdir(parents=True, exist_ok=True)
     for loss in dict.fromkeys(r.cell.loss for r in runs):
         group = [r for r in runs if r.cell.loss == loss]
-        surface = Surface.of(group[0].cell, *data, bounds(group, optimum))
+        # every start, but only converging paths: a diverging one would shrink the rest to a dot
+        points = [r.path[:1] for r in group] + [r.path for r in group if not r.diverged]
+        surface = Surface.of(group[0].cell, *data, bounds(optimum, points))
         save(loss_figure(group, threshold), folder / f"loss_{loss}.png")
         save(trajectory_figure(group, surface, optimum), folder / f"trajectory_{loss}.png")
         save_cells(folder / "cells", group, surface, optimum)

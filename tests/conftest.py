@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 from pipeline import params
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+PROJECT_FILES = ("pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore")
 
 
 @pytest.fixture(autouse=True)

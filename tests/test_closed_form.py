@@ -1,4 +1,4 @@
-"""Oracle tests: the closed-form gradients against torch autograd, and one by hand."""
+"""Oracle tests: the closed-form loss values and gradients against torch, and one by hand."""
 
 import numpy as np
 import pytest
@@ -24,6 +24,11 @@ def errors_around(kink: float) -> list[float]:
     return [0.0, *near, *(-d for d in near)]
 
 
+def kink(name: LossName) -> float:
+    """Where the loss switches from quadratic to linear (1 for losses without one)."""
+    return KWARGS[name].get("beta", KWARGS[name].get("delta", 1.0))
+
+
 def autograd(
     name: LossName, kwargs: dict[str, float], w: float, b: float, x: np.ndarray, y: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -37,9 +42,22 @@ def autograd(
     return wt.grad, bt.grad, xt.grad
 
 
-def test_every_loss_has_a_derivative() -> None:
-    """DERIVATIVES covers exactly the losses of LOSSES, and this file tests them all."""
-    assert set(closed_form.DERIVATIVES) == set(LOSSES) == set(KWARGS)
+def test_every_loss_has_a_closed_form() -> None:
+    """TERMS covers exactly the losses of LOSSES, and this file tests them all."""
+    assert set(closed_form.TERMS) == set(LOSSES) == set(KWARGS)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_values_equal_the_torch_loss(name: LossName) -> None:
+    """Each term l(d), at random errors, at and around each kink, equals torch's loss of d."""
+    rng = np.random.default_rng(0)
+    d = np.array([*errors_around(kink(name)), kink(name), -kink(name), *rng.normal(0, 2, 50)])
+
+    got = closed_form.TERMS[name].value(d, KWARGS[name])
+
+    loss = LOSSES[name](**KWARGS[name], reduction="none")
+    want = loss(torch.tensor(d), torch.zeros(d.size, dtype=torch.float64))  # error d exactly
+    torch.testing.assert_close(torch.tensor(got), want, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -48,8 +66,7 @@ def test_closed_form_equals_autograd(name: LossName, seed: int) -> None:
     """For random w, b, x and errors on both sides of each kink, closed form == autograd."""
     rng = np.random.default_rng(seed)
     w, b = rng.normal(size=2)
-    kink = KWARGS[name].get("beta", KWARGS[name].get("delta", 1.0))
-    d = np.array(errors_around(kink))
+    d = np.array(errors_around(kink(name)))
     x = rng.normal(size=d.size)
     y_hat = w * x + b
     y = y_hat - d  # d = 0 stays exactly 0: y_hat - y_hat

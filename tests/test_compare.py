@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from dvc_render.vega import VegaRenderer
 
-from pipeline import atomic, compare, generate, grid, model, params, plots, train
+from pipeline import atomic, compare, env, generate, grid, params, train
 
-COMMITTED = Path(__file__).resolve().parents[1] / "params.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "params.yaml"
 LOSSES = ["mse", "l1"]
 OPTIMIZERS = ["sgd", "adam"]
 CLIPS = ["none", "norm"]
@@ -43,9 +44,11 @@ def argv(**paths: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding params.yaml, data/points.csv, traces/ and reports/metrics.json."""
+    """A folder holding params.yaml, data/points.csv, traces/, reports/metrics.json and
+    reports/env.json."""
     root = tmp_path_factory.mktemp("project")
     p, data = small_params(root), root / "data/points.csv"
+    env.main(argv(params=p, out=root / "reports/env.json"))
     generate.main(argv(params=p, out=data))
     train.main(
         argv(params=p, data=data, traces=root / "traces", metrics=root / "reports/metrics.json")
@@ -56,6 +59,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_compare(project: Path, out: Path) -> None:
     inputs = {"params": project / "params.yaml", "traces": project / "traces"}
     inputs |= {"metrics": project / "reports/metrics.json", "data": project / "data/points.csv"}
+    inputs |= {"env": project / "reports/env.json"}
     outputs = {"table": out / "compare.csv", "markdown": out / "compare.md"}
     outputs |= {"curves": out / "curves.csv", "plots": out / "plots"}
     compare.main(argv(**inputs, **outputs))
@@ -172,19 +176,70 @@ def test_markdown_has_a_header_a_rule_and_one_row_per_cell(tmp_path: Path) -> No
     assert len({len(line) for line in lines}) == 1  # columns line up
 
 
-def test_surfaces_match_the_torch_losses() -> None:
-    """Each numpy surface equals its torch.nn loss (mean over points), params' kwargs."""
-    p = params.load(COMMITTED).train.losses
-    rng = np.random.default_rng(0)
-    prediction, target = rng.normal(0, 2, (50, 7)), rng.normal(0, 2, 7)
-    assert set(plots.SURFACES) == set(model.LOSSES)
-    for name, surface in plots.SURFACES.items():
-        kwargs = getattr(p, name).model_dump()
-        ours = surface(prediction - target, **kwargs).mean(axis=-1)
-        theirs = model.make_loss(name, {**kwargs, "reduction": "none"})(
-            torch.tensor(prediction), torch.tensor(target).expand(50, 7)
-        ).mean(dim=-1)
-        torch.testing.assert_close(torch.tensor(ours), theirs, rtol=1e-12, atol=1e-12)
+def test_curves_keep_every_stride_th_step_and_the_last() -> None:
+    """curves keeps steps 0, k, 2k, ... and each cell's last step, in long format."""
+    cells = grid.cells(params.load(COMMITTED).train)[:2]
+    traces = {cells[0].name: hand_trace([1.0] * 8), cells[1].name: hand_trace([1.0] * 3)}
+
+    got = compare.curves(cells, traces, stride=3)
+
+    assert list(got.columns) == ["cell", "step", "loss", "grad_norm"]
+    assert got.groupby("cell", sort=False)["step"].apply(list).to_dict() == {
+        cells[0].name: [0, 3, 6, 7],
+        cells[1].name: [0, 2],
+    }
+
+
+def test_curves_with_stride_1_keep_every_step() -> None:
+    """At stride 1 curves holds every row of every trace."""
+    cells = grid.cells(params.load(COMMITTED).train)[:2]
+    traces = {c.name: hand_trace([3.0, 2.0, 1.0]) for c in cells}
+
+    assert len(compare.curves(cells, traces, stride=1)) == 6
+
+
+def test_environment_is_a_section_with_a_row_per_field() -> None:
+    """environment renders a heading and a field | value row per key, lists joined."""
+    fingerprint = {"torch": "2.13.0+cpu", "threads": 1, "deterministic": True, "cpu_flags": ["avx"]}
+
+    lines = compare.environment(fingerprint | {"none": []}).splitlines()
+
+    assert lines[:2] == ["## Environment", ""]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[4:]]
+    assert rows == [
+        ["torch", "2.13.0+cpu"],
+        ["threads", "1"],
+        ["deterministic", "true"],
+        ["cpu_flags", "avx"],
+        ["none", "none"],
+    ]
+
+
+def test_dvc_plots_of_curves_draw_a_line_per_cell_on_a_log_scale() -> None:
+    """Each top-level plot in dvc.yaml, filled by DVC's renderer from .dvc/plots, draws
+    curves.csv's `step` against its column on a log scale, coloured by cell, dashed by rev."""
+    plots = {k: v for item in params.read_yaml(ROOT / "dvc.yaml")["plots"] for k, v in item.items()}
+    rows = [
+        {"cell": cell, "step": str(step), "loss": "0.5", "grad_norm": "2.0", "rev": "workspace"}
+        for cell in ("mse-sgd-none", "l1-adam-norm")
+        for step in (0, 10)
+    ]
+    assert set(plots) == {"loss", "grad_norm"}
+
+    for name, plot in plots.items():
+        assert plot["y"] == {"reports/curves.csv": name} and plot["x"] == "step"
+        props = {"template": plot["template"], "template_dir": str(ROOT / ".dvc/plots")}
+        renderer = VegaRenderer(rows, name, **props, x="step", y=name, title=plot["title"])
+        spec = renderer.get_filled_template()
+
+        assert spec["data"]["values"] == rows
+        assert spec["encoding"]["x"]["field"] == "step"
+        assert spec["encoding"]["y"]["field"] == name
+        assert spec["encoding"]["y"]["scale"] == {"type": "log"}
+        assert spec["encoding"]["color"]["field"] == "cell"
+        assert spec["encoding"]["strokeDash"]["field"] == "rev"
+        assert {t["field"] for t in spec["encoding"]["tooltip"]} == {"cell", "rev", "step", name}
+        assert f"toNumber(datum['{name}'])" in json.dumps(spec["transform"])
 
 
 def test_main_writes_every_output(project: Path, tmp_path: Path) -> None:
@@ -195,11 +250,19 @@ def test_main_writes_every_output(project: Path, tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "compare.csv")
     assert sorted(table["cell"]) == sorted(names)
     assert table["cell"].iloc[-1] == DIVERGING and table["diverged"].iloc[-1] != "no"
-    assert len((tmp_path / "compare.md").read_text().splitlines()) == 2 + len(names)
+    table_md, environment_md = (tmp_path / "compare.md").read_text().split("\n\n", 1)
+    assert len(table_md.splitlines()) == 2 + len(names)
+    fingerprint = json.loads((project / "reports/env.json").read_text())
+    assert environment_md.startswith("## Environment\n")
+    assert "| torch " in environment_md and fingerprint["torch"] in environment_md
     curves = pd.read_csv(tmp_path / "curves.csv")
     assert list(curves.columns) == ["cell", "step", "loss", "grad_norm"]
     metrics = json.loads((project / "reports/metrics.json").read_text())
-    assert curves.groupby("cell").size().to_dict() == {n: metrics[n]["steps_run"] for n in names}
+    stride = params.load(project / "params.yaml").compare.curve_stride
+    kept = {
+        n: len({*range(0, m["steps_run"], stride), m["steps_run"] - 1}) for n, m in metrics.items()
+    }
+    assert curves.groupby("cell").size().to_dict() == kept
     pngs = [f"loss_{x}.png" for x in LOSSES] + [f"trajectory_{x}.png" for x in LOSSES]
     pngs += [f"cells/{n}.png" for n in names]
     written = files(tmp_path / "plots")
@@ -231,6 +294,23 @@ def test_main_exits_2_naming_a_missing_trace_and_writes_nothing(
 
     assert exit_info.value.code == params.EXIT_BAD_INPUT
     assert "l1-adam-norm" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_main_exits_2_naming_a_missing_env_file(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No reports/env.json: exit 2, stderr names the file and the stage, nothing is written."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    (copy / "reports/env.json").unlink()
+    out = tmp_path / "out"
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_compare(copy, out)
+
+    assert exit_info.value.code == params.EXIT_BAD_INPUT
+    assert "env.json: file not found (run `dvc repro env`)" in capsys.readouterr().err
     assert not out.exists()
 
 

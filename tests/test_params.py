@@ -73,6 +73,9 @@ BAD = [
     ("generate.noise", -0.5, ["generate.noise", "-0.5", "greater than or equal to 0"]),
     ("env.threads", 0, ["env.threads", "greater than or equal to 1"]),
     ("publish.experiment", "", ["publish.experiment", "''"]),
+    ("publish.stride", 0, ["publish.stride", "greater than or equal to 1"]),
+    ("compare.curve_stride", 0, ["compare.curve_stride", "greater than or equal to 1"]),
+    ("compare.threshold", -1e-4, ["compare.threshold", "greater than 0"]),
 ]
 
 
