@@ -18,20 +18,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import grid, interrupt, params, tracking
+from pipeline import grid, interrupt, params, record, tracking
 
 EXIT_TRACKING = 1
-HISTORY = (
-    "loss",
-    "grad_norm",
-    "grad_weight",
-    "grad_bias",
-    "clipped_grad_weight",
-    "clipped_grad_bias",
-    "weight",
-    "bias",
-)
-FINAL = (
+FINAL = (  # final metrics of each cell run (names are an API)
     "final_loss",
     "final_weight",
     "final_bias",
@@ -78,13 +68,11 @@ def cell_content(
     stride: int,
 ) -> tracking.RunContent:
     """One cell's MLflow run: settings as params, strided histories, final metrics."""
-    from pipeline import record  # pandas: only needed when something is published
-
     frame = record.read_frame(trace)
     keep = frame[(frame["step"] % stride == 0) | (frame.index == len(frame) - 1)]
     history = [
         (name, float(value), int(step))
-        for name in HISTORY
+        for name in record.HISTORY
         for step, value in zip(keep["step"], keep[name], strict=True)
     ]
     finals = [(name, float(summary[name]), 0) for name in FINAL if summary.get(name) is not None]  # type: ignore[arg-type]

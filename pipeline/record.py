@@ -6,14 +6,20 @@ Trace columns (one row per step; values before clipping unless named `clipped_`)
   weight, bias (after the step).
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipeline.grid import Cell
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported inside the functions that need it: publish's no-op path (every
+# `dvc repro`) uses the names below and must not pay for it.
 
 COLUMNS = (
     "step",
@@ -28,6 +34,7 @@ COLUMNS = (
     "bias",
 )
 INT_COLUMNS = ("step", "clipped")
+HISTORY = tuple(c for c in COLUMNS if c not in INT_COLUMNS)  # the per-step float series
 Row = tuple[float, ...]
 
 
@@ -48,16 +55,23 @@ class Trace:
         return last[COLUMNS.index("weight")], last[COLUMNS.index("bias")]
 
 
+def _dtypes() -> dict[str, type]:
+    import numpy as np
+
+    return {c: np.int64 if c in INT_COLUMNS else np.float32 for c in COLUMNS}
+
+
 def to_frame(trace: Trace) -> pd.DataFrame:
     """The trace as a table; float32 columns print as the shortest exact decimal."""
-    frame = pd.DataFrame(trace.rows, columns=list(COLUMNS))
-    return frame.astype({c: np.int64 if c in INT_COLUMNS else np.float32 for c in COLUMNS})
+    import pandas as pd
+
+    return pd.DataFrame(trace.rows, columns=list(COLUMNS)).astype(_dtypes())
 
 
 def read_frame(path: Path) -> pd.DataFrame:
-    return pd.read_csv(
-        path, dtype={c: np.int64 if c in INT_COLUMNS else np.float32 for c in COLUMNS}
-    )
+    import pandas as pd
+
+    return pd.read_csv(path, dtype=_dtypes())
 
 
 def summary(trace: Trace, optimum: tuple[float, float]) -> dict[str, float | int | str | None]:
