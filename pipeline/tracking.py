@@ -160,7 +160,7 @@ def _client(uri: str) -> "MlflowClient":
     # bounded retries: the default retry policy blocks ~4 minutes on a dead server
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    from mlflow import MlflowClient  # ~1.4 s: imported only when there is work to do
+    from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
 
@@ -222,10 +222,10 @@ def publish(
     parent run. On any exception the runs opened here end FAILED, on SIGINT/SIGTERM KILLED."""
     check_uri(uri)
     _reachable(uri)
-    client = _client(uri)
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # ~1.4 s: only when there is work to do
 
     try:
+        client = _client(uri)
         with _exclusive(root):
             experiment_id = _experiment_id(client, experiment, root, uri)
             _close_abandoned(client, experiment_id)
@@ -234,13 +234,28 @@ def publish(
             if todo or parent.key not in done:
                 _publish_new(client, experiment_id, todo, parent, progress)
     except MlflowException as e:
-        if "401" in str(e) or "Unauthorized" in str(e) or "403" in str(e):
-            raise TrackingError(
-                f"the MLflow server at {uri} refused the request ({str(e).splitlines()[0]}); "
-                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-            ) from None
-        raise TrackingError(f"MLflow at {uri} failed: {str(e).splitlines()[0]}") from None
+        raise TrackingError(_explain(uri, str(e).splitlines()[0])) from None
+    except ModuleNotFoundError as e:  # a database URI whose driver is not installed
+        raise TrackingError(
+            f"MLFLOW_TRACKING_URI={uri!r} needs the Python module {e.name!r}, which is not "
+            "installed; for PostgreSQL use postgresql+psycopg2://... (psycopg2 is installed)"
+        ) from None
     return Outcome(experiment_id, len(todo), len(cells) - len(todo))
+
+
+def _explain(uri: str, error: str) -> str:
+    """One line saying what the server answered and what to do about it."""
+    if "401" in error or "Unauthorized" in error:
+        return (
+            f"the MLflow server at {uri} refused the credentials ({error}); "
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    if "403" in error or "Permission" in error:
+        return (
+            f"the MLflow server at {uri} denied this user access ({error}); "
+            "ask its admin for EDIT permission on the experiment, or publish to another one"
+        )
+    return f"MLflow at {uri} failed: {error}"
 
 
 def _publish_new(

@@ -153,3 +153,11 @@ def test_unreachable_server_fails_fast_naming_the_uri(tmp_path: Path) -> None:
         _publish(uri, tmp_path, ["a"])
     assert time.monotonic() - start < 10
     assert uri in str(caught.value) and "make publish" in str(caught.value)
+
+
+def test_database_uri_without_its_driver_says_which_uri_to_use(tmp_path: Path) -> None:
+    """postgresql:// maps to psycopg 3, which is not installed: one line names the fix."""
+    uri = "postgresql://u:p@127.0.0.1:1/db"
+    with pytest.raises(tracking.TrackingError, match=r"postgresql\+psycopg2://") as caught:
+        _publish(uri, tmp_path, ["a"])
+    assert uri in str(caught.value)
