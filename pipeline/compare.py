@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import atomic, generate, grid, params, plots, record
+from pipeline import markdown as md  # `markdown` here is this module's table renderer
 
 Summary = Mapping[str, float | int | str | None]  # one cell's entry of the metrics file
 NUMBERS = ("final_loss", "final_weight", "final_bias", "dist_to_optimum")
@@ -89,15 +90,11 @@ def _text(value: object) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """The table as GitHub Markdown: numbers to 4 significant digits, right-aligned."""
-    right = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
-    body = [[_text(v) for v in row] for row in table.itertuples(index=False)]
-    widths = [max(3, *map(len, col)) for col in zip(table.columns, *body, strict=True)]
-    rule = ["-" * (w - 1) + ":" if r else "-" * w for w, r in zip(widths, right, strict=True)]
-    lines = []
-    for row in [list(map(str, table.columns)), rule, *body]:
-        cols = zip(row, widths, right, strict=True)
-        lines.append("| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in cols) + " |")
-    return "\n".join(lines) + "\n"
+    align: list[md.Align] = [
+        "right" if pd.api.types.is_numeric_dtype(table[c]) else "left" for c in table.columns
+    ]
+    rows = [[_text(v) for v in row] for row in table.itertuples(index=False)]
+    return md.table(list(map(str, table.columns)), rows, align) + "\n"
 
 
 def _field(value: object) -> str:

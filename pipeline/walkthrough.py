@@ -10,7 +10,7 @@ import argparse
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from torch import optim
 from torchviz import make_dot
 
 from pipeline import atomic, closed_form, params
+from pipeline import markdown as md
 from pipeline.generate import TUTORIAL_X
 from pipeline.model import make_loss, pin, seeded_model
 
@@ -167,14 +168,9 @@ def to_json(
     }
 
 
-def _table(head: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> str:
-    lines = [head, ("---",) * len(head), *rows]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
-
-
 def _vs(ours: Values, theirs: Values, what: str = "autograd .grad") -> str:
     rows = ((k, f"{a:.8g}", f"{c:.8g}", f"{abs(a - c):.2g}") for k, a, c in _pairs(ours, theirs))
-    return _table(("tensor", what, "closed form", "abs diff"), rows)
+    return md.table(("tensor", what, "closed form", "abs diff"), rows)
 
 
 def _loss_section(name: str, step: Step) -> str:
@@ -186,7 +182,7 @@ def _loss_section(name: str, step: Step) -> str:
 def report(tutorial: Step, losses: dict[str, Step], p: params.WalkthroughParams) -> str:
     """The walkthrough as Markdown: each tutorial step, what it does, and its numbers."""
     t = tutorial
-    points = _table(
+    points = md.table(
         ("x", "target", "output"),
         (
             (f"{x:g}", f"{y:g}", f"{o:.8g}")

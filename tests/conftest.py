@@ -3,7 +3,10 @@
 import copy
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from ruamel.yaml import YAML
@@ -11,7 +14,16 @@ from ruamel.yaml import YAML
 from pipeline import params
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore")
+BIN = Path(sys.executable).parent  # mlflow, dvc and the stages' `python` come from this venv
+PROJECT_FILES = (
+    "pipeline",
+    "params.yaml",
+    "dvc.yaml",
+    ".dvc/config",
+    ".dvc/plots",
+    ".dvcignore",
+    ".gitignore",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +78,39 @@ def copy_project(dest: Path) -> Path:
         "GIT_COMMITTER_EMAIL": "t@t",
     }
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        import subprocess
-
         subprocess.run(cmd, cwd=dest, check=True, env=env)
     return dest
+
+
+def sandbox_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """An explicit environment whose homes, caches and temp files all live under `tmp`,
+    with the venv first on PATH, telemetry off and no inherited MLFLOW_* settings."""
+    home = tmp / "sandbox"
+    dirs = {
+        "HOME": home,
+        "TMPDIR": home / "tmp",
+        "XDG_CACHE_HOME": home / "cache",
+        "XDG_CONFIG_HOME": home / "config",
+        "MPLCONFIGDIR": home / "matplotlib",
+        "DVC_SITE_CACHE_DIR": home / "dvc-site",  # else /var/tmp/dvc
+        "DVC_GLOBAL_CONFIG_DIR": home / "dvc-global",
+        "DVC_SYSTEM_CONFIG_DIR": home / "dvc-system",
+    }
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    return {
+        "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        **{k: str(v) for k, v in dirs.items()},
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONUNBUFFERED": "1",  # stage lines arrive when they happen (timed tests)
+        **extra,
+    }
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip for want of a system tool; in CI (CI=true), which installs them, fail instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI installs it via .ci/run)")
+    pytest.skip(reason)

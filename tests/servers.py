@@ -14,18 +14,17 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
+from tests.conftest import BIN, missing, sandbox_env
+
 HOST = "127.0.0.1"  # loopback only, for every server here
-BIN = Path(sys.executable).parent  # mlflow, dvc and the stages' `python` come from this venv
 STARTUP_S = 120  # `mlflow server` needs ~20 s on a loaded 2-core machine; bounded, not forever
 PG_BINS = "/usr/lib/postgresql/*/bin"  # Debian/Ubuntu layout; CI installs postgresql (15)
 
@@ -35,40 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
-
-
-def sandbox_env(tmp: Path, **extra: str) -> dict[str, str]:
-    """An explicit environment whose homes, caches and temp files all live under `tmp`,
-    with the venv first on PATH, telemetry off and no inherited MLFLOW_* settings."""
-    home = tmp / "sandbox"
-    dirs = {
-        "HOME": home,
-        "TMPDIR": home / "tmp",
-        "XDG_CACHE_HOME": home / "cache",
-        "XDG_CONFIG_HOME": home / "config",
-        "MPLCONFIGDIR": home / "matplotlib",
-        "DVC_SITE_CACHE_DIR": home / "dvc-site",  # else /var/tmp/dvc
-        "DVC_GLOBAL_CONFIG_DIR": home / "dvc-global",
-        "DVC_SYSTEM_CONFIG_DIR": home / "dvc-system",
-    }
-    for path in dirs.values():
-        path.mkdir(parents=True, exist_ok=True)
-    return {
-        "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "LANG": os.environ.get("LANG", "C.UTF-8"),
-        **{k: str(v) for k, v in dirs.items()},
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DVC_NO_ANALYTICS": "1",
-        "PYTHONUNBUFFERED": "1",  # stage lines arrive when they happen (timed tests)
-        **extra,
-    }
-
-
-def missing(reason: str) -> NoReturn:
-    """Skip for want of a system tool; in CI (CI=true), which installs them, fail instead."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI installs it via .ci/run)")
-    pytest.skip(reason)
 
 
 def listening(port: int) -> set[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline import drift, generate, params, train
+from pipeline import drift, drift_report, generate, params, train
 from tests.conftest import ROOT, small_grid, write_params
 
 CELL = {  # one cell's record.summary(), as train writes it to reports/metrics.json
@@ -41,7 +41,9 @@ def baseline() -> drift.Metrics:
     }
 
 
-def perturbed(metrics: drift.Metrics, cell: str, metric: str, value: drift.Value) -> drift.Metrics:
+def perturbed(
+    metrics: drift.Metrics, cell: str, metric: str, value: drift_report.Value
+) -> drift.Metrics:
     current = copy.deepcopy(metrics)
     current[cell][metric] = value
     return current
@@ -57,7 +59,8 @@ def test_identical_metrics_pass(baseline: drift.Metrics, committed: params.Param
     """Bitwise equal metrics are reported identical and pass."""
     report = drift.compare(baseline, copy.deepcopy(baseline), committed.drift)
     assert (report.status, report.ok, report.changes) == ("identical", True, [])
-    assert "Every value bitwise identical: the check passes" in drift.terminal(report, "HEAD")
+    text = drift_report.terminal(report, "HEAD")
+    assert "Every value bitwise identical: the check passes" in text
 
 
 def test_perturbation_above_tolerance_fails_naming_cell_metric_and_values(
@@ -78,7 +81,7 @@ def test_perturbation_above_tolerance_fails_naming_cell_metric_and_values(
         new,
     )
     assert change.diff == pytest.approx(new - old, rel=1e-12)
-    for text in (drift.markdown(report, "HEAD"), drift.terminal(report, "HEAD")):
+    for text in (drift_report.markdown(report, "HEAD"), drift_report.terminal(report, "HEAD")):
         assert "mse-adam-norm" in text and "final_weight" in text
         assert json.dumps(old) in text and json.dumps(new) in text
         assert f"{new - old:+.3g}" in text and "the check fails" in text
@@ -95,7 +98,8 @@ def test_perturbation_below_tolerance_passes_within_tolerance(
     )
     assert (report.status, report.ok, report.drifted) == ("within tolerance", True, [])
     assert [(c.cell, c.metric) for c in report.within] == [("l1-sgd-none", "final_weight")]
-    assert "### Within tolerance (1 value not bitwise identical)" in drift.markdown(report, "HEAD")
+    text = drift_report.markdown(report, "HEAD")
+    assert "### Within tolerance (1 value not bitwise identical)" in text
 
 
 def test_missing_cell_fails_and_so_does_a_new_one(
@@ -108,7 +112,7 @@ def test_missing_cell_fails_and_so_does_a_new_one(
     report = drift.compare(baseline, current, committed.drift)
     assert (report.ok, report.missing, report.new) == (False, ["l1-sgd-none"], ["huber-sgd-none"])
     assert report.compared == 1 and report.changes == []
-    text = drift.markdown(report, "HEAD")
+    text = drift_report.markdown(report, "HEAD")
     assert "| l1-sgd-none | baseline only |" in text
     assert "| huber-sgd-none | this run only |" in text
     assert "1 cell missing; 1 new cell: the check fails" in text
@@ -122,7 +126,7 @@ def test_null_text_and_absent_metric_changes_are_drift(
     current["l1-sgd-none"]["diverged_reason"] = "loss"
     del current["mse-adam-norm"]["max_grad_norm"]
     report = drift.compare(baseline, current, committed.drift)
-    rows = {(c.cell, c.metric): drift._row(c)[2:] for c in report.drifted}
+    rows = {(c.cell, c.metric): drift_report._row(c)[2:] for c in report.drifted}
     assert rows == {
         ("l1-sgd-none", "diverged_reason"): ("null", '"loss"', "not comparable", "-"),
         ("l1-sgd-none", "final_loss"): ("0.10757919400930405", "null", "not comparable", "-"),
@@ -160,12 +164,12 @@ def test_changed_environment_is_reported_but_does_not_fail(
     env = drift.env_diff(ENV, dict(ENV, torch="2.14.0", cpu_flags=["avx2"], os="linux"))
     assert env == [
         ("cpu_flags", ["avx2", "fma"], ["avx2"]),
-        ("os", drift.ABSENT, "linux"),
+        ("os", drift_report.ABSENT, "linux"),
         ("torch", "2.13.0+cpu", "2.14.0"),
     ]
     report = replace(drift.compare(baseline, copy.deepcopy(baseline), committed.drift), env=env)
     assert report.ok and report.status == "identical"
-    text = drift.markdown(report, "HEAD")
+    text = drift_report.markdown(report, "HEAD")
     assert '| torch | "2.13.0+cpu" | "2.14.0" |' in text and '| os | absent | "linux" |' in text
     assert "by themselves they do not fail the check" in text
 

@@ -2,30 +2,22 @@
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import copy_project, small_grid, write_params
+from tests.conftest import BIN, copy_project, sandbox_env, small_grid, write_params
 
 pytestmark = pytest.mark.slow
-BIN = str(Path(sys.executable).parent)  # dvc and the stages' `python` come from this venv
 
 
-def dvc(
-    root: Path, *args: str, check: bool = True, env: dict | None = None
-) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **(env or {})}
-    environ.pop(
-        "MLFLOW_TRACKING_URI", None
-    ) if not env or "MLFLOW_TRACKING_URI" not in env else None
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    environ = sandbox_env(root.parent)  # DVC's site cache and homes inside tmp too
     run = subprocess.run(
-        [f"{BIN}/dvc", *args], cwd=root, capture_output=True, text=True, env=environ
+        [f"{BIN}/dvc", *args], cwd=root, capture_output=True, text=True, env=environ, timeout=600
     )
     if check:
         assert run.returncode == 0, run.stdout + run.stderr

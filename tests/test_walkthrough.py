@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 from torch import nn
 
 from pipeline import params, walkthrough
+from tests.conftest import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -114,9 +115,10 @@ def test_main_twice_gives_identical_bytes(tmp_path: Path) -> None:
     assert first == second
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 def test_svg_is_drawn_when_dot_is_installed(tmp_path: Path) -> None:
     """With Graphviz on PATH the graph is also rendered as graph.svg."""
+    if shutil.which("dot") is None:
+        missing("Graphviz's dot is not installed (apt-get install graphviz)")
     files = run(tmp_path / "walkthrough")
 
     assert set(files) == FILES | {"graph.svg"}
