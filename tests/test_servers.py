@@ -3,7 +3,6 @@ PostgreSQL (team mode), and a DVC remote that restores outputs without re-traini
 
 import hashlib
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -145,14 +144,6 @@ def built(tmp_path_factory: pytest.TempPathFactory, raw_params: dict) -> Path:
     copy_project(root)
     write_params(root / "params.yaml", small_grid(raw_params))
     dvc(root, "repro", "compare", "walkthrough")
-    return root
-
-
-@pytest.fixture
-def project(built: Path, tmp_path: Path) -> Path:
-    """A private copy of `built` (a git repo with outputs; nothing published yet)."""
-    root = tmp_path / "project"
-    shutil.copytree(built, root, symlinks=True)
     return root
 
 
