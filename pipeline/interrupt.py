@@ -3,6 +3,10 @@
 Python turns SIGINT into KeyboardInterrupt but lets SIGTERM kill the process outright,
 skipping `finally` blocks; raising `Terminated` instead lets temp files be removed and
 MLflow runs be closed as KILLED before exiting 130 or 143 like a shell would.
+
+An exception raised while a finalizer (`__del__`, a weakref callback) runs is printed and
+swallowed by Python, so the signal is also remembered: long loops call `check()` between
+items and the interrupt is raised again there.
 """
 
 import gc
@@ -21,8 +25,20 @@ class Terminated(BaseException):
     """Raised in the main thread when the process receives SIGTERM."""
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
+_pending: list[int] = []  # signals received inside exit_on_signal()
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    _pending.append(signum)
+    check()
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt or Terminated if a signal arrived (and was swallowed)."""
+    if signal.SIGINT in _pending:
+        raise KeyboardInterrupt
+    if signal.SIGTERM in _pending:
+        raise Terminated
 
 
 def _exit_fast(code: int) -> NoReturn:
@@ -36,7 +52,10 @@ def _exit_fast(code: int) -> NoReturn:
 @contextmanager
 def exit_on_signal() -> Iterator[None]:
     """Run the block; on SIGINT/SIGTERM let cleanup run, then exit 130/143."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # an ignored SIGINT (a background job) stays ignored
+            signal.signal(sig, _raise)
     try:
         yield
     except KeyboardInterrupt:
@@ -46,4 +65,6 @@ def exit_on_signal() -> Iterator[None]:
         print("terminated (SIGTERM): nothing partial was kept", file=sys.stderr)
         _exit_fast(EXIT_SIGTERM)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _pending.clear()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

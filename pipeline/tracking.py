@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from pipeline import interrupt
 from pipeline.interrupt import Terminated
 
 if TYPE_CHECKING:
@@ -277,10 +278,12 @@ def _publish_new(
     try:
         parent_id = start(parent, {})
         for content in progress(todo):
+            interrupt.check()  # a signal swallowed inside an MLflow finalizer stops us here
             run_id = start(content, {PARENT_RUN_TAG: parent_id})
             _log(client, run_id, content)
             client.set_terminated(run_id, "FINISHED")
             open_runs.remove(run_id)
+        interrupt.check()
         _log(client, parent_id, parent)
         client.set_terminated(parent_id, "FINISHED")
         open_runs.remove(parent_id)

@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         closing(train_grid(cells, inputs, targets, p.env)) as traces,  # closed at once on error
     ):
         for trace in tqdm(traces, total=len(cells), desc="train", unit="cell"):
+            interrupt.check()  # a signal swallowed inside a finalizer stops us here
             record.to_frame(trace).to_csv(folder / f"{trace.cell.name}.csv", index=False)
             metrics[trace.cell.name] = record.summary(trace, optimum)
         atomic.write_json(args.metrics, metrics)
