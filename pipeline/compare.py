@@ -3,6 +3,7 @@
 Rows are ranked: cells that trained to the end first, then by final loss, then by
 distance to the optimum, then by name, so ties always come out in the same order.
 The Markdown ends with the environment the numbers came from (the `env` stage's file).
+Reading and checking the inputs is pipeline.compare_inputs.
 """
 
 import argparse
@@ -15,16 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import atomic, generate, grid, params, plots, record
+from pipeline import atomic, generate, grid, params, plots
 from pipeline import markdown as md  # `markdown` here is this module's table renderer
+from pipeline.compare_inputs import InputError, Summary, check, read_env, read_metrics, read_traces
 
-Summary = Mapping[str, float | int | str | None]  # one cell's entry of the metrics file
 NUMBERS = ("final_loss", "final_weight", "final_bias", "dist_to_optimum")
 CURVES = ("step", "loss", "grad_norm")  # columns of curves.csv after `cell`
-
-
-class InputError(ValueError):
-    """A cell of the grid has no trace or no metrics entry, or an input is unreadable."""
 
 
 def first_below(trace: pd.DataFrame, threshold: float) -> int | str:
@@ -48,16 +45,6 @@ def diverged(summary: Summary) -> str:
     if not summary.get("diverged"):
         return "no"
     return f"step {summary.get('diverged_step')} ({summary.get('diverged_reason')})"
-
-
-def check(
-    cells: Sequence[grid.Cell], traces: Mapping[str, object], metrics: Mapping[str, object]
-) -> None:
-    """InputError naming every cell of the grid that lacks a trace or a metrics entry."""
-    problems = [f"cell {c.name}: no trace" for c in cells if c.name not in traces]
-    problems += [f"cell {c.name}: no metrics entry" for c in cells if c.name not in metrics]
-    if problems:
-        raise InputError("\n".join(problems))
 
 
 def table(
@@ -136,45 +123,6 @@ def runs(
         )
         for c in cells
     ]
-
-
-def read_traces(cells: Sequence[grid.Cell], folder: Path) -> dict[str, pd.DataFrame]:
-    """Each cell's trace; InputError naming every missing file."""
-    paths = {c.name: folder / f"{c.name}.csv" for c in cells}
-    missing = [
-        f"cell {name}: no trace {path} (run `dvc repro train`)"
-        for name, path in paths.items()
-        if not path.is_file()
-    ]
-    if missing:
-        raise InputError("\n".join(missing))
-    return {name: record.read_frame(path) for name, path in paths.items()}
-
-
-def read_json(path: Path, stage: str) -> object:
-    """The JSON document at `path`, written by `stage`; InputError if missing or not JSON."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found (run `dvc repro {stage}`)") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not JSON: {e}") from None
-
-
-def read_metrics(path: Path) -> dict[str, Summary]:
-    """The metrics file: {cell name: {metric: value}}; InputError if unreadable."""
-    data = read_json(path, "train")
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise InputError(f"{path}: expected {{cell name: {{metric: value}}}}")
-    return data
-
-
-def read_env(path: Path) -> dict[str, object]:
-    """The env stage's fingerprint: {field: value}; InputError if unreadable."""
-    data = read_json(path, "env")
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected {{field: value}}")
-    return data
 
 
 def main(argv: list[str] | None = None) -> None:
