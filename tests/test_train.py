@@ -24,18 +24,23 @@ def _cell(committed: params.Params, **changes: object) -> grid.Cell:
     return grid.Cell(**{**cell.__dict__, **changes})
 
 
-def test_first_step_is_closed_form_sgd_on_mse(committed: params.Params) -> None:
-    """Step 0 records MSE's closed-form gradient at the seed-42 weights and w - lr * g after."""
-    cell = _cell(
+def _sgd_on_mse(committed: params.Params, lr: float, steps: int) -> grid.Cell:
+    """The tutorial's set-up: MSELoss, plain SGD at `lr`, no clipping."""
+    return _cell(
         committed,
         loss="mse",
         optimizer="sgd",
         clip="none",
-        steps=1,
+        steps=steps,
         loss_kwargs={},
-        optimizer_kwargs={"lr": 0.01, "weight_decay": 0.0},
+        optimizer_kwargs={"lr": lr, "weight_decay": 0.0},
         clip_kwargs={},
     )
+
+
+def test_first_step_is_closed_form_sgd_on_mse(committed: params.Params) -> None:
+    """Step 0 records MSE's closed-form gradient at the seed-42 weights and w - lr * g after."""
+    cell = _sgd_on_mse(committed, lr=0.01, steps=1)
     trace = train.train_cell(cell, X, Y)
     w, b = trace.initial
     x, y = X.flatten().double(), Y.flatten().double()
@@ -53,16 +58,7 @@ def test_first_step_is_closed_form_sgd_on_mse(committed: params.Params) -> None:
 
 def test_sgd_on_mse_recovers_y_equals_2x(committed: params.Params) -> None:
     """Plain SGD on MSE converges to weight 2, bias 0 on the tutorial's points."""
-    cell = _cell(
-        committed,
-        loss="mse",
-        optimizer="sgd",
-        clip="none",
-        steps=3000,
-        loss_kwargs={},
-        optimizer_kwargs={"lr": 0.05, "weight_decay": 0.0},
-        clip_kwargs={},
-    )
+    cell = _sgd_on_mse(committed, lr=0.05, steps=3000)
     trace = train.train_cell(cell, X, Y)
     assert trace.final() == pytest.approx((2.0, 0.0), abs=1e-4)
     assert trace.final_loss == pytest.approx(0.0, abs=1e-8)
@@ -116,16 +112,7 @@ def test_clipping_is_recorded_before_and_after(committed: params.Params) -> None
 
 def test_divergence_stops_the_cell_and_keeps_finite_steps(committed: params.Params) -> None:
     """SGD with lr = 10 diverges: stopped at a step with a reason, every kept row finite."""
-    cell = _cell(
-        committed,
-        loss="mse",
-        optimizer="sgd",
-        clip="none",
-        steps=500,
-        loss_kwargs={},
-        optimizer_kwargs={"lr": 10.0, "weight_decay": 0.0},
-        clip_kwargs={},
-    )
+    cell = _sgd_on_mse(committed, lr=10.0, steps=500)
     trace = train.train_cell(cell, X, Y)
     assert trace.diverged_step is not None and trace.diverged_reason in (
         "loss",
