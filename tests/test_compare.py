@@ -3,6 +3,7 @@
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -280,55 +281,58 @@ def test_main_gives_identical_bytes_twice(project: Path, tmp_path: Path) -> None
     assert [name for name in first if first[name] != second[name]] == []
 
 
+def exits_2_writing_nothing(
+    project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[Path], None],
+) -> str:
+    """Run compare on a copy of `project` damaged by `damage`; assert exit 2 and no output
+    folder; return stderr."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    damage(copy)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        run_compare(copy, out)
+    assert exit_info.value.code == params.EXIT_BAD_INPUT
+    assert not out.exists()
+    return capsys.readouterr().err
+
+
 def test_main_exits_2_naming_a_missing_trace_and_writes_nothing(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A grid cell without a trace file: exit 2, stderr names it, no output is written."""
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy)
-    (copy / "traces" / "l1-adam-norm.csv").unlink()
-    out = tmp_path / "out"
 
-    with pytest.raises(SystemExit) as exit_info:
-        run_compare(copy, out)
+    def damage(root: Path) -> None:
+        (root / "traces" / "l1-adam-norm.csv").unlink()
 
-    assert exit_info.value.code == params.EXIT_BAD_INPUT
-    assert "l1-adam-norm" in capsys.readouterr().err
-    assert not out.exists()
+    assert "l1-adam-norm" in exits_2_writing_nothing(project, tmp_path, capsys, damage)
 
 
 def test_main_exits_2_naming_a_missing_env_file(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No reports/env.json: exit 2, stderr names the file and the stage, nothing is written."""
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy)
-    (copy / "reports/env.json").unlink()
-    out = tmp_path / "out"
 
-    with pytest.raises(SystemExit) as exit_info:
-        run_compare(copy, out)
+    def damage(root: Path) -> None:
+        (root / "reports/env.json").unlink()
 
-    assert exit_info.value.code == params.EXIT_BAD_INPUT
-    assert "env.json: file not found (run `dvc repro env`)" in capsys.readouterr().err
-    assert not out.exists()
+    err = exits_2_writing_nothing(project, tmp_path, capsys, damage)
+    assert "env.json: file not found (run `dvc repro env`)" in err
 
 
 def test_main_exits_2_naming_a_cell_missing_from_metrics(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A grid cell without a metrics entry: exit 2, stderr names it, no output is written."""
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy)
-    metrics_path = copy / "reports/metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    del metrics["mse-adam-none"]
-    metrics_path.write_text(json.dumps(metrics))
-    out = tmp_path / "out"
 
-    with pytest.raises(SystemExit) as exit_info:
-        run_compare(copy, out)
+    def damage(root: Path) -> None:
+        path = root / "reports/metrics.json"
+        metrics = json.loads(path.read_text())
+        del metrics["mse-adam-none"]
+        path.write_text(json.dumps(metrics))
 
-    assert exit_info.value.code == params.EXIT_BAD_INPUT
-    assert "mse-adam-none: no metrics entry" in capsys.readouterr().err
-    assert not out.exists()
+    err = exits_2_writing_nothing(project, tmp_path, capsys, damage)
+    assert "mse-adam-none: no metrics entry" in err

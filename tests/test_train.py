@@ -126,21 +126,15 @@ def test_divergence_stops_the_cell_and_keeps_finite_steps(committed: params.Para
     json.dumps(summary, allow_nan=False)  # no NaN/inf reaches the metrics file
 
 
+def _train_args(tmp_path: Path, params_file: Path, data: Path) -> list[str]:
+    """The train stage's arguments, writing into tmp_path."""
+    out = ["--traces", str(tmp_path / "traces"), "--metrics", str(tmp_path / "metrics.json")]
+    return ["--params", str(params_file), "--data", str(data), *out]
+
+
 def _run_train(tmp_path: Path, params_file: Path, data: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.train",
-            "--params",
-            str(params_file),
-            "--data",
-            str(data),
-            "--traces",
-            str(tmp_path / "traces"),
-            "--metrics",
-            str(tmp_path / "metrics.json"),
-        ],
+        [sys.executable, "-m", "pipeline.train", *_train_args(tmp_path, params_file, data)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -181,18 +175,7 @@ def test_bad_data_is_refused_naming_file_line_and_column(
     data = tmp_path / "points.csv"
     data.write_text(text)
     with pytest.raises(SystemExit) as exit_:
-        train.main(
-            [
-                "--params",
-                str(p),
-                "--data",
-                str(data),
-                "--traces",
-                str(tmp_path / "traces"),
-                "--metrics",
-                str(tmp_path / "metrics.json"),
-            ]
-        )
+        train.main(_train_args(tmp_path, p, data))
     assert exit_.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {data}: {message}")
