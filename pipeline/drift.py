@@ -1,30 +1,29 @@
-"""Drift check: this run's metrics of every cell against the committed baseline.
+"""Drift check: this run's per-cell results against the committed baseline.
 
-The baseline is reports/metrics.json and reports/env.json as committed in git (both are
+The baseline is reports/cells.csv and reports/env.json as committed in git (both are
 `cache: false` DVC outputs), read with `git show REV:PATH`; the current values are the same
 files in the working tree, e.g. after `dvc repro --force`. A number passes when
-|new - old| <= abs + rel * |old| (params.yaml `drift`); null <-> number, a changed text, and
-a metric or a cell on one side only are drift. (`dvc metrics diff` has no tolerance and no
-failing exit code: DVC issue #10408.)
-
-Exit 0: identical or within tolerance; 1: drift, or cells missing or new; 2: bad input.
-Environment fields that differ are reported to explain drift; alone they do not fail.
+|new - old| <= abs + rel * |old| (params.yaml `drift`); empty <-> number, a changed text, and
+a column or a cell on one side only are drift. (`dvc metrics diff` has no tolerance and no
+failing exit code: DVC issue #10408.) Environment fields that differ are reported to
+explain drift; alone they do not fail.
 """
 
-import argparse
+import csv
+import io
 import json
 import os
+import re
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import cast
 
-from pipeline import atomic, params
-from pipeline.drift_report import ABSENT, Absent, Change, Report, Value, markdown, terminal
+from pipeline import params
+from pipeline.drift_report import ABSENT, Absent, Change, Report, Value
+from pipeline.inputs import InputError
 
-EXIT_DRIFT = 1
-Metrics = dict[str, dict[str, Value]]  # cell name -> record.summary() of that cell
+Metrics = dict[str, dict[str, Value]]  # row key (cell name) -> column -> value
+INT = re.compile(r"^-?\d+$")
 
 
 def same(old: Value | Absent, new: Value | Absent) -> bool:
@@ -67,10 +66,6 @@ def env_diff(old: dict[str, object], new: dict[str, object]) -> list[tuple[str, 
 
 
 # --- reading the two sides --------------------------------------------------------------
-class InputError(ValueError):
-    """A baseline or current file that cannot be read; the message names it."""
-
-
 def committed(path: Path, rev: str) -> str:
     """The text of `path` (relative to the working directory) as committed at `rev`."""
     spec = f"{rev}:./{os.path.relpath(path)}"
@@ -96,14 +91,24 @@ def _object(text: str, source: str) -> dict[str, object]:
     return data
 
 
-def _metrics(text: str, source: str) -> Metrics:
-    data = _object(text, source)
-    for cell, values in data.items():
-        if not isinstance(values, dict) or not all(
-            isinstance(v, int | float | str | None) for v in values.values()
-        ):
-            raise InputError(f"{source}: cell {cell!r} is not an object of numbers, texts, nulls")
-    return cast(Metrics, data)  # checked just above
+def value(text: str) -> Value:
+    """A CSV field as written by pandas: empty is None, then int, float, else text."""
+    if text == "":
+        return None
+    if INT.match(text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_table(text: str, source: str, key: str = "cell") -> Metrics:
+    """{row[key]: {column: value}} of a CSV table; InputError without the key column."""
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or key not in reader.fieldnames:
+        raise InputError(f"{source}: no column {key!r}; is it a gradlab per-cell table?")
+    return {row[key]: {c: value(v) for c, v in row.items() if c != key} for row in reader}
 
 
 def _current(path: Path) -> str:
@@ -113,10 +118,10 @@ def _current(path: Path) -> str:
         raise InputError(f"{path}: not found (rebuild the study first: make rebuild)") from None
 
 
-def load(metrics: Path, env: Path, rev: str, tolerances: params.DriftParams) -> Report:
-    """The report for the working tree's `metrics` and `env` against their versions at `rev`."""
-    old = _metrics(committed(metrics, rev), f"{metrics} at {rev}")
-    new = _metrics(_current(metrics), str(metrics))
+def load(cells: Path, env: Path, rev: str, tolerances: params.DriftParams) -> Report:
+    """The report for the working tree's `cells` and `env` against their versions at `rev`."""
+    old = read_table(committed(cells, rev), f"{cells} at {rev}")
+    new = read_table(_current(cells), str(cells))
     known = {m for side in (old, new) for cell in side.values() for m in cell}
     if unknown := sorted(set(tolerances.metrics) - known):  # a typo would silently not apply
         names = ", ".join(f"drift.metrics.{name}" for name in unknown)
@@ -125,34 +130,3 @@ def load(metrics: Path, env: Path, rev: str, tolerances: params.DriftParams) -> 
     return replace(
         compare(old, new, tolerances), env=env_diff(env_old, _object(_current(env), str(env)))
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
-    parser.add_argument("--env", type=Path, default=Path("reports/env.json"))
-    parser.add_argument("--baseline-rev", default="HEAD", help="git revision of the baseline")
-    parser.add_argument("--markdown", type=Path, help="also write the Markdown report here")
-    args = parser.parse_args(argv)
-    p = params.load_or_exit(args.params)
-    try:
-        report = load(args.metrics, args.env, args.baseline_rev, p.drift)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(params.EXIT_BAD_INPUT) from None
-    print(terminal(report, args.baseline_rev))
-    text = markdown(report, args.baseline_rev)
-    if args.markdown:
-        atomic.write_text(args.markdown, text)
-    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):  # set by GitHub Actions
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(text)
-    if not report.ok:
-        raise SystemExit(EXIT_DRIFT)
-
-
-if __name__ == "__main__":
-    main()

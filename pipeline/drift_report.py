@@ -12,7 +12,7 @@ from pipeline import markdown as md
 from pipeline import params
 
 SHOWN = 10  # values within tolerance listed (those closest to their limit)
-Value = float | int | str | None  # one metric of record.summary()
+Value = float | int | str | None  # one field of a per-cell table (None: empty)
 
 
 class Absent(Enum):
@@ -139,7 +139,11 @@ def tables(report: Report) -> list[Table]:
     return [t for t in candidates if t[3]]
 
 
-def markdown(report: Report, baseline: str) -> str:
+def _machine(ran_on: dict[str, str]) -> str:
+    return f"{ran_on['cpu']} ({ran_on['cpu_flags']}), {ran_on['cores']} cores, host {ran_on['host']}"
+
+
+def as_markdown(report: Report, baseline: str, ran_on: dict[str, str]) -> str:
     """The report for $GITHUB_STEP_SUMMARY or a pull request comment."""
     lines = [
         f"## Drift check: {report.status}",
@@ -147,18 +151,20 @@ def markdown(report: Report, baseline: str) -> str:
         f"{report.compared} cells compared with the baseline committed at `{baseline}`: "
         f"**{verdict(report)}**",
         f"Tolerance: `{rule(report.tolerances)}`.",
+        f"Ran on: {_machine(ran_on)}.",
     ]
     for title, note, header, rows in tables(report):
         lines += ["", f"### {title}", "", note, "", md.table(header, rows, tight=True)]
     return "\n".join(lines) + "\n"
 
 
-def terminal(report: Report, baseline: str) -> str:
+def as_text(report: Report, baseline: str, ran_on: dict[str, str]) -> str:
     """The report as plain text with aligned columns."""
     lines = [
         f"Drift check: {report.status}. {report.compared} cells compared with {baseline}.",
         verdict(report),
         f"Tolerance: {rule(report.tolerances)}.",
+        f"Ran on: {_machine(ran_on)}.",
     ]
     for title, note, header, rows in tables(report):
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

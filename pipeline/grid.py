@@ -1,15 +1,17 @@
 """Grid cells: one loss x optimizer x clipping rule x seed, with every setting it needs.
 
 A cell's name (`mse-adam-norm`, plus `-s<seed>` when the grid has several seeds) is its
-MLflow run name, its trace file name and its key in the metrics file.
+MLflow run name, its trace file name and its row in reports/cells.csv.
 """
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Literal, Self, cast
 
 from pipeline.params import ClipName, LossName, OptimizerName, TrainParams
 
 Scalar = float | bool | str | list[float]
+DType = Literal["float32", "float64"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class Cell:
     clip: ClipName
     seed: int
     steps: int
+    dtype: DType
     loss_kwargs: dict[str, Scalar]
     optimizer_kwargs: dict[str, Scalar]
     clip_kwargs: dict[str, Scalar]
@@ -32,10 +35,19 @@ class Cell:
             "clip": self.clip,
             "seed": self.seed,
             "steps": self.steps,
+            "dtype": self.dtype,
             **self.loss_kwargs,
             **self.optimizer_kwargs,
             **self.clip_kwargs,
         }
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Self:
+        """The cell `to_json` gave (KeyError/TypeError when it is not one)."""
+        return cls(**data)  # type: ignore[arg-type]  # checked by the manifest's reader
 
 
 def _clip_kwargs(p: TrainParams, clip: ClipName) -> dict[str, Scalar]:
@@ -64,6 +76,7 @@ def cells(p: TrainParams) -> list[Cell]:
             clip=clip,
             seed=seed,
             steps=p.steps,
+            dtype=cast(DType, p.dtype),
             loss_kwargs=dict(getattr(p.losses, loss).model_dump()),
             optimizer_kwargs=dict(getattr(p.optimizers, opt).model_dump()),
             clip_kwargs=_clip_kwargs(p, clip),

@@ -39,16 +39,11 @@ class SimpleModel(nn.Module):
         return self.linear(x)
 
 
-def pin(threads: int, deterministic: bool) -> None:
-    """Fix what changes the bits: the thread count and deterministic kernels."""
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
-
-
-def seeded_model(seed: int) -> SimpleModel:
-    """A SimpleModel initialised by torch.manual_seed(seed): equal seeds, equal weights."""
+def seeded_model(seed: int, dtype: torch.dtype = torch.float32) -> SimpleModel:
+    """A SimpleModel initialised by torch.manual_seed(seed): equal seeds, equal weights
+    (drawn in float32, as the tutorial's, then converted exactly to `dtype`)."""
     torch.manual_seed(seed)
-    return SimpleModel()
+    return SimpleModel().to(dtype)
 
 
 def make_loss(name: LossName, kwargs: Kwargs) -> nn.Module:

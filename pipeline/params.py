@@ -4,11 +4,13 @@ Every stage calls `load_or_exit` before it touches anything, so a typo anywhere 
 params.yaml stops the pipeline with one line per problem and exit code 2.
 """
 
+import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 EXIT_BAD_INPUT = 2
 
@@ -56,21 +58,35 @@ class EnvParams(Section):
 
 
 # --- generate -------------------------------------------------------------------------
-class GenerateParams(Section):
-    preset: Literal["tutorial", "custom"]  # tutorial: x = 1, 2, 3 and y = 2x; ignores the rest
-    n: Annotated[int, Field(strict=True, ge=2)]
-    x_min: Float
-    x_max: Float
-    slope: Float
-    intercept: Float
-    noise: NonNegative  # standard deviation of Gaussian noise added to y
-    seed: Annotated[int, Field(strict=True, ge=0)]
+class TutorialData(Section):
+    """x = 1, 2, 3 and y = 2x, exactly the tutorial's points: nothing else to set."""
+
+    preset: Literal["tutorial"]
+
+
+class LineData(Section):
+    """n points y = slope * x + intercept (+ Gaussian noise), x evenly spaced. Defaults
+    let `dvc exp run -S generate.preset=line -S +generate.noise=0.5` set just one key."""
+
+    preset: Literal["line"]
+    n: Annotated[int, Field(strict=True, ge=2)] = 20
+    x_min: Float = -2.0
+    x_max: Float = 2.0
+    slope: Float = 2.0
+    intercept: Float = 0.0
+    noise: NonNegative = 0.0  # standard deviation of Gaussian noise added to y
+    seed: Annotated[int, Field(strict=True, ge=0)] = 0  # of the noise
 
     @model_validator(mode="after")
     def _x_range(self) -> Self:
         if self.x_max <= self.x_min:
             raise ValueError(f"x_max = {self.x_max!r}: must be greater than x_min ({self.x_min!r})")
         return self
+
+
+# A key of one preset cannot be set under another: it would do nothing.
+GenerateParams = Annotated[TutorialData | LineData, Field(discriminator="preset")]
+PRESETS: dict[str, type[Section]] = {"tutorial": TutorialData, "line": LineData}
 
 
 # --- train ----------------------------------------------------------------------------
@@ -165,6 +181,7 @@ class Clips(Section):
 
 class TrainParams(Section):
     steps: Annotated[int, Field(strict=True, ge=1)]
+    dtype: Literal["float32", "float64"]  # of the model, data and every computed value
     grid: Grid
     losses: Losses
     optimizers: Optimizers
@@ -223,32 +240,77 @@ def read_yaml(path: Path) -> object:
         raise ParamsError([f"{path}: YAML error: {e}"]) from None
 
 
-def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
-    """The keys the section at `loc` accepts."""
-    model: type[BaseModel] = Params
-    for part in loc:
-        annotation = model.model_fields[str(part)].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
+def _variants(annotation: object) -> dict[str, type[BaseModel]]:
+    """{tag: model} of a discriminated union of sections (tag: their first field's
+    literal, e.g. generate's `preset`), or {} for anything else."""
+    members = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, Section)]
+    tags = {}
+    for model in members:
+        first = next(iter(model.model_fields.values()))
+        if (literal := get_args(first.annotation)) and isinstance(literal[0], str):
+            tags[literal[0]] = model
+    return tags
+
+
+def _walk(loc: tuple[str | int, ...]) -> tuple[list[str], type[BaseModel] | None, str | None]:
+    """`loc` as the user writes it (without a union's tag), the section it ends in (None
+    past a section) and the union tag it went through, if any."""
+    model: type[BaseModel] | None = Params
+    names: list[str] = []
+    tag = None
+    parts = list(loc)
+    while parts:
+        part = str(parts.pop(0))
+        names.append(part)
+        if model is None or part not in model.model_fields:
+            return names + [str(p) for p in parts], None, tag
+        annotation = model.model_fields[part].annotation
+        if variants := _variants(annotation):
+            if parts and str(parts[0]) in variants:  # pydantic puts the tag into loc
+                tag = str(parts.pop(0))
+                model = variants[tag]
+            else:
+                model = None
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            model = None
+    return names, model, tag
 
 
 def _describe(error: dict[str, object], path: Path) -> str:
     """One line naming the key, the value and what is allowed."""
     parts: tuple[str | int, ...] = error["loc"]  # type: ignore[assignment]
-    loc = ".".join(str(part) for part in parts) or "(top level)"
+    names, _, tag = _walk(parts)
+    loc = ".".join(names) or "(top level)"
     kind, msg = error["type"], str(error["msg"]).removeprefix("Value error, ")
     if kind == "missing":
         return f"{path}: {loc}: missing (required)"
     if kind == "extra_forbidden":
-        allowed = ", ".join(_allowed_keys(parts[:-1]))
-        return f"{path}: {loc} = {error['input']!r}: unknown key; allowed: {allowed}"
+        _, section, _ = _walk(parts[:-1])
+        keys = list(section.model_fields) if section else []
+        under = f" under {keys[0]}: {tag}" if tag and keys else ""  # keys[0]: the union's tag
+        return f"{path}: {loc} = {error['input']!r}: unknown key{under}; allowed: {', '.join(keys)}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        variants = _variants(_field(parts).annotation)
+        key = next(iter(next(iter(variants.values())).model_fields))  # the tag's name
+        given = error["input"]
+        if not isinstance(given, dict) or key not in given:
+            return f"{path}: {loc}.{key}: missing (required); one of {', '.join(variants)}"
+        return f"{path}: {loc}.{key} = {given[key]!r}: must be one of {', '.join(variants)}"
     if kind == "value_error" and "input" in error and isinstance(error["input"], dict):
         return f"{path}: {loc}.{msg}"  # a cross-field check: msg names its own key
     if kind == "finite_number":
         msg = "must be a finite number"
     return f"{path}: {loc} = {error['input']!r}: {msg}"
+
+
+def _field(loc: tuple[str | int, ...]) -> FieldInfo:
+    """The field at `loc`, a path of section names."""
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        model = model.model_fields[str(part)].annotation  # type: ignore[assignment]
+    return model.model_fields[str(loc[-1])]
 
 
 def parse(data: object, path: Path = Path("params.yaml")) -> Params:
@@ -264,11 +326,33 @@ def load(path: Path) -> Params:
     return parse(read_yaml(path), path)
 
 
+def edited_since_commit(path: Path) -> bool:
+    """True when `path` differs from its last commit (e.g. left edited by a failed
+    `dvc exp run -S`); False when it does not, or git cannot tell."""
+    try:
+        run = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+        )
+    except FileNotFoundError:
+        return False
+    return run.returncode == 1
+
+
 def load_or_exit(path: Path) -> Params:
-    """Params from `path`; on any problem print one line each to stderr and exit 2."""
+    """Params from `path`; on any problem print one line each to stderr and exit 2,
+    saying how to restore params.yaml when it differs from its last commit."""
     try:
         return load(path)
     except ParamsError as e:
         for line in e.problems:
             print(f"error: {line}", file=sys.stderr)
+        if edited_since_commit(path):
+            print(
+                f"note: {path} differs from its last commit (`dvc exp run -S` leaves its "
+                f"edits there, even when the run fails): `git diff {path.name}` shows them, "
+                f"`git checkout {path.name}` restores the committed values",
+                file=sys.stderr,
+            )
         raise SystemExit(EXIT_BAD_INPUT) from None

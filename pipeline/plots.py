@@ -29,7 +29,7 @@ COLORS = tuple(  # one per optimizer: matplotlib's default cycle
 
 
 @dataclass(frozen=True)
-class Run:
+class Curve:
     """What the plots show of one cell."""
 
     cell: Cell
@@ -39,16 +39,16 @@ class Run:
     diverged: bool
 
     @classmethod
-    def of(cls, cell: Cell, trace: pd.DataFrame, init: Point, diverged: bool) -> "Run":
+    def of(cls, cell: Cell, trace: pd.DataFrame, init: Point, diverged: bool) -> "Curve":
         """From a trace with record.COLUMNS and the (weight, bias) before the first step."""
         path = np.vstack([np.array([init]), trace[["weight", "bias"]].to_numpy(np.float64)])
         steps, loss = (trace[c].to_numpy(np.float64) for c in ("step", "loss"))
         return cls(cell, steps, loss, path, diverged)
 
 
-def _panels(runs: Sequence[Run], height: float) -> tuple[Figure, dict[str, Axes]]:
+def _panels(curves: Sequence[Curve], height: float) -> tuple[Figure, dict[str, Axes]]:
     """A figure with one subplot per clipping mode, in grid order."""
-    clips = list(dict.fromkeys(r.cell.clip for r in runs))
+    clips = list(dict.fromkeys(r.cell.clip for r in curves))
     width = 3.0 * len(clips) + 1.2  # + the legend
     fig = Figure(figsize=(width, height), dpi=DPI)
     axes = fig.subplots(1, len(clips), sharex=True, sharey=True, squeeze=False)[0]
@@ -70,16 +70,16 @@ def _finish(fig: Figure, panels: dict[str, Axes]) -> None:
     fig.legend(unique.values(), unique.keys(), loc="center right", fontsize="small")
 
 
-def _colors(runs: Sequence[Run]) -> dict[str, str]:
-    optimizers = dict.fromkeys(r.cell.optimizer for r in runs)
+def _colors(curves: Sequence[Curve]) -> dict[str, str]:
+    optimizers = dict.fromkeys(r.cell.optimizer for r in curves)
     return {name: COLORS[i % len(COLORS)] for i, name in enumerate(optimizers)}
 
 
-def loss_figure(runs: Sequence[Run], threshold: float) -> Figure:
+def loss_figure(curves: Sequence[Curve], threshold: float) -> Figure:
     """Loss per step, log scale, optimizers overlaid, one subplot per clipping mode."""
-    fig, panels = _panels(runs, 3.4)
-    colors = _colors(runs)
-    for r in runs:
+    fig, panels = _panels(curves, 3.4)
+    colors = _colors(curves)
+    for r in curves:
         loss = np.where(r.loss > 0, r.loss, np.nan)  # an exact zero has no place on a log scale
         color = colors[r.cell.optimizer]
         panels[r.cell.clip].plot(r.steps, loss, color=color, lw=1, label=r.cell.optimizer)
@@ -91,18 +91,18 @@ def loss_figure(runs: Sequence[Run], threshold: float) -> Figure:
         ax.yaxis.set_major_formatter(ticker.LogFormatter())
         ax.minorticks_off()
         ax.set_xlabel("step")
-        ax.set_ylabel(f"{runs[0].cell.loss} loss")
+        ax.set_ylabel(f"{curves[0].cell.loss} loss")
     _finish(fig, panels)
     return fig
 
 
-def trajectory_figure(runs: Sequence[Run], surface: Surface, optimum: Point) -> Figure:
+def trajectory_figure(curves: Sequence[Curve], surface: Surface, optimum: Point) -> Figure:
     """Every optimizer's (weight, bias) path over the contours, one subplot per clip."""
-    fig, panels = _panels(runs, 3.8)
-    colors = _colors(runs)
+    fig, panels = _panels(curves, 3.8)
+    colors = _colors(curves)
     for ax in panels.values():
         surface.draw(ax, optimum)
-    for r in runs:
+    for r in curves:
         path, color = r.path, colors[r.cell.optimizer]
         ax = panels[r.cell.clip]
         ax.plot(path[:, 0], path[:, 1], color=color, lw=1, label=r.cell.optimizer)
@@ -111,7 +111,7 @@ def trajectory_figure(runs: Sequence[Run], surface: Surface, optimum: Point) -> 
     return fig
 
 
-def save_cells(folder: Path, runs: Sequence[Run], surface: Surface, optimum: Point) -> None:
+def save_cells(folder: Path, curves: Sequence[Curve], surface: Surface, optimum: Point) -> None:
     """`<cell>.png` per run. Blitted: contours, ticks and labels are drawn once, then each
     path over a copy of them (a full redraw per cell costs about ten times more)."""
     fig = Figure(figsize=(3.0, 3.0), dpi=DPI)
@@ -125,7 +125,7 @@ def save_cells(folder: Path, runs: Sequence[Run], surface: Surface, optimum: Poi
     title = ax.set_title("", fontsize="medium", y=1.01)
     canvas.draw()
     background = canvas.copy_from_bbox(fig.bbox)
-    for r in runs:
+    for r in curves:
         path = r.path
         line.set_data(path[:, 0], path[:, 1])
         start.set_data(path[:1, 0], path[:1, 1])
@@ -143,12 +143,12 @@ def save(fig: Figure, path: Path) -> None:
 
 
 def draw(
-    folder: Path, runs: Sequence[Run], data: tuple[Array, Array], optimum: Point, threshold: float
+    folder: Path, curves: Sequence[Curve], data: tuple[Array, Array], optimum: Point, threshold: float
 ) -> None:
     """Into `folder`: loss_<loss>.png, trajectory_<loss>.png and cells/<cell>.png."""
     (folder / "cells").mkdir(parents=True, exist_ok=True)
-    for loss in dict.fromkeys(r.cell.loss for r in runs):
-        group = [r for r in runs if r.cell.loss == loss]
+    for loss in dict.fromkeys(r.cell.loss for r in curves):
+        group = [r for r in curves if r.cell.loss == loss]
         # every start, but only converging paths: a diverging one would shrink the rest to a dot
         points = [r.path[:1] for r in group] + [r.path for r in group if not r.diverged]
         surface = Surface.of(group[0].cell, *data, bounds(optimum, points))

@@ -1,4 +1,4 @@
-"""What one cell's training recorded, as a table and as final metrics.
+"""What one cell's training recorded: a row per step, and the cell's measures.
 
 Trace columns (one row per step; values before clipping unless named `clipped_`):
   step, loss, grad_norm (L2, before clipping), grad_weight, grad_bias,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline.grid import Cell
 
@@ -21,28 +21,48 @@ if TYPE_CHECKING:
 # pandas is imported inside the functions that need it: publish's no-op path (every
 # `dvc repro`) uses the names below and must not pay for it.
 
-COLUMNS = (
-    "step",
-    "loss",
-    "grad_norm",
-    "grad_weight",
-    "grad_bias",
-    "clipped_grad_weight",
-    "clipped_grad_bias",
-    "clipped",
-    "weight",
-    "bias",
-)
+
+class Row(NamedTuple):
+    """One step of one cell; built by name: Row(step=..., loss=..., ...)."""
+
+    step: int
+    loss: float
+    grad_norm: float
+    grad_weight: float
+    grad_bias: float
+    clipped_grad_weight: float
+    clipped_grad_bias: float
+    clipped: int
+    weight: float
+    bias: float
+
+
+COLUMNS = Row._fields
 INT_COLUMNS = ("step", "clipped")
 HISTORY = tuple(c for c in COLUMNS if c not in INT_COLUMNS)  # the per-step float series
-Row = tuple[float, ...]
+# a cell's measures (names are an API: MLflow metrics, reports/cells.csv, the drift check)
+MEASURES = (
+    "final_loss",
+    "final_weight",
+    "final_bias",
+    "dist_to_optimum",
+    "init_weight",
+    "init_bias",
+    "max_grad_norm",
+    "clip_fraction",
+    "steps_run",
+    "diverged",
+    "diverged_step",
+    "diverged_reason",
+)
+Measures = dict[str, float | int | str | None]
 
 
 @dataclass(frozen=True)
 class Trace:
     cell: Cell
     initial: tuple[float, float]  # (weight, bias) before the first step
-    rows: list[Row]  # every finite step, in COLUMNS order
+    rows: list[Row]  # every finite step
     final_loss: float | None  # loss at the final parameters; None if not finite
     diverged_step: int | None = None  # first step with a non-finite value
     diverged_reason: str | None = None  # "loss", "gradient" or "parameters"
@@ -51,8 +71,7 @@ class Trace:
         """(weight, bias) after the last finite step."""
         if not self.rows:
             return self.initial
-        last = self.rows[-1]
-        return last[COLUMNS.index("weight")], last[COLUMNS.index("bias")]
+        return self.rows[-1].weight, self.rows[-1].bias
 
 
 def _dtypes() -> dict[str, type]:
@@ -62,7 +81,8 @@ def _dtypes() -> dict[str, type]:
 
 
 def to_frame(trace: Trace) -> pd.DataFrame:
-    """The trace as a table; float32 columns print as the shortest exact decimal."""
+    """The trace as a table; float32 columns print as the shortest exact decimal.
+    (float64 cells are recorded in float32 too: a trace shows, the measures keep bits.)"""
     import pandas as pd
 
     return pd.DataFrame(trace.rows, columns=list(COLUMNS)).astype(_dtypes())
@@ -74,11 +94,10 @@ def read_frame(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=_dtypes())
 
 
-def summary(trace: Trace, optimum: tuple[float, float]) -> dict[str, float | int | str | None]:
-    """Final metrics of one cell (names are an API: MLflow, the metrics file, drift)."""
+def measures(trace: Trace, optimum: tuple[float, float]) -> Measures:
+    """One cell's measures, named as MEASURES."""
     weight, bias = trace.final()
-    norms = [row[COLUMNS.index("grad_norm")] for row in trace.rows]
-    clipped = [row[COLUMNS.index("clipped")] for row in trace.rows]
+    clipped = [row.clipped for row in trace.rows]
     return {
         "final_loss": trace.final_loss,
         "final_weight": weight,
@@ -86,7 +105,7 @@ def summary(trace: Trace, optimum: tuple[float, float]) -> dict[str, float | int
         "dist_to_optimum": math.hypot(weight - optimum[0], bias - optimum[1]),
         "init_weight": trace.initial[0],
         "init_bias": trace.initial[1],
-        "max_grad_norm": max(norms, default=0.0),
+        "max_grad_norm": max((row.grad_norm for row in trace.rows), default=0.0),
         "clip_fraction": sum(clipped) / len(clipped) if clipped else 0.0,
         "steps_run": len(trace.rows),
         "diverged": int(trace.diverged_step is not None),

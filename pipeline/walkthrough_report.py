@@ -46,7 +46,7 @@ def _pairs(ours: Values, theirs: Values) -> Iterator[tuple[str, float, float]]:
             yield f"{name}[{i}]", a, c
 
 
-def check(step: Step) -> dict[str, object]:
+def comparison(step: Step) -> dict[str, object]:
     """The autograd-vs-closed-form part of a step, as JSON."""
     return {
         "loss": step.value,
@@ -71,8 +71,8 @@ def to_json(
         "initial": tutorial.initial,
         "inputs": tutorial.inputs,
         "targets": tutorial.targets,
-        **check(tutorial),
-        "losses": {name: check(step) for name, step in losses.items()},
+        **comparison(tutorial),
+        "losses": {name: comparison(step) for name, step in losses.items()},
     }
 
 
@@ -122,7 +122,8 @@ Largest difference: {t.grad_diff():.2g}.
 
 {_vs(t.after, t.after_closed_form, "after the step")}
 
-The step's computation graph is in `graph.dot` (and `graph.svg` when Graphviz is installed).
+The step's computation graph is in `graph.dot` (Graphviz draws it: `dot -Tsvg graph.dot`;
+publish attaches the SVG to the MLflow run when Graphviz is installed).
 
 ## Every loss of the grid, same model and points
 

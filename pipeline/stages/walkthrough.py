@@ -8,8 +8,6 @@ drawn with torchviz. The Step and its JSON and Markdown are in pipeline.walkthro
 
 import argparse
 import re
-import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,9 +15,9 @@ import torch
 from torch import optim
 from torchviz import make_dot
 
-from pipeline import atomic, closed_form, params
-from pipeline.generate import TUTORIAL_X
-from pipeline.model import make_loss, pin, seeded_model
+from pipeline import atomic, closed_form, numerics, params
+from pipeline.data import TUTORIAL_X
+from pipeline.model import make_loss, seeded_model
 from pipeline.walkthrough_report import Step, report, to_json
 
 
@@ -92,35 +90,18 @@ def every_loss(p: params.Params) -> dict[str, Step]:
     }
 
 
-def svg(dot_source: str) -> str | None:
-    """The graph drawn by Graphviz's `dot`, or None when `dot` is not installed."""
-    if shutil.which("dot") is None:
-        return None
-    done = subprocess.run(
-        ["dot", "-Tsvg"], input=dot_source, capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, required=True, help="folder for the reports and graph")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
-    pin(p.env.threads, p.env.deterministic)
+    numerics.pin(p.env.threads, p.env.deterministic)
     tutorial = replay(p.walkthrough.seed, p.walkthrough.lr, "mse", {})
     losses = every_loss(p)
-    image = svg(tutorial.graph)
     with atomic.replacing(args.out, directory=True) as folder:
         atomic.write_json(folder / "walkthrough.json", to_json(tutorial, losses, p.walkthrough))
         atomic.write_text(folder / "walkthrough.md", report(tutorial, losses, p.walkthrough))
         atomic.write_text(folder / "graph.dot", tutorial.graph)
-        if image is not None:
-            atomic.write_text(folder / "graph.svg", image)
     worst = max(max(s.grad_diff(), s.step_diff()) for s in [tutorial, *losses.values()])
     print(f"walkthrough: wrote {args.out}; largest |autograd - closed form| = {worst:.2g}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,38 +1,53 @@
-"""Stage `generate`: the dataset y = slope * x + intercept (+ Gaussian noise) as CSV."""
+"""The data: the points a preset describes, and the points file read back with checks.
 
-import argparse
+The `generate` stage writes the points; `train` and `compare` read them. A points file
+has a header `x,y` and one row per point, every value a finite number.
+"""
+
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import numpy.typing as npt
 
-from pipeline import atomic, params
+from pipeline import params
 
+Array = npt.NDArray[np.float64]
 TUTORIAL_X = (1.0, 2.0, 3.0)  # the tutorial's inputs; its targets are 2x
+TUTORIAL_LINE = (2.0, 0.0)  # y = 2x: (slope, intercept)
 
 
-def points(p: params.GenerateParams) -> pd.DataFrame:
-    """Columns x and y, float64; the tutorial preset is exactly x = 1, 2, 3 and y = 2x."""
-    if p.preset == "tutorial":
+def points(p: params.GenerateParams) -> tuple[Array, Array]:
+    """x and y, float64; the tutorial preset is exactly x = 1, 2, 3 and y = 2x."""
+    if isinstance(p, params.TutorialData):
         x = np.array(TUTORIAL_X)
-        return pd.DataFrame({"x": x, "y": 2.0 * x})
+        return x, TUTORIAL_LINE[0] * x
     x = np.linspace(p.x_min, p.x_max, p.n)
     noise = np.random.default_rng(p.seed).normal(0.0, p.noise, p.n) if p.noise else 0.0
-    return pd.DataFrame({"x": x, "y": p.slope * x + p.intercept + noise})
+    return x, p.slope * x + p.intercept + noise
 
 
-def optimum(p: params.GenerateParams) -> tuple[float, float]:
-    """The (weight, bias) the data was drawn from."""
-    return (2.0, 0.0) if p.preset == "tutorial" else (p.slope, p.intercept)
+def generating_line(p: params.GenerateParams) -> tuple[float, float]:
+    """The (weight, bias) the points were drawn from."""
+    if isinstance(p, params.TutorialData):
+        return TUTORIAL_LINE
+    return p.slope, p.intercept
+
+
+def to_csv(x: Array, y: Array) -> str:
+    """The points file: header `x,y`, each value as its shortest exact decimal."""
+    rows = (f"{float(a)!r},{float(b)!r}" for a, b in zip(x, y, strict=True))
+    return "\n".join(["x,y", *rows]) + "\n"
 
 
 class DataError(ValueError):
     """The points file is unusable; the message names the file, line and column."""
 
 
-def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_points(path: Path) -> tuple[Array, Array]:
     """x and y as float64 arrays; DataError on a missing column, no rows or a bad cell."""
+    import pandas as pd  # only the stages that read data pay for it
+
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -59,23 +74,9 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return columns[0], columns[1]
 
 
-def read_points_or_exit(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_points_or_exit(path: Path) -> tuple[Array, Array]:
     try:
         return read_points(path)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(params.EXIT_BAD_INPUT) from None
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    p = params.load_or_exit(args.params)
-    with atomic.replacing(args.out) as tmp:
-        points(p.generate).to_csv(tmp, index=False)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,38 @@
+"""`make drift`: this run's per-cell results against the baseline committed in git.
+
+Exit 0: identical or within tolerance; 1: drift, or cells missing or new; 2: bad input.
+The report also names the machine it ran on (CPU, flags, host): recorded here, never in
+a tracked file.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+from pipeline import atomic, drift, inputs, machine, params
+from pipeline.drift_report import as_markdown, as_text
+
+EXIT_DRIFT = 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--cells", type=Path, default=Path("reports/cells.csv"))
+    parser.add_argument("--env", type=Path, default=Path("reports/env.json"))
+    parser.add_argument("--baseline-rev", default="HEAD", help="git revision of the baseline")
+    parser.add_argument("--markdown", type=Path, help="also write the Markdown report here")
+    args = parser.parse_args(argv)
+    p = params.load_or_exit(args.params)
+    with inputs.or_exit():
+        report = drift.load(args.cells, args.env, args.baseline_rev, p.drift)
+    ran_on = machine.describe(machine.cpuinfo())
+    print(as_text(report, args.baseline_rev, ran_on))
+    text = as_markdown(report, args.baseline_rev, ran_on)
+    if args.markdown:
+        atomic.write_text(args.markdown, text)
+    if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):  # set by GitHub Actions
+        with open(step_summary, "a", encoding="utf-8") as f:
+            f.write(text)
+    if not report.ok:
+        raise SystemExit(EXIT_DRIFT)

@@ -1,0 +1,51 @@
+"""Stage `env`: fingerprint what decides the numbers, so that changing it re-trains.
+
+DVC does not notice a library upgrade; every stage depends on this file, so a new
+torch, another thread count or a CPU that runs other kernels shows up as a changed
+dependency. Only what decides numbers is here (pipeline.numerics); what merely
+describes the machine (CPU model, host) is not, so another machine computing the same
+bits leaves this file, dvc.lock and git status unchanged. The stage also validates the
+whole params.yaml first: bad params stop the pipeline before DVC deletes any other
+stage's outputs.
+"""
+
+import argparse
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from pipeline import atomic, machine, numerics, params
+
+# the libraries whose versions decide a byte of an output: numbers (torch, numpy), their
+# text (pandas writes the CSVs), the plots (matplotlib), the graph (torchviz)
+PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "torchviz")
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def fingerprint(env: params.EnvParams, cpu_flags: set[str], arch: str) -> dict[str, object]:
+    """The environment fields that decide results."""
+    return {
+        "python": platform.python_version(),
+        **{name: package_version(name) for name in PACKAGES},
+        "threads": env.threads,
+        "deterministic": env.deterministic,
+        "machine": arch,
+        "cpu_capability": numerics.capability(cpu_flags, arch),
+        "mkl_cbwr": numerics.MKL_CBWR,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    p = params.load_or_exit(args.params)
+    flags = machine.cpu_flags(machine.cpuinfo())
+    atomic.write_json(args.out, fingerprint(p.env, flags, platform.machine()))

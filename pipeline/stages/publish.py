@@ -1,0 +1,185 @@
+"""Stage `publish`: every trained cell's run in MLflow, under a parent run with the reports.
+
+Always runs (DVC `always_changed`): MLflow is outside DVC's view, so a deleted mlflow.db
+or a run-cache restore must still end with every cell in MLflow. Runs are keyed by
+content, so publishing what is already there adds nothing; that check reads SQLite
+directly, so a no-op costs no `import mlflow`.
+
+What is published comes from what train wrote (its manifest and traces), never from the
+current params.yaml: a cell's params always match its histories. If params.yaml has
+changed since training, that is said in one line; if compare's reports were made from
+other training outputs, publishing is refused, naming the stale stage.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from functools import partial
+from importlib.metadata import version
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline import grid, inputs, interrupt, machine, params, record, tracking
+from pipeline.manifest import Entry, Manifest, combine, sha, stamped
+
+EXIT_TRACKING = 1
+FINAL = (  # final metrics of each cell run (names are an API)
+    "final_loss",
+    "final_weight",
+    "final_bias",
+    "dist_to_optimum",
+    "max_grad_norm",
+    "clip_fraction",
+    "diverged",
+    "diverged_step",
+)
+
+
+def git_state(root: Path) -> dict[str, str]:
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": commit,
+        "git_dirty": "unknown" if commit == "unknown" else str(bool(dirty)).lower(),
+    }
+
+
+def staleness(trained: Manifest, current: Sequence[grid.Cell]) -> str | None:
+    """One line saying how params.yaml's grid differs from what was trained, or None."""
+    was = {c.name: c for c in trained.cells()}
+    now = {c.name: c for c in current}
+
+    def names(found: list[str]) -> str:
+        return ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+
+    parts = [
+        f"{what} {names(found)}"
+        for what, found in (
+            ("not trained:", [n for n in now if n not in was]),
+            ("no longer in the grid:", [n for n in was if n not in now]),
+            ("settings changed:", [n for n in now if n in was and now[n] != was[n]]),
+        )
+        if found
+    ]
+    if not parts:
+        return None
+    return (
+        f"note: params.yaml has changed since train ran (stage train is stale; {'; '.join(parts)}):"
+        " published what was trained; `dvc repro` trains the current params"
+    )
+
+
+def cell_content(
+    entry: Entry, data: str, folder: Path, plots: Path, tags: dict[str, str], stride: int
+) -> tracking.RunContent:
+    """One cell's MLflow run: settings as params, strided histories, final metrics."""
+    cell, m = entry.cell, entry.measures
+    trace = folder / f"{cell.name}.csv"
+    frame = record.read_frame(trace)
+    keep = frame[(frame["step"] % stride == 0) | (frame.index == len(frame) - 1)]
+    history = [
+        (name, float(value), int(step))
+        for name in record.HISTORY
+        for step, value in zip(keep["step"], keep[name], strict=True)
+    ]
+    finals = [(name, float(m[name]), 0) for name in FINAL if m.get(name) is not None]  # type: ignore[arg-type]
+    diverged = {"diverged_reason": str(m["diverged_reason"])} if m["diverged"] else {}
+    plot = plots / "cells" / f"{cell.name}.png"
+    return tracking.RunContent(
+        name=cell.name,
+        key=entry.key(data),
+        params={k: str(v) for k, v in cell.settings().items()},
+        tags={**tags, "cell": cell.name, "diverged": str(bool(m["diverged"])).lower(), **diverged},
+        metrics=history + finals,
+        artifacts=[trace, plot] if plot.exists() else [trace],
+    )
+
+
+def graph_svg(dot: Path, folder: Path) -> list[Path]:
+    """The walkthrough's graph drawn by Graphviz into `folder`, or nothing without it."""
+    if shutil.which("dot") is None or not dot.exists():
+        return []
+    svg = folder / "graph.svg"
+    subprocess.run(["dot", "-Tsvg", str(dot), "-o", str(svg)], check=True)
+    return [svg]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--env", type=Path, required=True, help="env.json of stage env")
+    parser.add_argument("--traces", type=Path, required=True, help="train's folder")
+    parser.add_argument("--ranking", type=Path, required=True, help="compare.md, printed")
+    parser.add_argument("--plots", type=Path, required=True, help="compare's plots folder")
+    parser.add_argument("--report", type=Path, nargs="+", required=True, help="parent artifacts")
+    args = parser.parse_args(argv)
+    p = params.load_or_exit(args.params)
+    with inputs.or_exit():
+        trained = Manifest.read(args.traces)
+        ranking = args.ranking.read_text(encoding="utf-8") if args.ranking.exists() else ""
+        if stamped(ranking) != trained.source:
+            raise inputs.InputError(
+                f"{args.ranking} was not made from the training outputs in {args.traces} "
+                "(stage compare is stale): run `dvc repro`, then `make publish`"
+            )
+    if note := staleness(trained, grid.cells(p.train)):
+        print(note, file=sys.stderr)
+    root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
+    uri = tracking.default_uri(root)
+    with interrupt.exit_on_signal():
+        try:
+            outcome = _publish(args, p.publish, trained, root, uri)
+        except tracking.TrackingError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_TRACKING) from None
+    print(ranking)
+    print(f"MLflow ({uri}): {outcome.created} new cell runs, {outcome.present} already there.")
+    print(tracking.ui_hint(uri, outcome.experiment_id))
+
+
+def _publish(
+    args: argparse.Namespace,
+    p: params.PublishParams,
+    trained: Manifest,
+    root: Path,
+    uri: str,
+) -> tracking.Outcome:
+    keys = [e.key(trained.data) for e in trained.entries]
+    reports = [args.ranking, *sorted(args.report), *sorted(args.plots.glob("*.png"))]
+    parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
+    known = tracking.published_keys(uri, p.experiment)
+    if known and known[1].issuperset([*keys, parent_key]):
+        return tracking.Outcome(known[0], 0, len(keys))
+    env = json.loads(args.env.read_text(encoding="utf-8"))
+    tags = {
+        **git_state(root),
+        "torch_version": version("torch"),
+        "data_hash": trained.data[:16],
+        **{f"env.{k}": str(v) for k, v in env.items()},
+        **{f"machine.{k}": v for k, v in machine.describe(machine.cpuinfo()).items()},
+    }
+    contents = [
+        cell_content(e, trained.data, args.traces, args.plots, tags, p.stride)
+        for e in trained.entries
+    ]
+    with tempfile.TemporaryDirectory(prefix="gradlab-publish-") as tmp:
+        dot = next((r for r in args.report if r.name == "graph.dot"), Path("-"))
+        parent = tracking.RunContent(
+            name=f"grid-{parent_key[:8]}",
+            key=parent_key,
+            tags=tags,
+            artifacts=reports + graph_svg(dot, Path(tmp)),
+            params={"cells": str(len(keys)), "stride": str(p.stride), "source": trained.source},
+        )
+        progress = partial(tqdm, desc="publish", unit="run")
+        return tracking.publish(uri, p.experiment, contents, parent, root, progress)

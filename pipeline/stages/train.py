@@ -1,0 +1,57 @@
+"""Stage `train`: every grid cell with the reference engine, full batch, every step kept.
+
+Writes into the traces folder one CSV per cell and manifest.json (what was trained: each
+cell's settings and measures, the data's digest); then reports/cells.csv (one row per
+cell) and reports/metrics.json (the headline figures). Cells run side by side in
+`env.workers` processes, each pinned to `env.threads` threads: results do not depend on
+the worker count.
+"""
+
+import argparse
+from contextlib import closing
+from functools import partial
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipeline import atomic, data, grid, interrupt, manifest, numerics, params, pool, record, results
+from pipeline.reference import train_cell
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--traces", type=Path, required=True, help="folder: a CSV per cell")
+    parser.add_argument("--cells", type=Path, required=True, help="CSV: a row per cell")
+    parser.add_argument("--metrics", type=Path, required=True, help="JSON: headline figures")
+    args = parser.parse_args(argv)
+    p = params.load_or_exit(args.params)
+    x, y = data.read_points_or_exit(args.data)
+    numerics.pin(p.env.threads, p.env.deterministic)
+    cells = grid.cells(p.train)
+    optimum = data.generating_line(p.generate)
+    inputs, targets = (torch.tensor(v).reshape(-1, 1) for v in (x, y))  # float64, as read
+    setup = partial(numerics.pin, p.env.threads, p.env.deterministic)
+    traces = pool.unordered(partial(train_cell, x=inputs, y=targets), cells, p.env.workers, setup)
+    entries: dict[str, manifest.Entry] = {}
+    with (
+        interrupt.exit_on_signal(),
+        atomic.replacing(args.traces, directory=True) as folder,
+        closing(traces),  # workers stopped at once on an error or a signal
+    ):
+        for trace in tqdm(traces, total=len(cells), desc="train", unit="cell"):
+            interrupt.check()  # a signal swallowed inside a finalizer stops us here
+            text = record.to_frame(trace).to_csv(index=False)
+            (folder / f"{trace.cell.name}.csv").write_text(text, encoding="utf-8")
+            entries[trace.cell.name] = manifest.Entry(
+                trace.cell, manifest.sha(text.encode()), record.measures(trace, optimum)
+            )
+        trained = manifest.Manifest(
+            manifest.sha(args.data.read_bytes()), optimum, [entries[c.name] for c in cells]
+        )
+        trained.write(folder)
+    frame = results.table(trained)
+    atomic.write_text(args.cells, results.to_csv(frame))
+    atomic.write_json(args.metrics, results.headline(frame))
