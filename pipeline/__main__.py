@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     names = stage_names()
     if not args or args[0] not in names:
         given = repr(args[0]) if args else "nothing"
-        print(f"usage: python -m pipeline STAGE [options]; STAGE = {given}: allowed: "
-              f"{', '.join(names)}", file=sys.stderr)
+        print(
+            f"usage: python -m pipeline STAGE [options]; STAGE = {given}: allowed: "
+            f"{', '.join(names)}",
+            file=sys.stderr,
+        )
         raise SystemExit(EXIT_USAGE)
     if missing := missing_modules():
         print(

@@ -140,7 +140,9 @@ def tables(report: Report) -> list[Table]:
 
 
 def _machine(ran_on: dict[str, str]) -> str:
-    return f"{ran_on['cpu']} ({ran_on['cpu_flags']}), {ran_on['cores']} cores, host {ran_on['host']}"
+    return (
+        f"{ran_on['cpu']} ({ran_on['cpu_flags']}), {ran_on['cores']} cores, host {ran_on['host']}"
+    )
 
 
 def as_markdown(report: Report, baseline: str, ran_on: dict[str, str]) -> str:

@@ -37,8 +37,22 @@ def cpu_model(text: str) -> str:
 
 
 # the flags that pick kernels (a subset of the dozens /proc/cpuinfo lists)
-VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-                "avx512_vnni", "avx512_bf16", "amx_tile", "asimd", "sve", "sve2")
+VECTOR_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "asimd",
+    "sve",
+    "sve2",
+)
 
 
 def describe(text: str) -> dict[str, str]:

@@ -244,7 +244,7 @@ def _variants(annotation: object) -> dict[str, type[BaseModel]]:
     """{tag: model} of a discriminated union of sections (tag: their first field's
     literal, e.g. generate's `preset`), or {} for anything else."""
     members = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, Section)]
-    tags = {}
+    tags: dict[str, type[BaseModel]] = {}
     for model in members:
         first = next(iter(model.model_fields.values()))
         if (literal := get_args(first.annotation)) and isinstance(literal[0], str):

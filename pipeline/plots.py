@@ -143,7 +143,11 @@ def save(fig: Figure, path: Path) -> None:
 
 
 def draw(
-    folder: Path, curves: Sequence[Curve], data: tuple[Array, Array], optimum: Point, threshold: float
+    folder: Path,
+    curves: Sequence[Curve],
+    data: tuple[Array, Array],
+    optimum: Point,
+    threshold: float,
 ) -> None:
     """Into `folder`: loss_<loss>.png, trajectory_<loss>.png and cells/<cell>.png."""
     (folder / "cells").mkdir(parents=True, exist_ok=True)

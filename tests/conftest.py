@@ -6,12 +6,19 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline import params
+from pipeline import numerics, params
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The kernels torch may use are pinned before any test imports torch, as `python -m
+# pipeline` pins them for every stage: the tests compute the bits the stages compute.
+numerics.pin_kernels()
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # mlflow, dvc and the stages' `python` come from this venv
@@ -115,6 +122,18 @@ def sandbox_env(tmp: Path, **extra: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",  # stage lines arrive when they happen (timed tests)
         **extra,
     }
+
+
+def cell_table(root: Path) -> "pd.DataFrame":
+    """reports/cells.csv of a project: one row per trained cell."""
+    import pandas as pd
+
+    return pd.read_csv(root / "reports/cells.csv")
+
+
+def cell_names(root: Path) -> list[str]:
+    """The names of the cells stage train trained, in its order."""
+    return list(cell_table(root)["cell"])
 
 
 def missing(reason: str) -> NoReturn:

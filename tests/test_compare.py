@@ -1,4 +1,5 @@
-"""Stage `compare` and its plots: the table, its Markdown, curves.csv and the PNGs."""
+"""Stage `compare`: the ranking, its Markdown, curves.csv and the PNGs, all from what
+train wrote (its manifest and traces)."""
 
 import json
 import math
@@ -9,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dvc_render.vega import VegaRenderer
 
-from pipeline import atomic, compare, env, generate, grid, params, train
+from pipeline import atomic, grid, params
+from pipeline.manifest import Entry, Manifest, sha, stamped
+from pipeline.record import Measures
+from pipeline.stages import compare, env, generate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "params.yaml"
@@ -45,24 +48,21 @@ def argv(**paths: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding params.yaml, data/points.csv, traces/, reports/metrics.json and
-    reports/env.json."""
+    """A folder holding params.yaml, data/points.csv, traces/ (with the manifest),
+    reports/cells.csv, reports/metrics.json and reports/env.json."""
     root = tmp_path_factory.mktemp("project")
     p, data = small_params(root), root / "data/points.csv"
     env.main(argv(params=p, out=root / "reports/env.json"))
     generate.main(argv(params=p, out=data))
-    train.main(
-        argv(params=p, data=data, traces=root / "traces", metrics=root / "reports/metrics.json")
-    )
+    reports = {"cells": root / "reports/cells.csv", "metrics": root / "reports/metrics.json"}
+    train.main(argv(params=p, data=data, traces=root / "traces", **reports))
     return root
 
 
 def run_compare(project: Path, out: Path) -> None:
     inputs = {"params": project / "params.yaml", "traces": project / "traces"}
-    inputs |= {"metrics": project / "reports/metrics.json", "data": project / "data/points.csv"}
-    inputs |= {"env": project / "reports/env.json"}
-    outputs = {"table": out / "compare.csv", "markdown": out / "compare.md"}
-    outputs |= {"curves": out / "curves.csv", "plots": out / "plots"}
+    inputs |= {"data": project / "data/points.csv", "env": project / "reports/env.json"}
+    outputs = {"ranking": out / "compare.md", "curves": out / "curves.csv", "plots": out / "plots"}
     compare.main(argv(**inputs, **outputs))
 
 
@@ -74,7 +74,7 @@ def hand_cells(tmp_path: Path) -> list[grid.Cell]:
     return grid.cells(params.load(small_params(tmp_path)).train)
 
 
-def hand_metrics(final_loss: float | None, dist: float, step: int | None) -> compare.Summary:
+def hand_measures(final_loss: float | None, dist: float, step: int | None) -> Measures:
     return {
         "final_loss": final_loss,
         "final_weight": 2.0,
@@ -89,6 +89,11 @@ def hand_metrics(final_loss: float | None, dist: float, step: int | None) -> com
         "diverged_step": step,
         "diverged_reason": "loss" if step is not None else None,
     }
+
+
+def hand_manifest(cells: list[grid.Cell], measures: dict[str, Measures]) -> Manifest:
+    entries = [Entry(c, sha(c.name.encode()), measures[c.name]) for c in cells]
+    return Manifest(sha(b"points"), (2.0, 0.0), entries)
 
 
 def hand_trace(losses: list[float]) -> pd.DataFrame:
@@ -115,17 +120,20 @@ def test_first_below_is_never_when_no_loss_falls_below() -> None:
     assert compare.first_below(hand_trace([5.0, 0.5, 0.2]), 0.1) == "never"
 
 
-def test_table_puts_diverged_cells_last_then_orders_by_loss_distance_name(tmp_path: Path) -> None:
-    """Diverged cells go last even with the lowest loss; ties fall to distance, then name."""
+def test_ranking_puts_diverged_cells_last_then_orders_by_distance_loss_name(
+    tmp_path: Path,
+) -> None:
+    """Diverged cells go last even with the lowest loss; the rest by distance to the
+    generating line, then loss, then name."""
     cells = hand_cells(tmp_path)
     traces = {c.name: hand_trace([1.0, 0.5]) for c in cells}
-    metrics = {c.name: hand_metrics(0.5, 1.0, None) for c in cells}
-    metrics["mse-sgd-none"] = hand_metrics(None, math.inf, 1)
-    metrics["l1-adam-norm"] = hand_metrics(0.0, 5.0, 3)
-    metrics["mse-adam-norm"] = hand_metrics(0.1, 0.3, None)
-    metrics["l1-sgd-none"] = hand_metrics(0.1, 0.2, None)
+    measures = {c.name: hand_measures(0.5, 1.0, None) for c in cells}
+    measures["mse-sgd-none"] = hand_measures(None, math.inf, 1)
+    measures["l1-adam-norm"] = hand_measures(0.0, 5.0, 3)
+    measures["mse-adam-norm"] = hand_measures(0.1, 0.3, None)
+    measures["l1-sgd-none"] = hand_measures(0.1, 0.2, None)
 
-    table = compare.table(cells, traces, metrics, threshold=1e-4)
+    table = compare.ranking(hand_manifest(cells, measures), traces, threshold=1e-4)
 
     assert list(table["cell"][:2]) == ["l1-sgd-none", "mse-adam-norm"]
     assert list(table["cell"][-2:]) == ["l1-adam-norm", "mse-sgd-none"]
@@ -149,23 +157,15 @@ def test_table_puts_diverged_cells_last_then_orders_by_loss_distance_name(tmp_pa
     ]
 
 
-def test_table_names_a_cell_without_metrics(tmp_path: Path) -> None:
-    """table raises InputError naming each grid cell that has no metrics entry."""
-    cells = hand_cells(tmp_path)
-    traces = {c.name: hand_trace([1.0]) for c in cells}
-    metrics = {c.name: hand_metrics(0.5, 1.0, None) for c in cells[1:]}
-    with pytest.raises(compare.InputError, match=f"cell {cells[0].name}: no metrics entry"):
-        compare.table(cells, traces, metrics, threshold=1e-4)
-
-
 def test_markdown_has_a_header_a_rule_and_one_row_per_cell(tmp_path: Path) -> None:
-    """markdown gives header, rule and one `|`-delimited row per cell, numbers to 4 digits."""
+    """frame_table gives header, rule and one `|`-delimited row per cell, numbers to 4 digits."""
     cells = hand_cells(tmp_path)
     traces = {c.name: hand_trace([1.0, 0.5]) for c in cells}
-    metrics = {c.name: hand_metrics(0.123456, 1.0, None) for c in cells}
-    metrics[cells[0].name] = hand_metrics(None, 2.0, 0)
+    measures = {c.name: hand_measures(0.123456, 1.0, None) for c in cells}
+    measures[cells[0].name] = hand_measures(None, 2.0, 0)
 
-    lines = compare.markdown(compare.table(cells, traces, metrics, 1e-4)).splitlines()
+    table = compare.ranking(hand_manifest(cells, measures), traces, 1e-4)
+    lines = compare.frame_table(table).splitlines()
 
     assert len(lines) == 2 + len(cells)
     assert set(lines[1]) <= {"|", "-", ":", " "}
@@ -177,26 +177,37 @@ def test_markdown_has_a_header_a_rule_and_one_row_per_cell(tmp_path: Path) -> No
     assert len({len(line) for line in lines}) == 1  # columns line up
 
 
-def test_curves_keep_every_stride_th_step_and_the_last() -> None:
+def test_curves_keep_every_stride_th_step_and_the_last(tmp_path: Path) -> None:
     """curves keeps steps 0, k, 2k, ... and each cell's last step, in long format."""
-    cells = grid.cells(params.load(COMMITTED).train)[:2]
+    cells = hand_cells(tmp_path)[:2]
+    trained = hand_manifest(cells, {c.name: hand_measures(0.5, 1.0, None) for c in cells})
     traces = {cells[0].name: hand_trace([1.0] * 8), cells[1].name: hand_trace([1.0] * 3)}
 
-    got = compare.curves(cells, traces, stride=3)
+    got = compare.curves(trained, traces, stride=3)
 
-    assert list(got.columns) == ["cell", "step", "loss", "grad_norm"]
+    assert list(got.columns) == [
+        "cell",
+        "loss",
+        "optimizer",
+        "clip",
+        "seed",
+        "step",
+        "loss_value",
+        "grad_norm",
+    ]
     assert got.groupby("cell", sort=False)["step"].apply(list).to_dict() == {
         cells[0].name: [0, 3, 6, 7],
         cells[1].name: [0, 2],
     }
 
 
-def test_curves_with_stride_1_keep_every_step() -> None:
+def test_curves_with_stride_1_keep_every_step(tmp_path: Path) -> None:
     """At stride 1 curves holds every row of every trace."""
-    cells = grid.cells(params.load(COMMITTED).train)[:2]
+    cells = hand_cells(tmp_path)[:2]
+    trained = hand_manifest(cells, {c.name: hand_measures(0.5, 1.0, None) for c in cells})
     traces = {c.name: hand_trace([3.0, 2.0, 1.0]) for c in cells}
 
-    assert len(compare.curves(cells, traces, stride=1)) == 6
+    assert len(compare.curves(trained, traces, stride=1)) == 6
 
 
 def test_environment_is_a_section_with_a_row_per_field() -> None:
@@ -205,7 +216,7 @@ def test_environment_is_a_section_with_a_row_per_field() -> None:
 
     lines = compare.environment(fingerprint | {"none": []}).splitlines()
 
-    assert lines[:2] == ["## Environment", ""]
+    assert lines[:2] == ["## Environment (what decides the numbers)", ""]
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[4:]]
     assert rows == [
         ["torch", "2.13.0+cpu"],
@@ -216,52 +227,27 @@ def test_environment_is_a_section_with_a_row_per_field() -> None:
     ]
 
 
-def test_dvc_plots_of_curves_draw_a_line_per_cell_on_a_log_scale() -> None:
-    """Each top-level plot in dvc.yaml, filled by DVC's renderer from .dvc/plots, draws
-    curves.csv's `step` against its column on a log scale, coloured by cell, dashed by rev."""
-    plots = {k: v for item in params.read_yaml(ROOT / "dvc.yaml")["plots"] for k, v in item.items()}
-    rows = [
-        {"cell": cell, "step": str(step), "loss": "0.5", "grad_norm": "2.0", "rev": "workspace"}
-        for cell in ("mse-sgd-none", "l1-adam-norm")
-        for step in (0, 10)
-    ]
-    assert set(plots) == {"loss", "grad_norm"}
-
-    for name, plot in plots.items():
-        assert plot["y"] == {"reports/curves.csv": name} and plot["x"] == "step"
-        props = {"template": plot["template"], "template_dir": str(ROOT / ".dvc/plots")}
-        renderer = VegaRenderer(rows, name, **props, x="step", y=name, title=plot["title"])
-        spec = renderer.get_filled_template()
-
-        assert spec["data"]["values"] == rows
-        assert spec["encoding"]["x"]["field"] == "step"
-        assert spec["encoding"]["y"]["field"] == name
-        assert spec["encoding"]["y"]["scale"] == {"type": "log"}
-        assert spec["encoding"]["color"]["field"] == "cell"
-        assert spec["encoding"]["strokeDash"]["field"] == "rev"
-        assert {t["field"] for t in spec["encoding"]["tooltip"]} == {"cell", "rev", "step", name}
-        assert f"toNumber(datum['{name}'])" in json.dumps(spec["transform"])
-
-
 def test_main_writes_every_output(project: Path, tmp_path: Path) -> None:
-    """main writes the table, Markdown, curves and a PNG per loss (x2) and per cell."""
+    """main writes the ranking, curves and a PNG per loss (x2) and per cell, stamped with
+    the training outputs it was made from."""
     run_compare(project, tmp_path)
 
-    names = [c.name for c in grid.cells(params.load(project / "params.yaml").train)]
-    table = pd.read_csv(tmp_path / "compare.csv")
-    assert sorted(table["cell"]) == sorted(names)
-    assert table["cell"].iloc[-1] == DIVERGING and table["diverged"].iloc[-1] != "no"
-    table_md, environment_md = (tmp_path / "compare.md").read_text().split("\n\n", 1)
-    assert len(table_md.splitlines()) == 2 + len(names)
+    trained = Manifest.read(project / "traces")
+    names = [c.name for c in trained.cells()]
+    text = (tmp_path / "compare.md").read_text()
+    assert stamped(text) == trained.source
+    table_md = text.split("\n\n")[2]
+    rows = [line.split("|")[1].strip() for line in table_md.splitlines()[2:]]
+    assert sorted(rows) == sorted(names) and rows[-1] == DIVERGING
     fingerprint = json.loads((project / "reports/env.json").read_text())
-    assert environment_md.startswith("## Environment\n")
-    assert "| torch " in environment_md and fingerprint["torch"] in environment_md
+    assert "## Environment (what decides the numbers)\n" in text
+    assert "| torch " in text and fingerprint["torch"] in text
     curves = pd.read_csv(tmp_path / "curves.csv")
-    assert list(curves.columns) == ["cell", "step", "loss", "grad_norm"]
-    metrics = json.loads((project / "reports/metrics.json").read_text())
     stride = params.load(project / "params.yaml").compare.curve_stride
     kept = {
-        n: len({*range(0, m["steps_run"], stride), m["steps_run"] - 1}) for n, m in metrics.items()
+        e.cell.name: len({*range(0, int(n), stride), int(n) - 1})
+        for e in trained.entries
+        for n in [e.measures["steps_run"]]
     }
     assert curves.groupby("cell").size().to_dict() == kept
     pngs = [f"loss_{x}.png" for x in LOSSES] + [f"trajectory_{x}.png" for x in LOSSES]
@@ -323,16 +309,25 @@ def test_main_exits_2_naming_a_missing_env_file(
     assert "env.json: file not found (run `dvc repro env`)" in err
 
 
-def test_main_exits_2_naming_a_cell_missing_from_metrics(
+def test_main_exits_2_when_the_data_is_not_what_was_trained_on(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A grid cell without a metrics entry: exit 2, stderr names it, no output is written."""
+    """Points that changed since training: exit 2 naming the stale stage, nothing written."""
 
     def damage(root: Path) -> None:
-        path = root / "reports/metrics.json"
-        metrics = json.loads(path.read_text())
-        del metrics["mse-adam-none"]
-        path.write_text(json.dumps(metrics))
+        (root / "data/points.csv").write_text("x,y\n1.0,2.5\n2.0,4.0\n")
 
     err = exits_2_writing_nothing(project, tmp_path, capsys, damage)
-    assert "mse-adam-none: no metrics entry" in err
+    assert "stage train is stale" in err and "dvc repro" in err
+
+
+def test_main_exits_2_naming_a_missing_manifest(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Traces without train's manifest: exit 2 naming the file and `dvc repro train`."""
+
+    def damage(root: Path) -> None:
+        (root / "traces" / "manifest.json").unlink()
+
+    err = exits_2_writing_nothing(project, tmp_path, capsys, damage)
+    assert "manifest.json: file not found (run `dvc repro train`)" in err

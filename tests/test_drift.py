@@ -1,4 +1,4 @@
-"""Drift check: this run's metrics against the baseline committed in git."""
+"""Drift check: this run's per-cell results against the baseline committed in git."""
 
 import copy
 import json
@@ -10,13 +10,16 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline import drift, drift_report, generate, params, train
+from pipeline import drift, drift_report, params
+from pipeline.stages import drift as stage
+from pipeline.stages import generate, train
 from tests.conftest import ROOT, small_grid, write_params
 
-CELL = {  # one cell's record.summary(), as train writes it to reports/metrics.json
+CELL = {  # one cell's measures, as train writes them to reports/cells.csv
     "clip_fraction": 0.006,
     "dist_to_optimum": 3.7118013551662443e-07,
     "diverged": 0,
@@ -30,7 +33,8 @@ CELL = {  # one cell's record.summary(), as train writes it to reports/metrics.j
     "max_grad_norm": 1.9721713054861927,
     "steps_run": 500,
 }
-ENV = {"python": "3.11.7", "torch": "2.13.0+cpu", "threads": 1, "cpu_flags": ["avx2", "fma"]}
+ENV = {"python": "3.11.7", "torch": "2.13.0+cpu", "threads": 1, "cpu_capability": "avx2"}
+RAN_ON = {"cpu": "Example CPU", "cpu_flags": "avx2 fma", "cores": "2", "host": "h", "os": "Linux"}
 
 
 @pytest.fixture
@@ -59,7 +63,7 @@ def test_identical_metrics_pass(baseline: drift.Metrics, committed: params.Param
     """Bitwise equal metrics are reported identical and pass."""
     report = drift.compare(baseline, copy.deepcopy(baseline), committed.drift)
     assert (report.status, report.ok, report.changes) == ("identical", True, [])
-    text = drift_report.terminal(report, "HEAD")
+    text = drift_report.as_text(report, "HEAD", RAN_ON)
     assert "Every value bitwise identical: the check passes" in text
 
 
@@ -81,7 +85,10 @@ def test_perturbation_above_tolerance_fails_naming_cell_metric_and_values(
         new,
     )
     assert change.diff == pytest.approx(new - old, rel=1e-12)
-    for text in (drift_report.markdown(report, "HEAD"), drift_report.terminal(report, "HEAD")):
+    for text in (
+        drift_report.as_markdown(report, "HEAD", RAN_ON),
+        drift_report.as_text(report, "HEAD", RAN_ON),
+    ):
         assert "mse-adam-norm" in text and "final_weight" in text
         assert json.dumps(old) in text and json.dumps(new) in text
         assert f"{new - old:+.3g}" in text and "the check fails" in text
@@ -98,7 +105,7 @@ def test_perturbation_below_tolerance_passes_within_tolerance(
     )
     assert (report.status, report.ok, report.drifted) == ("within tolerance", True, [])
     assert [(c.cell, c.metric) for c in report.within] == [("l1-sgd-none", "final_weight")]
-    text = drift_report.markdown(report, "HEAD")
+    text = drift_report.as_markdown(report, "HEAD", RAN_ON)
     assert "### Within tolerance (1 value not bitwise identical)" in text
 
 
@@ -112,7 +119,7 @@ def test_missing_cell_fails_and_so_does_a_new_one(
     report = drift.compare(baseline, current, committed.drift)
     assert (report.ok, report.missing, report.new) == (False, ["l1-sgd-none"], ["huber-sgd-none"])
     assert report.compared == 1 and report.changes == []
-    text = drift_report.markdown(report, "HEAD")
+    text = drift_report.as_markdown(report, "HEAD", RAN_ON)
     assert "| l1-sgd-none | baseline only |" in text
     assert "| huber-sgd-none | this run only |" in text
     assert "1 cell missing; 1 new cell: the check fails" in text
@@ -160,18 +167,19 @@ def test_identical_means_bitwise(baseline: drift.Metrics, committed: params.Para
 def test_changed_environment_is_reported_but_does_not_fail(
     baseline: drift.Metrics, committed: params.Params
 ) -> None:
-    """A new torch and other CPU flags are listed with both values; alone they pass."""
-    env = drift.env_diff(ENV, dict(ENV, torch="2.14.0", cpu_flags=["avx2"], os="linux"))
+    """A new torch and another kernel set are listed with both values; alone they pass."""
+    env = drift.env_diff(ENV, dict(ENV, torch="2.14.0", cpu_capability="default", os="linux"))
     assert env == [
-        ("cpu_flags", ["avx2", "fma"], ["avx2"]),
+        ("cpu_capability", "avx2", "default"),
         ("os", drift_report.ABSENT, "linux"),
         ("torch", "2.13.0+cpu", "2.14.0"),
     ]
     report = replace(drift.compare(baseline, copy.deepcopy(baseline), committed.drift), env=env)
     assert report.ok and report.status == "identical"
-    text = drift_report.markdown(report, "HEAD")
+    text = drift_report.as_markdown(report, "HEAD", RAN_ON)
     assert '| torch | "2.13.0+cpu" | "2.14.0" |' in text and '| os | absent | "linux" |' in text
     assert "by themselves they do not fail the check" in text
+    assert "Example CPU (avx2 fma), 2 cores, host h" in text  # the machine: reported, not tracked
 
 
 # --- main: a baseline committed in a temporary git repository --------------------------------
@@ -194,8 +202,8 @@ def repo(tmp_path: Path, raw_params: dict, monkeypatch: pytest.MonkeyPatch) -> P
     root = tmp_path / "repo"
     (root / "reports").mkdir(parents=True)
     write_params(root / "params.yaml", raw_params)
-    metrics = {"mse-adam-norm": CELL, "l1-sgd-none": dict(CELL, clip_fraction=0.0)}
-    (root / "reports/metrics.json").write_text(json.dumps(metrics, indent=2))
+    cells = {"mse-adam-norm": CELL, "l1-sgd-none": dict(CELL, clip_fraction=0.0)}
+    write_cells(root / "reports/cells.csv", cells)
     (root / "reports/env.json").write_text(json.dumps(ENV, indent=2))
     git(root, "init", "-q")
     git(root, "add", "-A")
@@ -206,17 +214,29 @@ def repo(tmp_path: Path, raw_params: dict, monkeypatch: pytest.MonkeyPatch) -> P
     return root
 
 
+def write_cells(path: Path, cells: dict[str, dict[str, object]]) -> None:
+    """A per-cell table as train writes it: a `cell` column, then the measures."""
+    frame = pd.DataFrame([{"cell": name, **m} for name, m in cells.items()])
+    path.write_text(frame.astype({"diverged_step": "Int64"}).to_csv(index=False))
+
+
 def edit(path: Path, **changes: object) -> None:
-    """Change top-level keys (or `cell={metric: value}` entries) of a JSON file in place."""
+    """Change top-level keys of a JSON file, or `cell={metric: value}` rows of a CSV, in place."""
+    if path.suffix == ".csv":
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("cell")
+        for cell, values in changes.items():
+            for metric, value in values.items():  # type: ignore[attr-defined]
+                rows.loc[cell, metric] = json.dumps(value) if not isinstance(value, str) else value
+        path.write_text(rows.reset_index().to_csv(index=False))
+        return
     data = json.loads(path.read_text())
-    for key, value in changes.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    data.update(changes)
     path.write_text(json.dumps(data))
 
 
 def exit_code(argv: list[str]) -> int:
     try:
-        drift.main(argv)
+        stage.main(argv)
     except SystemExit as e:
         return int(e.code or 0)
     return 0
@@ -225,7 +245,7 @@ def exit_code(argv: list[str]) -> int:
 def test_main_passes_on_an_unchanged_working_tree(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Exit 0 and 'identical' when the working tree holds the committed metrics."""
+    """Exit 0 and 'identical' when the working tree holds the committed results."""
     assert exit_code([]) == 0
     assert "Drift check: identical. 2 cells compared with HEAD." in capsys.readouterr().out
 
@@ -237,8 +257,8 @@ def test_main_fails_on_drift_and_writes_markdown_and_step_summary(
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    edit(repo / "reports/metrics.json", **{"mse-adam-norm": {"final_loss": 0.5}})
-    assert exit_code(["--markdown", str(tmp_path / "drift.md")]) == drift.EXIT_DRIFT
+    edit(repo / "reports/cells.csv", **{"mse-adam-norm": {"final_loss": 0.5}})
+    assert exit_code(["--markdown", str(tmp_path / "drift.md")]) == stage.EXIT_DRIFT
     report = (tmp_path / "drift.md").read_text()
     assert (
         report.startswith("## Drift check: drifted") and "| mse-adam-norm | final_loss |" in report
@@ -259,19 +279,19 @@ def test_main_reports_a_changed_environment_and_passes(
 
 def test_main_compares_with_an_older_revision(repo: Path) -> None:
     """--baseline-rev picks the commit holding the baseline."""
-    edit(repo / "reports/metrics.json", **{"l1-sgd-none": {"steps_run": 499}})
+    edit(repo / "reports/cells.csv", **{"l1-sgd-none": {"steps_run": 499}})
     git(repo, "commit", "-qam", "new metrics")
     assert exit_code([]) == 0
-    assert exit_code(["--baseline-rev", "HEAD~1"]) == drift.EXIT_DRIFT
+    assert exit_code(["--baseline-rev", "HEAD~1"]) == stage.EXIT_DRIFT
 
 
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("unknown revision", "error: no baseline reports/metrics.json at nope: fatal: "),
-        ("not committed", "error: no baseline reports/metrics.json at HEAD: fatal: "),
-        ("no current metrics", "error: reports/metrics.json: not found (rebuild the study"),
-        ("not JSON", "error: reports/metrics.json: not valid JSON"),
+        ("unknown revision", "error: no baseline reports/cells.csv at nope: fatal: "),
+        ("not committed", "error: no baseline reports/cells.csv at HEAD: fatal: "),
+        ("no current table", "error: reports/cells.csv: not found (rebuild the study"),
+        ("not a table", "error: reports/cells.csv: no column 'cell'"),
         ("bad params", "error: params.yaml: drift.default.abs = -1.0: "),
         ("unknown metric", "error: params: drift.metrics.clip_fractoin: no such metric; known: "),
     ],
@@ -282,12 +302,12 @@ def test_main_exits_2_with_one_error_line_on_bad_input(
     """Unreadable baseline or current files and bad params: exit 2, one line, no traceback."""
     argv = ["--baseline-rev", "nope"] if case == "unknown revision" else []
     if case == "not committed":
-        git(repo, "rm", "-q", "--cached", "reports/metrics.json")
+        git(repo, "rm", "-q", "--cached", "reports/cells.csv")
         git(repo, "commit", "-qm", "untrack")
-    if case == "no current metrics":
-        (repo / "reports/metrics.json").unlink()
-    if case == "not JSON":
-        (repo / "reports/metrics.json").write_text("{")
+    if case == "no current table":
+        (repo / "reports/cells.csv").unlink()
+    if case == "not a table":
+        (repo / "reports/cells.csv").write_text("{")
     if case in ("bad params", "unknown metric"):
         data = copy.deepcopy(raw_params)
         data["drift"]["default"]["abs"] = -1.0 if case == "bad params" else 0.0
@@ -306,28 +326,29 @@ def test_make_drift_runs_main_with_the_dvc_yaml_paths(repo: Path) -> None:
     dry = subprocess.run(
         ["make", "-n", "-s", "-C", str(ROOT), "drift"], capture_output=True, text=True, check=True
     )
-    (line,) = [ln for ln in dry.stdout.splitlines() if "-m pipeline.drift" in ln]
-    argv = shlex.split(line.split("-m pipeline.drift", 1)[1])
+    (line,) = [ln for ln in dry.stdout.splitlines() if "-m pipeline drift" in ln]
+    argv = shlex.split(line.split("-m pipeline drift", 1)[1])
     stages = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
-    metrics_out = next(iter(stages["train"]["metrics"][0]))
+    cells_out = next(o for out in stages["train"]["outs"] if isinstance(out, dict) for o in out)
     env_out = next(iter(stages["env"]["outs"][0]))
-    assert argv == ["--params", "params.yaml", "--metrics", metrics_out, "--env", env_out]
+    assert argv == ["--params", "params.yaml", "--cells", cells_out, "--env", env_out]
     assert exit_code(argv) == 0
-    edit(repo / metrics_out, **{"mse-adam-norm": {"diverged": 1}})
-    assert exit_code(argv) == drift.EXIT_DRIFT
+    edit(repo / cells_out, **{"mse-adam-norm": {"diverged": 1}})
+    assert exit_code(argv) == stage.EXIT_DRIFT
 
 
 def test_real_training_rerun_is_identical(repo: Path, raw_params: dict) -> None:
-    """Training a small grid twice gives metrics the check calls bitwise identical."""
+    """Training a small grid twice gives results the check calls bitwise identical."""
     write_params(repo / "params.yaml", small_grid(raw_params))
-    data = ["--data", "data/points.csv"]
+    args = ["--data", "data/points.csv", "--traces", "traces", "--cells", "reports/cells.csv"]
+    args += ["--metrics", "reports/metrics.json"]
     generate.main(["--out", "data/points.csv"])
-    train.main([*data, "--traces", "traces", "--metrics", "reports/metrics.json"])
+    train.main(args)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "trained")
-    train.main([*data, "--traces", "traces", "--metrics", "reports/metrics.json"])
+    train.main(args)
     report = drift.load(
-        Path("reports/metrics.json"),
+        Path("reports/cells.csv"),
         Path("reports/env.json"),
         "HEAD",
         params.load(Path("params.yaml")).drift,

@@ -1,34 +1,55 @@
-"""Stage env: the environment fingerprint that `train` depends on."""
+"""Stage env: the fingerprint of what decides the numbers, and nothing that only describes
+the machine."""
 
 import json
 from pathlib import Path
 
-from pipeline import env, params
+from pipeline import params
+from pipeline.stages import env
 
-CPUINFO = (
-    "processor : 0\nflags : fpu sse4_2 avx avx2 fma avx512f\nprocessor : 1\nflags : fpu sse4_2\n"
-)
-
-
-def test_cpu_flags_keeps_kernel_relevant_flags_only() -> None:
-    """Only flags that select kernels are kept, sorted and unique."""
-    assert env.cpu_flags(CPUINFO) == ["avx", "avx2", "avx512f", "fma", "sse4_2"]
-    assert env.cpu_flags("Features : fp asimd sve\n") == ["asimd", "sve"]
+AVX512 = {"sse4_2", "avx", "avx2", "fma", "avx512f"}
 
 
-def test_fingerprint_names_versions_threads_and_cpu(committed: params.Params) -> None:
-    """The fingerprint holds library versions, the pinned thread count and the CPU."""
-    fp = env.fingerprint(committed.env, CPUINFO)
-    assert {"python", "torch", "numpy", "pandas", "mlflow", "dvc", "machine", "cpu_flags"} <= set(
-        fp
-    )
-    assert fp["threads"] == committed.env.threads and fp["torch"].startswith("2.13.0")
+def test_fingerprint_names_versions_threads_and_kernels(committed: params.Params) -> None:
+    """The fingerprint holds library versions, the pinned thread count and the kernel set."""
+    fp = env.fingerprint(committed.env, AVX512, "x86_64")
+
+    assert {"python", "torch", "numpy", "pandas", "threads", "deterministic"} <= set(fp)
+    assert fp["threads"] == committed.env.threads and str(fp["torch"]).startswith("2.13.0")
+    assert fp["cpu_capability"] == "avx2" and fp["mkl_cbwr"] == "COMPATIBLE"
+
+
+def test_machines_computing_the_same_bits_give_the_same_fingerprint(
+    committed: params.Params,
+) -> None:
+    """An AVX-512 and an AVX2-only x86 CPU run the same pinned kernels: equal fingerprints;
+    a CPU without AVX2 runs other kernels, and the fingerprint says so."""
+    avx2_only = {"sse4_2", "avx", "avx2", "fma"}
+
+    wide = env.fingerprint(committed.env, AVX512, "x86_64")
+    narrow = env.fingerprint(committed.env, avx2_only, "x86_64")
+    old = env.fingerprint(committed.env, {"sse4_2", "avx"}, "x86_64")
+
+    assert wide == narrow
+    assert old != wide and old["cpu_capability"] == "default"
+
+
+def test_fingerprint_holds_nothing_that_only_describes_the_machine(
+    committed: params.Params,
+) -> None:
+    """No CPU model, flag list, host or core count: they would dirty git on another machine."""
+    fp = env.fingerprint(committed.env, AVX512, "x86_64")
+
+    assert not {"cpu", "cpu_flags", "host", "cores", "os"} & set(fp)
+    assert "avx512f" not in json.dumps(fp)
 
 
 def test_main_writes_the_same_bytes_twice(tmp_path: Path) -> None:
     """Two runs on one machine give byte-identical env.json (no timestamps)."""
     out = tmp_path / "env.json"
+
     env.main(["--out", str(out)])
     first = out.read_bytes()
     env.main(["--out", str(out)])
+
     assert out.read_bytes() == first and json.loads(first)["deterministic"] is True

@@ -1,4 +1,4 @@
-"""The figures: what a Run holds, the panels and legend, and the files draw writes."""
+"""The figures: what a Curve holds, the panels and legend, and the files draw writes."""
 
 from pathlib import Path
 
@@ -8,8 +8,8 @@ import pandas as pd
 from pipeline import grid, params, plots
 
 
-def hand_runs(p: params.Params, diverging: str) -> list[plots.Run]:
-    """A Run per cell of the committed grid's mse and l1 cells: 3 steps from (0.5, 0.5)
+def hand_runs(p: params.Params, diverging: str) -> list[plots.Curve]:
+    """A Curve per cell of the committed grid's mse and l1 cells: 3 steps from (0.5, 0.5)
     towards (2, 0); the `diverging` cell's path flies off to 1e30 instead."""
     runs = []
     for cell in grid.cells(p.train):
@@ -24,18 +24,18 @@ def hand_runs(p: params.Params, diverging: str) -> list[plots.Run]:
                 "bias": [0.3, 0.1, 0.0],
             }
         )
-        runs.append(plots.Run.of(cell, trace, (0.5, 0.5), cell.name == diverging))
+        runs.append(plots.Curve.of(cell, trace, (0.5, 0.5), cell.name == diverging))
     return runs
 
 
 def test_run_path_starts_at_the_initial_point(committed: params.Params) -> None:
-    """Run.of puts (weight, bias) before the first step ahead of the trace's rows."""
+    """Curve.of puts (weight, bias) before the first step ahead of the trace's rows."""
     cell = grid.cells(committed.train)[0]
     trace = pd.DataFrame(
         {"step": [0, 1], "loss": [2.0, 1.0], "weight": [1.0, 1.5], "bias": [0.2, 0.1]}
     )
 
-    run = plots.Run.of(cell, trace, (0.5, 0.4), diverged=False)
+    run = plots.Curve.of(cell, trace, (0.5, 0.4), diverged=False)
 
     assert run.path.tolist() == [[0.5, 0.4], [1.0, 0.2], [1.5, 0.1]]
     assert run.steps.tolist() == [0.0, 1.0] and run.loss.tolist() == [2.0, 1.0]

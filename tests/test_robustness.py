@@ -8,7 +8,6 @@ byte for byte, processes, and the MLflow store read back through MlflowClient.
 import contextlib
 import copy
 import hashlib
-import json
 import math
 import os
 import shlex
@@ -28,12 +27,13 @@ from ruamel.yaml import YAML
 
 from pipeline.atomic import TMP_SUFFIX
 from pipeline.tracking import CONTENT_KEY, PARENT_RUN_TAG, PID_TAG
-from tests.conftest import copy_project, small_grid, write_params
+from tests.conftest import cell_names, cell_table, copy_project, small_grid, write_params
 
 pytestmark = pytest.mark.slow
 BIN = str(Path(sys.executable).parent)  # dvc and the stages' `python` come from this venv
 SEEDS = [1, 2, 3, 4]  # 32 cells: publishing them takes long enough to be interrupted
 OUTPUTS = ("data", "traces", "reports")  # every DVC output lives under one of these
+TRAINING_OUTPUTS = ("traces", "reports/cells.csv", "reports/metrics.json")  # stage train's
 # Seconds from SIGINT/SIGTERM to exit: the promise itself. Measured 0.06-0.4 s on a loaded
 # 2-core machine; without gc.freeze() in pipeline/interrupt.py it was 1.0-1.7 s, so a
 # looser limit would hide that regression.
@@ -224,12 +224,18 @@ def all_runs(root: Path) -> list:
 
 
 def assert_every_cell_finished_once(root: Path) -> None:
-    """Each cell of reports/metrics.json is exactly one FINISHED run; none RUNNING or FAILED."""
+    """Each cell of reports/cells.csv is exactly one FINISHED run; none RUNNING or FAILED."""
     runs = all_runs(root)
     cells = [r for r in runs if r.info.status == "FINISHED" and PARENT_RUN_TAG in r.data.tags]
-    metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert sorted(r.info.run_name for r in cells) == sorted(metrics)
+    assert sorted(r.info.run_name for r in cells) == sorted(cell_names(root))
     assert not {r.info.status for r in runs} & {"RUNNING", "FAILED"}
+
+
+def remove_training_outputs(root: Path) -> None:
+    """As before a first training: none of stage train's outputs exist."""
+    shutil.rmtree(root / "traces")
+    for name in TRAINING_OUTPUTS[1:]:
+        (root / name).unlink()
 
 
 def big_params(raw_params: dict) -> dict:
@@ -276,13 +282,12 @@ def test_signal_stops_training_within_limit_leaving_nothing(
     project: Path, raw_params: dict, launch: type[Stage], sig: signal.Signals, code: int, word: str
 ) -> None:
     """SIGINT/SIGTERM mid-training: exit 130/143 within 1 s, one line, no output, no worker."""
-    shutil.rmtree(project / "traces")
-    (project / "reports/metrics.json").unlink()
+    remove_training_outputs(project)
     got, seconds, said, alive = interrupt_training(project, raw_params, launch, sig)
     assert (got, alive) == (code, [])
     assert seconds < STOP_LIMIT, f"stopped {seconds:.2f} s after the signal"
     assert len(said) == 1 and word in said[0], said
-    assert not (project / "traces").exists() and not (project / "reports/metrics.json").exists()
+    assert not any((project / out).exists() for out in TRAINING_OUTPUTS)
     assert temp_leftovers(project) == []
 
 
@@ -364,15 +369,14 @@ def test_sigkill_of_first_training_leaves_no_output_and_repro_recovers(
 ) -> None:
     """kill -9 of a first training leaves no traces or metrics; `dvc repro` then rebuilds them."""
     before, small = snapshot(project), (project / "params.yaml").read_bytes()
-    shutil.rmtree(project / "traces")
-    (project / "reports/metrics.json").unlink()
+    remove_training_outputs(project)
     write_params(project / "params.yaml", big_params(raw_params))
     stage = launch(project, "train")
     stage.wait_training()
     children = stage.descendants()
     stage.stop(signal.SIGKILL)
     assert survivors(children, project) == []
-    assert not (project / "traces").exists() and not (project / "reports/metrics.json").exists()
+    assert not any((project / out).exists() for out in TRAINING_OUTPUTS)
 
     (project / "params.yaml").write_bytes(small)
     dvc(project, "repro")
@@ -402,7 +406,7 @@ def test_sigkill_of_compare_leaves_each_output_old_or_new(
 
     dvc(project, "repro")
     new = snapshot(project)
-    assert new["reports/compare.csv"] != before["reports/compare.csv"]
+    assert new["reports/compare.md"] != before["reports/compare.md"]
     for name, digest in killed.items():
         assert digest in (before.get(name), new.get(name)), name
     plots = {k for k in killed if k.startswith("reports/plots/")}
@@ -462,14 +466,14 @@ def test_divergence_is_reported_everywhere_without_non_finite_metrics(
     write_params(root / "params.yaml", data)
     dvc(root, "repro")
 
-    metrics = json.loads((root / "reports/metrics.json").read_text())
+    metrics = cell_table(root).set_index("cell").to_dict("index")
     diverged = {name for name, m in metrics.items() if m["diverged"]}
     # only mse without clipping has unbounded updates: l1 and clipped gradients stay bounded
     assert diverged == {"mse-sgd-none"}
     table = (root / "reports/compare.md").read_text()
     for name in diverged:
         step, reason = metrics[name]["diverged_step"], metrics[name]["diverged_reason"]
-        assert isinstance(step, int) and reason in ("loss", "gradient", "parameters")
+        assert step == int(step) and reason in ("loss", "gradient", "parameters")
         (row,) = [line for line in table.splitlines() if f"| {name} " in line]
         assert f"step {step} ({reason})" in row
 
@@ -517,8 +521,7 @@ def test_parallel_queued_experiments_publish_every_cell_once_at_the_root(project
     cells = [r for r in runs if r.info.status == "FINISHED" and PARENT_RUN_TAG in r.data.tags]
     keys = [r.data.tags[CONTENT_KEY] for r in cells]
     assert len(keys) == len(set(keys))  # no cell published twice
-    metrics = json.loads((project / "reports/metrics.json").read_text())
-    adam = sorted(name for name in metrics if "-adam-" in name)
+    adam = sorted(name for name in cell_names(project) if "-adam-" in name)
     for lr in names.values():
         landed = [
             r.info.run_name

@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 from ruamel.yaml import YAML
 
-from tests.conftest import copy_project, small_grid, write_params
+from tests.conftest import cell_names, copy_project, small_grid, write_params
 from tests.servers import (
     BIN,
     auth_server,
@@ -102,10 +102,6 @@ def cell_runs(uri: str, name: str) -> list:
     return [r for r in experiment_runs(uri, name) if "mlflow.parentRunId" in r.data.tags]
 
 
-def cell_names(root: Path) -> list[str]:
-    return sorted(json.loads((root / "reports/metrics.json").read_text()))
-
-
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
@@ -119,7 +115,7 @@ def upstream(root: Path) -> set[str]:
 def assert_upstream_outputs(root: Path) -> None:
     """Every stage's outputs but publish's are there, and DVC sees them up to date."""
     assert len(list((root / "traces").glob("*.csv"))) == CELLS
-    for path in ("data/points.csv", "reports/metrics.json", "reports/compare.md"):
+    for path in ("data/points.csv", "reports/cells.csv", "reports/compare.md"):
         assert (root / path).is_file(), path
     assert (root / "reports/walkthrough/walkthrough.md").is_file()
     status = json.loads(dvc(root, "status", "--json").stdout)
@@ -162,7 +158,7 @@ def test_http_server_gets_every_cell_once(project: Path, mlflow_server: str) -> 
     out = dvc(project, "repro", env=env).stdout
     assert f"{CELLS} new cell runs, 0 already there" in out
     cells = cell_runs(mlflow_server, "http")
-    assert sorted(r.info.run_name for r in cells) == cell_names(project)
+    assert sorted(r.info.run_name for r in cells) == sorted(cell_names(project))
     assert len(experiment_runs(mlflow_server, "http")) == CELLS + 1  # and one parent
     assert {r.info.status for r in experiment_runs(mlflow_server, "http")} == {"FINISHED"}
     run = next(r for r in cells if r.info.run_name == "l1-sgd-norm")
@@ -198,7 +194,7 @@ def test_basic_auth_takes_credentials_from_the_environment(
     assert password not in denied.stdout + denied.stderr + allowed.stdout + allowed.stderr
     for key, value in creds.items():
         monkeypatch.setenv(key, value)  # for our own read-back client
-    assert sorted(r.info.run_name for r in cell_runs(uri, "auth")) == cell_names(project)
+    assert sorted(r.info.run_name for r in cell_runs(uri, "auth")) == sorted(cell_names(project))
 
 
 def test_server_down_fails_fast_keeps_outputs_and_make_publish_fills_in(
@@ -223,7 +219,9 @@ def test_server_down_fails_fast_keeps_outputs_and_make_publish_fills_in(
     env = {"MLFLOW_TRACKING_URI": mlflow_server}  # the server is up now
     out = dvc(root, "repro", "--single-item", "publish", env=env).stdout
     assert f"{CELLS} new cell runs, 0 already there" in out
-    assert sorted(r.info.run_name for r in cell_runs(mlflow_server, "down")) == cell_names(root)
+    assert sorted(r.info.run_name for r in cell_runs(mlflow_server, "down")) == sorted(
+        cell_names(root)
+    )
     again = dvc(root, "repro", "--single-item", "publish", env=env).stdout
     assert f"0 new cell runs, {CELLS} already there" in again
     assert len(experiment_runs(mlflow_server, "down")) == CELLS + 1
@@ -251,7 +249,9 @@ def test_postgres_backed_server_gets_every_cell_once(
     assert f"{CELLS} new cell runs" in dvc(project, "repro", env=env).stdout
     again = dvc(project, "repro", "--single-item", "publish", env=env).stdout
     assert f"0 new cell runs, {CELLS} already there" in again
-    assert sorted(r.info.run_name for r in cell_runs(pg_server, "team")) == cell_names(project)
+    assert sorted(r.info.run_name for r in cell_runs(pg_server, "team")) == sorted(
+        cell_names(project)
+    )
     with psycopg2.connect(postgres) as db, db.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM runs r JOIN experiments e USING (experiment_id) "
@@ -271,7 +271,7 @@ def test_dvc_remote_restores_outputs_in_a_clone_without_retraining(
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-qm", "outputs")
     tracked = run(project, "git", "ls-files").stdout.split()
-    assert {"dvc.lock", "reports/metrics.json", "reports/compare.md"} <= set(tracked)
+    assert {"dvc.lock", "reports/cells.csv", "reports/compare.md"} <= set(tracked)
     assert not [f for f in tracked if f.startswith(("traces/", "data/points", ".dvc/cache"))]
 
     clone = tmp_path / "clone"

@@ -83,7 +83,7 @@ def test_nightly_tests_rebuilds_then_checks_drift_with_the_make_targets() -> Non
     (drift,) = [s for s in steps() if s.get("run", "").startswith("make drift")]
     assert "continue-on-error" not in drift and "if" not in drift
     assert "dvc repro --force" in make_dry_run("rebuild")
-    assert any("-m pipeline.drift" in line for line in make_dry_run("drift"))
+    assert any("-m pipeline drift" in line for line in make_dry_run("drift"))
 
 
 def test_nightly_uploads_reports_traces_and_mlflow_store_even_on_failure() -> None:

@@ -40,7 +40,9 @@ def diverged(m: Measures) -> str:
     return f"step {m['diverged_step']} ({m['diverged_reason']})" if m["diverged"] else "no"
 
 
-def ranking(trained: Manifest, traces: Mapping[str, pd.DataFrame], threshold: float) -> pd.DataFrame:
+def ranking(
+    trained: Manifest, traces: Mapping[str, pd.DataFrame], threshold: float
+) -> pd.DataFrame:
     """One row per cell, best first: trained to the end, then distance, loss, name."""
     rows = [
         {"cell": c.name, "loss": c.loss, "optimizer": c.optimizer, "clip": c.clip, "seed": c.seed}

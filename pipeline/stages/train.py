@@ -15,7 +15,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pipeline import atomic, data, grid, interrupt, manifest, numerics, params, pool, record, results
+from pipeline import (
+    atomic,
+    data,
+    grid,
+    interrupt,
+    manifest,
+    numerics,
+    params,
+    pool,
+    record,
+    results,
+)
 from pipeline.reference import train_cell
 
 
