@@ -328,16 +328,17 @@ def load(path: Path) -> Params:
 
 def edited_since_commit(path: Path) -> bool:
     """True when `path` differs from its last commit (e.g. left edited by a failed
-    `dvc exp run -S`); False when it does not, or git cannot tell."""
+    `dvc exp run -S`); False when it does not, or git cannot tell (no git, no repository)."""
     try:
         run = subprocess.run(
-            ["git", "diff", "--quiet", "HEAD", "--", path.name],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", path.name],
             cwd=path.parent,
             capture_output=True,
+            text=True,
         )
     except FileNotFoundError:
         return False
-    return run.returncode == 1
+    return run.returncode == 0 and bool(run.stdout.strip())
 
 
 def load_or_exit(path: Path) -> Params:

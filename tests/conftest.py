@@ -92,7 +92,13 @@ def copy_project(dest: Path) -> Path:
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@t",
     }
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+    identity = (["git", "config", "user.name", "t"], ["git", "config", "user.email", "t@t"])
+    for cmd in (
+        ["git", "init", "-q"],
+        *identity,
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True, env=env)
     return dest
 

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from pipeline import drift, drift_report, params
 from pipeline.stages import drift as stage
 from pipeline.stages import generate, train
-from tests.conftest import ROOT, small_grid, write_params
+from tests.conftest import ROOT, missing, small_grid, write_params
 
 CELL = {  # one cell's measures, as train writes them to reports/cells.csv
     "clip_fraction": 0.006,
@@ -322,7 +322,7 @@ def test_main_exits_2_with_one_error_line_on_bad_input(
 def test_make_drift_runs_main_with_the_dvc_yaml_paths(repo: Path) -> None:
     """`make drift` (the workflow's drift step) calls this main with dvc.yaml's output paths."""
     if shutil.which("make") is None:
-        pytest.skip("make is not installed")
+        missing("make is not installed")
     dry = subprocess.run(
         ["make", "-n", "-s", "-C", str(ROOT), "drift"], capture_output=True, text=True, check=True
     )

@@ -9,7 +9,8 @@ from pipeline import markdown as md
 
 def parsed(text: str) -> tuple[list[str], list[str | None]]:
     """Each cell's text and alignment as a CommonMark + GFM table parser reads `text`."""
-    markdown_it = pytest.importorskip("markdown_it")  # comes with rich; not pinned here
+    import markdown_it  # pinned in requirements.txt (rich depends on it)
+
     tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(text)
     cells = ["".join(c.content for c in t.children or []) for t in tokens if t.type == "inline"]
     styles = [t.attrs.get("style") for t in tokens if t.type in ("th_open", "td_open")]

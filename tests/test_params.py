@@ -29,7 +29,11 @@ def test_scientific_notation_is_a_float_like_dvc(tmp_path: Path, raw_params: dic
 
 
 def _set(data: dict, dotted: str, value: object) -> dict:
+    """`data` with the value at a dotted key replaced (or deleted); a key of the line
+    preset switches generate to it first."""
     data = copy.deepcopy(data)
+    if dotted.startswith("generate.") and dotted != "generate.preset":
+        data["generate"] = {"preset": "line"}
     *parents, last = dotted.split(".")
     node = data
     for key in parents:
@@ -53,7 +57,9 @@ BAD = [
     ("train.grid.optimizers", ["adamx"], ["train.grid.optimizers.0", "'adamx'", "'sgd'"]),
     ("train.grid.clips", ["nrom"], ["train.grid.clips.0", "'nrom'", "'norm'"]),
     ("train.grid.losses", [], ["train.grid.losses", "at least 1"]),
-    ("train.stepz", 10, ["train.stepz", "unknown key", "allowed: steps, grid"]),
+    ("train.stepz", 10, ["train.stepz", "unknown key", "allowed: steps, dtype, grid"]),
+    ("train.dtype", "float16", ["train.dtype", "'float16'", "'float32' or 'float64'"]),
+    ("generate.preset", "custom", ["generate.preset = 'custom'", "must be one of tutorial, line"]),
     ("train.steps", _DELETE, ["train.steps", "missing"]),
     ("compare", _DELETE, ["compare", "missing"]),
     ("train.steps", "ten", ["train.steps", "'ten'", "valid integer"]),
@@ -110,9 +116,57 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     assert caught.value.problems[0].startswith(f"{path}:4: YAML syntax error")
 
 
-@pytest.mark.parametrize("module", ["env", "generate"])
+def test_a_key_that_would_do_nothing_is_refused(raw_params: dict) -> None:
+    """`generate.noise` under preset: tutorial (whose points are fixed) is refused in one
+    line naming the preset and the keys it takes, not silently ignored."""
+    data = _set(raw_params, "generate.preset", "tutorial")
+    data["generate"]["noise"] = 0.5
+
+    with pytest.raises(params.ParamsError) as caught:
+        params.parse(data)
+
+    (line,) = caught.value.problems
+    assert line.endswith(
+        "generate.noise = 0.5: unknown key under preset: tutorial; allowed: preset"
+    )
+
+
+def test_line_preset_takes_one_key_and_defaults_the_rest(raw_params: dict) -> None:
+    """preset: line with only `noise` set is valid: the other keys take their defaults."""
+    data = _set(raw_params, "generate.preset", "line")
+    data["generate"]["noise"] = 0.5
+
+    got = params.parse(data).generate
+
+    assert isinstance(got, params.LineData) and (got.noise, got.n, got.slope) == (0.5, 20, 2.0)
+
+
+def test_an_edited_params_file_gets_a_note_on_restoring_it(
+    tmp_path: Path, raw_params: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused params that differ from the last commit (as a failed `dvc exp run -S` leaves
+    them) end with a note naming `git checkout params.yaml`; committed ones do not."""
+    path = write_params(tmp_path / "params.yaml", _set(raw_params, "train.steps", 0))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "bad but committed"]):
+        subprocess.run([*git, *cmd], cwd=tmp_path, check=True)
+    with pytest.raises(SystemExit):
+        params.load_or_exit(path)
+    committed_err = capsys.readouterr().err
+    write_params(path, _set(raw_params, "train.steps", -1))
+
+    with pytest.raises(SystemExit) as exit_:
+        params.load_or_exit(path)
+
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and "note:" not in committed_err
+    assert err[0].startswith("error: ") and "train.steps = -1" in err[0]
+    assert err[1].startswith("note: ") and "`git checkout params.yaml`" in err[1]
+
+
+@pytest.mark.parametrize("stage", ["env", "generate"])
 def test_stage_exits_2_with_one_line_per_problem_and_writes_nothing(
-    tmp_path: Path, raw_params: dict, module: str
+    tmp_path: Path, raw_params: dict, stage: str
 ) -> None:
     """A stage given bad params exits 2, prints one line per problem, no traceback, no file."""
     bad = write_params(
@@ -120,7 +174,7 @@ def test_stage_exits_2_with_one_line_per_problem_and_writes_nothing(
     )
     out = tmp_path / "out" / "file"
     run = subprocess.run(
-        [sys.executable, "-m", f"pipeline.{module}", "--params", str(bad), "--out", str(out)],
+        [sys.executable, "-m", "pipeline", stage, "--params", str(bad), "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

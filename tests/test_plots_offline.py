@@ -17,13 +17,17 @@ from tests.conftest import ROOT, copy_project, missing, sandbox_env
 pytestmark = pytest.mark.slow
 
 VEGA = ROOT / "tools/vega"
-CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own download is not reachable
+# Debian's Chromium (.ci/run installs it), or the Chrome GitHub's runners ship; Playwright's
+# own browser download is not reachable here
+BROWSERS = ("/usr/bin/chromium", "/usr/bin/google-chrome")
+CHROMIUM = next((b for b in BROWSERS if Path(b).is_file()), BROWSERS[0])
 PLOTS = ("loss", "grad_norm")  # the ids of dvc.yaml's top-level plots
 COLUMNS = ("cell", "loss", "optimizer", "clip", "seed", "step", "loss_value", "grad_norm")
 
-# What the page shows of each plot: the chart's size, the facet header labels, every
-# legend (title -> labels), and the drawn lines (one SVG path per line).
-READ_PLOTS = """() => [...document.querySelectorAll('div.vega-embed')].map(div => {
+# What the page shows of each plot (DVC writes one <div id=...> per plot into <body>): the
+# chart's size, the facet header labels, every legend (title -> labels), and the number
+# of lines drawn (one SVG path each).
+READ_PLOTS = """() => [...document.querySelectorAll('body > div[id]')].map(div => {
   const svg = div.querySelector('.chart-wrapper > svg');
   const texts = sel => [...svg.querySelectorAll(sel)].map(t => t.textContent);
   const box = svg.getBoundingClientRect();
@@ -37,7 +41,9 @@ READ_PLOTS = """() => [...document.querySelectorAll('div.vega-embed')].map(div =
     lines: [...svg.querySelectorAll('g.mark-line path')].filter(p => p.getAttribute('d')).length,
   };
 })"""
-DRAWN = "ids => ids.every(id => document.querySelector(`#${id} .chart-wrapper > svg`))"
+# vegaEmbed draws asynchronously: wait until every plot div holds its chart.
+DRAWN = """() => [...document.querySelectorAll('body > div[id]')]
+  .every(div => div.querySelector('.chart-wrapper > svg'))"""
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +108,13 @@ def dvc_plots(project: Path, template: Path, *args: str) -> Path:
     return page
 
 
-def render(browser: Any, page_file: Path, screenshot: Path) -> list[dict]:
+def render(browser: Any, page_file: Path, screenshot: Path) -> tuple[dict[str, dict], list[str]]:
     """Open `page_file` with every non-file:// request aborted; assert none was tried and
-    nothing was logged as an error or warning; what READ_PLOTS reads of each plot."""
+    no error was logged. What READ_PLOTS reads of each plot by id, and the warnings."""
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     requested: list[str] = []
-    logged: list[str] = []
+    errors: list[str] = []
+    warnings: list[str] = []
 
     def only_files(route: Any) -> None:
         if route.request.url.startswith("file://"):
@@ -117,25 +124,31 @@ def render(browser: Any, page_file: Path, screenshot: Path) -> list[dict]:
             route.abort()
 
     page.route("**/*", only_files)
-    page.on("console", lambda m: m.type in ("error", "warning") and logged.append(m.text))
-    page.on("pageerror", lambda e: logged.append(str(e)))
+
+    def log(message: Any) -> None:
+        if message.type in ("error", "warning"):
+            (errors if message.type == "error" else warnings).append(message.text)
+
+    page.on("console", log)
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(page_file.as_uri())  # returns once the inline scripts ran: all loads asked for
     assert requested == []
-    page.wait_for_function(DRAWN, arg=list(PLOTS), timeout=30_000)  # vegaEmbed is async
+    page.wait_for_function(DRAWN, timeout=30_000)
     page.screenshot(path=str(screenshot), full_page=True)
     plots = page.evaluate(READ_PLOTS)
     page.close()
     assert requested == []
-    assert logged == []
-    return plots
-
-
-def assert_readable(plots: list[dict], grid: dict, cells: int, revs: list[str]) -> None:
-    """Each plot drawn, a panel per loss (rows) and clip (columns), optimizers in the legend,
-    a line per cell and revision."""
-    assert [p["id"] for p in plots] == list(PLOTS)
+    assert errors == []
     for plot in plots:
-        assert plot["width"] > 500 and plot["height"] > 400, plot
+        assert plot["width"] > 0 and plot["height"] > 0, plot
+    return {plot["id"]: plot for plot in plots}, warnings
+
+
+def assert_readable(plots: dict[str, dict], grid: dict, cells: int, revs: list[str]) -> None:
+    """Each of our plots: a panel per loss (rows) and clip (columns), the optimizers in the
+    legend, the revisions too, a line per cell and revision."""
+    for plot in map(plots.get, PLOTS):
+        assert plot and plot["width"] > 500 and plot["height"] > 400, plot
         assert sorted(plot["rows"]) == sorted(grid["losses"])
         assert sorted(plot["columns"]) == sorted(grid["clips"])
         assert plot["legends"] == {
@@ -148,16 +161,20 @@ def assert_readable(plots: list[dict], grid: dict, cells: int, revs: list[str]) 
 def test_plots_show_draws_every_panel_offline(
     template: Path, browser: Any, raw_params: dict, tmp_path: Path
 ) -> None:
-    """Synthetic curves for the committed 4 x 7 x 3 grid: 84 lines in 12 panels per plot."""
+    """Synthetic curves for the committed 4 x 7 x 3 grid: 84 lines in 12 panels per plot,
+    and not a warning from Vega."""
     project = copy_project(tmp_path / "project")
     grid = raw_params["train"]["grid"]
     (project / "reports").mkdir()
     cells = synthetic_curves(project / "reports/curves.csv", grid)
     assert cells == 84
 
-    plots = render(browser, dvc_plots(project, template, "show"), tmp_path / "plots.png")
+    page = dvc_plots(project, template, "show", *PLOTS)  # curves.csv's plots only
+    plots, warnings = render(browser, page, tmp_path / "plots.png")
 
+    assert set(plots) == set(PLOTS)
     assert_readable(plots, grid, cells, ["workspace"])
+    assert warnings == []
 
 
 def test_plots_diff_dashes_each_revision(
@@ -170,32 +187,37 @@ def test_plots_diff_dashes_each_revision(
     project = copy_project(tmp_path / "project")  # commits them: HEAD
     cells = synthetic_curves(project / "reports/curves.csv", grid, scale=3.0)
 
-    page = dvc_plots(project, template, "diff", "HEAD")
-    plots = render(browser, page, tmp_path / "plots.png")
+    page = dvc_plots(project, template, "diff", "HEAD", "--targets", *PLOTS)
+    plots, warnings = render(browser, page, tmp_path / "plots.png")
 
+    assert set(plots) == set(PLOTS)
     assert_readable(plots, grid, cells, ["HEAD", "workspace"])
+    assert warnings == []
 
 
-def test_plots_show_draws_the_committed_curves_offline(
+def test_plots_show_draws_the_committed_reports_offline(
     template: Path, browser: Any, raw_params: dict, tmp_path: Path
 ) -> None:
-    """The committed reports/curves.csv (the pipeline's, 84 cells) renders the same way."""
-    committed = ROOT / "reports/curves.csv"
-    if not committed.is_file():
-        pytest.skip("reports/curves.csv is produced by `make repro`")
+    """What `make plots` shows of the committed reports/ (the pipeline's, 84 cells): every
+    plot drawn, the curves as above, and cells.csv as a panel per loss."""
     project = copy_project(tmp_path / "project")
     (project / "reports").mkdir()
-    shutil.copy2(committed, project / "reports/curves.csv")
+    for report in (ROOT / "reports").glob("*.*"):  # the files, not the PNGs under plots/
+        shutil.copy2(report, project / "reports")
 
-    plots = render(browser, dvc_plots(project, template, "show"), tmp_path / "plots.png")
+    plots, _ = render(browser, dvc_plots(project, template, "show"), tmp_path / "plots.png")
 
+    assert set(plots) == {*PLOTS, "reports_cells_csv"}
     assert_readable(plots, raw_params["train"]["grid"], 84, ["workspace"])
+    cells = plots["reports_cells_csv"]  # DVC names the div by the path
+    assert sorted(cells["rows"]) == sorted(raw_params["train"]["grid"]["losses"])
+    assert cells["legends"]["clipping"] == sorted(raw_params["train"]["grid"]["clips"])
 
 
 def test_make_plots_builds_the_template_and_uses_it() -> None:
     """`make plots` builds tools/vega/offline.html (npm ci first) and hands it to DVC."""
     if shutil.which("make") is None:
-        pytest.skip("make is not installed")
+        missing("make is not installed")
     run = subprocess.run(
         ["make", "-n", "-B", "-C", str(ROOT), "plots"], capture_output=True, text=True, check=True
     )

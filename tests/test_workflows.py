@@ -4,7 +4,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import ROOT, missing
@@ -34,7 +33,7 @@ def steps(job: str = "study") -> list[dict]:
 def make_dry_run(target: str) -> list[str]:
     """The commands `make TARGET` would run, without running them."""
     if shutil.which("make") is None:
-        pytest.skip("make is not installed")
+        missing("make is not installed")
     run = subprocess.run(
         ["make", "-n", "-s", "-C", str(ROOT), target], capture_output=True, text=True, check=True
     )
@@ -104,3 +103,17 @@ def test_nightly_permissions_are_minimal_and_keepalive_reenables_it() -> None:
     (step,) = keepalive["steps"]
     assert f"actions/workflows/{NIGHTLY.name}/enable" in step["run"]
     assert "60 days" in NIGHTLY.read_text()  # the limit and the manual way back are documented
+
+
+def test_ci_runs_the_readmes_test_command_with_ci_true() -> None:
+    """.ci/run exports CI=true (so no needed tool is skipped) and then runs exactly the test
+    command the README's first lines give, nothing else."""
+    readme = (ROOT / "README.md").read_text().split("```")[1].splitlines()
+    test_command = next(line.split("#")[0].strip() for line in readme if "test" in line)
+    script = [
+        line.strip()
+        for line in (ROOT / ".ci/run").read_text().splitlines()
+        if line.strip() and not line.startswith((" ", "#", "\t", "if", "fi", "set ", "cd "))
+    ]
+
+    assert script == ["export CI=true", test_command] and test_command == "make test"

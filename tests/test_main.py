@@ -1,0 +1,48 @@
+"""`python -m pipeline STAGE`: the one entry point dvc.yaml's commands use."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import __main__ as entry
+from tests.conftest import ROOT
+
+
+def test_an_unknown_stage_is_refused_naming_the_allowed_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A misspelt stage exits 2 with one usage line listing every stage."""
+    with pytest.raises(SystemExit) as exit_:
+        entry.main(["trian"])
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and "'trian'" in line
+    assert "compare, drift, env, generate, publish, train, walkthrough" in line
+
+
+def test_missing_modules_are_found_without_importing_them() -> None:
+    """missing_modules names what this interpreter cannot import, and nothing it can."""
+    assert entry.missing_modules(("json", "no_such_module_xyz")) == ["no_such_module_xyz"]
+    assert entry.missing_modules() == []
+
+
+def test_a_python_without_the_dependencies_says_so_in_one_line(tmp_path: Path) -> None:
+    """A stage run by a bare Python (e.g. `.venv/bin/dvc repro` with the system `python` on
+    PATH) exits 2 with one line naming the interpreter and the fix, no traceback."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+
+    run = subprocess.run(
+        [str(bare / "bin/python"), "-m", "pipeline", "env", "--out", str(tmp_path / "env.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+    (line,) = run.stderr.splitlines()
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert str(bare / "bin/python") in line and "lacks gradlab's dependencies" in line
+    assert "source .venv/bin/activate" in line and "make repro" in line
+    assert not (tmp_path / "env.json").exists()
