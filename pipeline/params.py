@@ -201,7 +201,7 @@ class WalkthroughParams(Section):
 
 class PublishParams(Section):
     experiment: Name
-    stride: Annotated[int, Field(strict=True, ge=1)]  # log every stride-th step to MLflow
+    points: Annotated[int, Field(strict=True, ge=2)]  # per history: log-spaced steps to MLflow
 
 
 class Tolerance(Section):

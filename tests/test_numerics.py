@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from pipeline import numerics
+from pipeline import machine, numerics
 from tests.conftest import ROOT
 
 
@@ -47,6 +47,51 @@ def test_a_stage_process_pins_kernels_before_torch_loads() -> None:
 
     pinned, used = run.stdout.split()
     assert run.returncode == 0 and pinned.lower() == used.lower()
+
+
+# Trains every committed cell for 60 steps and prints a digest of all traces; pins the
+# kernels first unless told not to, as `python -m pipeline` does.
+TRAIN_GRID = """
+import hashlib, os, sys
+from pathlib import Path
+from pipeline import machine, numerics
+if os.environ.get("PIN") == "1":
+    numerics.pin_kernels()
+import torch
+from dataclasses import replace
+from pipeline import grid, params, record, reference
+numerics.pin(1, True)
+x = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
+cells = grid.cells(params.load(Path("params.yaml")).train)
+text = "".join(
+    record.to_frame(reference.train_cell(replace(c, steps=60), x, 2 * x)).to_csv()
+    for c in cells
+)
+print(hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def grid_digest(pin: bool, **environ: str) -> str:
+    """The digest of the committed grid's traces trained in a fresh process."""
+    unset = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env |= {"PIN": "1" if pin else "0", "PYTHONPATH": str(ROOT), **environ}
+    run = subprocess.run(
+        [sys.executable, "-c", TRAIN_GRID], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_a_cpu_with_narrower_vector_units_computes_the_same_bits() -> None:
+    """MKL limited to AVX2 (as on a CPU without AVX-512) trains the grid to the same bits as
+    MKL free to use everything, once gradlab's pins are in place. Without them, on an
+    AVX-512 machine, the two differ: the pins are what keeps one dvc.lock for every machine."""
+    narrow = {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+    assert grid_digest(pin=True) == grid_digest(pin=True, **narrow)
+    if "avx512f" in machine.cpu_flags(machine.cpuinfo()):  # else both runs are narrow anyway
+        assert grid_digest(pin=False) != grid_digest(pin=False, **narrow)
 
 
 def test_pin_sets_threads_and_deterministic_mode() -> None:

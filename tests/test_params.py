@@ -79,7 +79,7 @@ BAD = [
     ("generate.noise", -0.5, ["generate.noise", "-0.5", "greater than or equal to 0"]),
     ("env.threads", 0, ["env.threads", "greater than or equal to 1"]),
     ("publish.experiment", "", ["publish.experiment", "''"]),
-    ("publish.stride", 0, ["publish.stride", "greater than or equal to 1"]),
+    ("publish.points", 1, ["publish.points", "greater than or equal to 2"]),
     ("compare.curve_stride", 0, ["compare.curve_stride", "greater than or equal to 1"]),
     ("compare.threshold", -1e-4, ["compare.threshold", "greater than 0"]),
 ]
@@ -101,7 +101,7 @@ def test_all_problems_are_reported_at_once(raw_params: dict) -> None:
     """Three independent mistakes give three lines, not just the first."""
     data = _set(raw_params, "train.steps", 0)
     data = _set(data, "train.grid.losses", ["mae"])
-    data = _set(data, "publish.stride", _DELETE)
+    data = _set(data, "publish.points", _DELETE)
     with pytest.raises(params.ParamsError) as caught:
         params.parse(data)
     assert len(caught.value.problems) == 3

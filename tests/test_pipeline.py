@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from pipeline.stages import publish
 from tests.conftest import (
     BIN,
+    ROOT,
     cell_names,
     cell_table,
     copy_project,
@@ -127,7 +129,7 @@ def test_every_cell_lands_in_mlflow_with_the_contract(built: Path) -> None:
         "bias",
     ):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, series)]
-        assert steps == [0, 10, 20, 29], series  # stride 10, and the last step
+        assert steps == publish.history_steps(30, 30) == list(range(30)), series  # 30 points
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
         "mse-adam-norm.csv",
         "mse-adam-norm.png",
@@ -177,3 +179,20 @@ def test_changed_cell_gets_new_runs_and_run_cache_restore_adds_none(
     out = dvc(project, "repro").stdout
     assert "Stage 'train' is cached - skipping run" in out
     assert len(cell_runs(project)) == 12
+
+
+def test_a_fresh_clone_reproduces_the_committed_outputs_with_a_clean_git_status(
+    tmp_path: Path,
+) -> None:
+    """`git clone` + `dvc repro` of the committed default grid recomputes every tracked file
+    to its committed bytes: git status stays clean and no run is tagged git_dirty=true."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+
+    dvc(clone, "repro")
+
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == ""
+    assert {r.data.tags["git_dirty"] for r in runs(clone)} == {"false"}

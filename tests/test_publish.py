@@ -1,5 +1,6 @@
 """Stage publish: MLflow gets what train wrote, never what params.yaml says now."""
 
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -55,18 +56,18 @@ def publish_argv(root: Path, ranking: Path | None = None) -> list[str]:
 
 def test_a_cell_run_holds_the_trained_settings_and_its_whole_history(project: Path) -> None:
     """cell_content takes params from the manifest's cell and histories from its trace:
-    every stride-th step and the last, one point per series and step."""
+    at history_steps, one point per series and step."""
     trained = Manifest.read(project / "traces")
     entry = trained.entries[0]
 
     content = publish.cell_content(
-        entry, trained.data, project / "traces", project / "reports/plots", {}, stride=10
+        entry, trained.data, project / "traces", project / "reports/plots", {}, points=8
     )
 
     assert content.params == {k: str(v) for k, v in entry.cell.settings().items()}
     assert content.params["steps"] == "30"
     loss_steps = [s for name, _, s in content.metrics if name == "loss"]
-    assert loss_steps == [0, 10, 20, 29]
+    assert loss_steps == publish.history_steps(30, 8) and loss_steps[-1] == 29
     assert {name for name, _, _ in content.metrics} >= set(record.HISTORY) | {"final_loss"}
     assert content.key == entry.key(trained.data)
 
@@ -188,3 +189,18 @@ def test_publish_after_a_failed_experiment_publishes_what_was_trained(
 
     assert "Traceback" not in again.stderr and "not trained: huber-sgd-none" in again.stderr
     assert len(cell_runs(root)) == 8
+
+
+@pytest.mark.parametrize(("steps", "points"), [(500, 30), (2000, 30), (30, 8), (7, 30), (1, 2)])
+def test_history_steps_are_log_spaced_with_the_first_and_last(steps: int, points: int) -> None:
+    """About `points` distinct steps, increasing, dense first (no gap shrinks by more than
+    rounding), always 0 and steps - 1; every step when there are no more steps than points."""
+    got = publish.history_steps(steps, points)
+
+    gaps = [b - a for a, b in itertools.pairwise(got)]
+    assert got[0] == 0 and got[-1] == steps - 1 and len(set(got)) == len(got)
+    assert len(got) <= points + 1 and all(g >= 1 for g in gaps)
+    assert all(later >= earlier - 1 for earlier, later in itertools.pairwise(gaps))
+    assert len(got) == steps or max(gaps[:3]) < min(gaps[-3:])
+    if steps <= points:
+        assert got == list(range(steps))

@@ -23,6 +23,7 @@ from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from pipeline import grid, inputs, interrupt, machine, params, record, tracking
@@ -79,14 +80,24 @@ def staleness(trained: Manifest, current: Sequence[grid.Cell]) -> str | None:
     )
 
 
+def history_steps(steps: int, points: int) -> list[int]:
+    """About `points` of the steps 0..steps-1, log-spaced: every step at first, where the
+    curves move fastest, then further apart; the first and the last always. MLflow ingests
+    ~100 us per metric point, so each history is a budget, not a copy of the trace."""
+    if steps <= points:
+        return list(range(steps))
+    spaced = np.geomspace(1, steps, points).round().astype(int) - 1
+    return sorted({0, *spaced.tolist(), steps - 1})
+
+
 def cell_content(
-    entry: Entry, data: str, folder: Path, plots: Path, tags: dict[str, str], stride: int
+    entry: Entry, data: str, folder: Path, plots: Path, tags: dict[str, str], points: int
 ) -> tracking.RunContent:
-    """One cell's MLflow run: settings as params, strided histories, final metrics."""
+    """One cell's MLflow run: settings as params, histories at history_steps, final metrics."""
     cell, m = entry.cell, entry.measures
     trace = folder / f"{cell.name}.csv"
     frame = record.read_frame(trace)
-    keep = frame[(frame["step"] % stride == 0) | (frame.index == len(frame) - 1)]
+    keep = frame.iloc[history_steps(len(frame), points)]
     history = [
         (name, float(value), int(step))
         for name in record.HISTORY
@@ -169,7 +180,7 @@ def _publish(
         **{f"machine.{k}": v for k, v in machine.describe(machine.cpuinfo()).items()},
     }
     contents = [
-        cell_content(e, trained.data, args.traces, args.plots, tags, p.stride)
+        cell_content(e, trained.data, args.traces, args.plots, tags, p.points)
         for e in trained.entries
     ]
     with tempfile.TemporaryDirectory(prefix="gradlab-publish-") as tmp:
@@ -179,7 +190,7 @@ def _publish(
             key=parent_key,
             tags=tags,
             artifacts=reports + graph_svg(dot, Path(tmp)),
-            params={"cells": str(len(keys)), "stride": str(p.stride), "source": trained.source},
+            params={"cells": str(len(keys)), "points": str(p.points), "source": trained.source},
         )
         progress = partial(tqdm, desc="publish", unit="run")
         return tracking.publish(uri, p.experiment, contents, parent, root, progress)
