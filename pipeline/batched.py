@@ -3,8 +3,9 @@
 Every function here computes for many cells at once what torch computes for one, with
 the same rounding: the reference engine (one torch.optim loop per cell) and the batched
 engine agree bit for bit, in float32 and float64. A value per cell is a tensor over
-cells (its last axis); a cell's weight and bias are rows 0 and 1 of (2, cells) tensors;
-every hyperparameter is a per-cell tensor. Three facts of torch's CPU kernels shape the
+cells (its last axis); a cell's weight and bias are rows 0 and 1 of (2, cells) tensors
+(the update rules step any number of rows: pipeline.classify's six); every
+hyperparameter is a per-cell tensor. Three facts of torch's CPU kernels shape the
 code (all checked by tests/test_engine.py):
 - torch.sum adds a row's values in an order of its own (`sum_order` replays it), and
   nn.Linear's backward mm adds them in point order;
@@ -145,20 +146,63 @@ def lanes(dtype: torch.dtype) -> int:
     return width // torch.empty(0, dtype=dtype).element_size()
 
 
+def minibatch(seeds: Ints, step: int, size: int, n: int) -> Ints:
+    """(size, cells): the points each cell's step `step` trains on, drawn uniformly with
+    replacement by a counter-based generator (splitmix64 of seed, step and slot): a cell's
+    draws depend on its seed and the step only, not on its batch-mates or the chunking,
+    and cells of one seed see the same minibatches (common random numbers)."""
+    slot = np.arange(size, dtype=np.uint64)[:, None]
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps, as splitmix64 intends
+        z = seeds.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z = (
+            z
+            + np.uint64(step) * np.uint64(0xD1B54A32D192ED03)
+            + slot * np.uint64(0x8CB92BA72F3D8DD7)
+        )
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(n)).astype(np.int64)
+
+
 class Points:
-    """The loss and gradients of every cell; points on the first axis, cells on the last."""
+    """The loss and gradients of every cell; points on the first axis, cells on the last.
+    With a batch size, each step's loss and gradients are those of a minibatch (`draw`)."""
 
     def __init__(
-        self, loss: Ints, p: Floats, dataset: Ints, x: Tensor, y: Tensor, dtype: torch.dtype
+        self,
+        loss: Ints,
+        p: Floats,
+        dataset: Ints,
+        x: Tensor,
+        y: Tensor,
+        dtype: torch.dtype,
+        batch: tuple[int, Ints] | None = None,
     ) -> None:
-        """Cells of losses `loss` (codes, p their beta or delta) on x[dataset], y[dataset]."""
+        """Cells of losses `loss` (codes, p their beta or delta) on x[dataset], y[dataset];
+        `batch`: (size, each cell's sampler seed) for minibatches of `size` points."""
         rows = torch.from_numpy(dataset)
         self.x, self.y = (v.T if len(v) == 1 else v.T[:, rows].contiguous() for v in (x, y))
-        n = self.n = x.shape[1]
+        self.batch = batch
+        if batch is not None:
+            self.full = (
+                self.x.expand(-1, len(loss)).contiguous(),
+                self.y.expand(-1, len(loss)).contiguous(),
+            )
+            self.x, self.y = (torch.empty(batch[0], len(loss), dtype=dtype) for _ in range(2))
+        n = self.n = x.shape[1] if batch is None else batch[0]
         self.losses, self.order = Losses.of(loss, p, n, dtype), sum_order(n, lanes(dtype))
         self.d, self.a, self.tmp = (torch.empty(n, len(loss), dtype=dtype) for _ in range(3))
         self.points = torch.empty(2, n, len(loss), dtype=dtype)  # loss term, dL/dy_hat
         self.quad = torch.empty(n, len(loss), dtype=torch.bool)
+
+    def draw(self, step: int) -> None:
+        """Take step `step`'s minibatch of every cell (nothing to do at full batch)."""
+        if self.batch is not None:
+            size, seeds = self.batch
+            index = torch.from_numpy(minibatch(seeds, step, size, len(self.full[0])))
+            torch.gather(self.full[0], 0, index, out=self.x)
+            torch.gather(self.full[1], 0, index, out=self.y)
 
     def loss_and_grads(self, p: Tensor, loss: Tensor, grads: Tensor) -> None:
         """Write the loss at parameters p (2, cells) into loss and dL/dw, dL/db into grads."""
@@ -257,7 +301,7 @@ def _t(values: npt.NDArray[np.float64], dtype: torch.dtype) -> Tensor:
 class SGD:
     """torch.optim.SGD: plain, heavy-ball momentum with dampening, Nesterov."""
 
-    def __init__(self, s: Settings, bits: int, dtype: torch.dtype) -> None:
+    def __init__(self, s: Settings, bits: int, dtype: torch.dtype, rows: int = 2) -> None:
         self.decay, self.heavy, self.nesterov = bool(bits & 1), bool(bits & 2), bool(bits & 4)
         self.neg_lr, self.weight_decay = _t(-s["lr"], dtype), _t(s["weight_decay"], dtype)
         self.momentum, self.undamped = _t(s["momentum"], dtype), _t(1 - s["dampening"], dtype)
@@ -302,14 +346,14 @@ def _strided(values: npt.NDArray[np.float64]) -> Tensor:
 class Adam:
     """torch.optim.Adam and AdamW (decoupled weight decay), with or without amsgrad."""
 
-    def __init__(self, s: Settings, bits: int, dtype: torch.dtype) -> None:
+    def __init__(self, s: Settings, bits: int, dtype: torch.dtype, rows: int = 2) -> None:
         self.decay, self.decoupled, self.amsgrad = bool(bits & 1), bool(bits & 4), bool(bits & 8)
         self.weight_decay, self.eps = _t(s["weight_decay"], dtype), _t(s["eps"], dtype)
         self.shrink = _t(1 - s["lr"] * s["weight_decay"], dtype)  # AdamW's 1 - lr wd
         self.neg_lr, self.beta2 = _t(-s["lr"], torch.float64), _t(s["beta2"], dtype)
         self.lerp1, self.one_minus_beta2 = _t(1 - s["beta1"], dtype), _t(1 - s["beta2"], dtype)
         k = len(s["lr"])
-        self.m, self.v, self.v_max = (torch.zeros(2, k, dtype=dtype) for _ in range(3))
+        self.m, self.v, self.v_max = (torch.zeros(rows, k, dtype=dtype) for _ in range(3))
         self.corrections = _Corrections(s["beta1"], s["beta2"])
         self.step_size, self.bc2_sqrt = torch.empty(k, dtype=dtype), torch.empty(k, dtype=dtype)
 
@@ -331,13 +375,13 @@ class Adam:
 class RMSprop:
     """torch.optim.RMSprop, plain or centered, with or without momentum."""
 
-    def __init__(self, s: Settings, bits: int, dtype: torch.dtype) -> None:
+    def __init__(self, s: Settings, bits: int, dtype: torch.dtype, rows: int = 2) -> None:
         self.decay, self.heavy, self.centered = bool(bits & 1), bool(bits & 2), bool(bits & 4)
         self.neg_lr, self.weight_decay = _t(-s["lr"], dtype), _t(s["weight_decay"], dtype)
         self.alpha, self.one_minus_alpha = _t(s["alpha"], dtype), _t(1 - s["alpha"], dtype)
         self.eps, self.momentum = _t(s["eps"], dtype), _t(s["momentum"], dtype)
         self.square_avg, self.grad_avg, self.buf = (
-            torch.zeros(2, len(s["lr"]), dtype=dtype) for _ in range(3)
+            torch.zeros(rows, len(s["lr"]), dtype=dtype) for _ in range(3)
         )
 
     def step(self, p: Tensor, g: Tensor, t: int, out: Tensor) -> None:
@@ -360,12 +404,12 @@ class RMSprop:
 class Adagrad:
     """torch.optim.Adagrad, with learning-rate decay and an initial accumulator."""
 
-    def __init__(self, s: Settings, bits: int, dtype: torch.dtype) -> None:
+    def __init__(self, s: Settings, bits: int, dtype: torch.dtype, rows: int = 2) -> None:
         self.decay = bool(bits & 1)
         self.weight_decay, self.eps = _t(s["weight_decay"], dtype), _t(s["eps"], dtype)
         self.neg_lr, self.lr_decay = _t(-s["lr"], torch.float64), _t(s["lr_decay"], torch.float64)
         init = _t(s["initial_accumulator_value"], dtype)
-        self.sum = init.expand(2, len(init)).clone()
+        self.sum = init.expand(rows, len(init)).clone()
         self.clr = torch.empty(len(init), dtype=dtype)
 
     def step(self, p: Tensor, g: Tensor, t: int, out: Tensor) -> None:
@@ -385,6 +429,7 @@ RULES: dict[str, type[SGD] | type[Adam] | type[RMSprop] | type[Adagrad]] = {
 }
 
 
-def rule(family: int, bits: int, s: Settings, dtype: torch.dtype) -> Rule:
-    """The update rule of cells of one family taking the branches `bits`."""
-    return RULES[FAMILIES[family]](s, bits, dtype)
+def rule(family: int, bits: int, s: Settings, dtype: torch.dtype, rows: int = 2) -> Rule:
+    """The update rule of cells of one family taking the branches `bits`, for parameters
+    of `rows` rows (the regression's weight and bias: 2)."""
+    return RULES[FAMILIES[family]](s, bits, dtype, rows)

@@ -221,12 +221,17 @@ class _Run:
 
     CHECKED = torch.tensor([0, 2, 3, 7, 8])  # rows of a step whose non-finite value stops a cell
 
-    def __init__(self, cells: Cells, x: Tensor, y: Tensor, dtype: torch.dtype) -> None:
+    def __init__(
+        self, cells: Cells, x: Tensor, y: Tensor, dtype: torch.dtype, batch_size: int = 0
+    ) -> None:
         n = len(cells)
         self.order, self.rules = _rules(cells, dtype)
         cells = cells.take(self.order)  # sorted by update rule from here on
         self.unsort = torch.from_numpy(np.argsort(self.order))
-        self.points = batched.Points(cells.loss, cells.loss_param, cells.dataset, x, y, dtype)
+        losses = (cells.loss, cells.loss_param, cells.dataset, x, y, dtype)
+        self.data = batched.Points(*losses)  # every point: the final loss is the data's
+        batch = (batch_size, cells.seed) if batch_size else None
+        self.points = batched.Points(*losses, batch) if batch else self.data
         self.clip = batched.Clip(
             cells.clip, cells.max_norm, cells.norm_type, cells.clip_value, dtype
         )
@@ -246,6 +251,7 @@ class _Run:
         """Step t of every cell; a cell stops at its first non-finite value and keeps
         its parameters from before that step."""
         row, g = self.row, self.row[2:4]
+        self.points.draw(t)
         self.points.loss_and_grads(self.p, row[0], g)
         self.clip.l2(g, out=row[1])  # before clipping
         self.clip.apply(g, row[1], row[4:6])
@@ -270,7 +276,7 @@ class _Run:
     def result(self, steps: int, trace: Tensor, strided: Tensor, goal: "_Target | None") -> Result:
         """The measures, back in the order of the cells given."""
         loss, grads = torch.empty_like(self.max_grad_norm), torch.empty_like(self.p)
-        self.points.loss_and_grads(self.p, loss, grads)  # where a diverged cell stopped, too
+        self.data.loss_and_grads(self.p, loss, grads)  # where a diverged cell stopped, too
         u = self.unsort.numpy()
         kept, loss_np, p, init = (
             self.kept.numpy()[u],
@@ -345,17 +351,22 @@ def train(
     stride: int = 0,
     target: npt.ArrayLike | None = None,
     tol: npt.ArrayLike = 0.0,
+    batch_size: int = 0,
 ) -> Result:
     """Train every cell `steps` full-batch steps on the points x[d], y[d] of its dataset
     d = cells.dataset[i]; x, y are (datasets, n) (or (n,) for one), of any float dtype,
     converted to `dtype` as the reference converts them. `record`: the cells whose every
     step goes into Result.trace; `stride` > 0: every stride-th step of every cell into
-    Result.strided. `target` ((cells, 2) or (2,): w*, b*) and `tol`: steps_to_target."""
+    Result.strided. `target` ((cells, 2) or (2,): w*, b*) and `tol`: steps_to_target.
+    `batch_size` > 0: each step on a minibatch of that many points (batched.minibatch,
+    seeded by the cell's seed); the recorded loss is the minibatch's, final_loss the data's."""
     xt, yt = _points(x, dtype), _points(y, dtype)
     if xt.shape != yt.shape or len(cells) == 0 or cells.dataset.max() >= len(xt) or steps < 0:
         raise ValueError(f"x {tuple(xt.shape)}, y {tuple(yt.shape)}: one row per dataset")
     with torch.inference_mode():
-        run = _Run(cells, xt, yt, dtype)
+        if batch_size > xt.shape[1]:
+            raise ValueError(f"batch_size {batch_size}: more than the {xt.shape[1]} points")
+        run = _Run(cells, xt, yt, dtype, batch_size)
         rec = run.unsort[torch.from_numpy(np.asarray(record, dtype=np.int64).reshape(-1))]
         trace = torch.empty(steps, len(TRACE), len(rec), dtype=dtype)
         strided = torch.empty(

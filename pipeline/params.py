@@ -7,10 +7,9 @@ params.yaml stops the pipeline with one line per problem and exit code 2.
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, Self, get_args
+from typing import Annotated, Literal, Self, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
-from pydantic.fields import FieldInfo
 
 EXIT_BAD_INPUT = 2
 
@@ -188,6 +187,133 @@ class TrainParams(Section):
     clips: Clips
 
 
+# --- scenarios and study: the batched engine's data and cells ---------------------------
+class TutorialScenario(Section):
+    """x = 1, 2, 3 and y = 2x exactly: seeds change the start only. `tol`: the target of
+    steps-to-target, a distance to the loss's minimiser on the data; `batch_size` 0 is
+    full batch, else a seeded minibatch of that many points per step."""
+
+    kind: Literal["tutorial"]
+    tol: Positive = 1e-2
+    batch_size: Annotated[int, Field(strict=True, ge=0)] = 0
+
+
+class LineScenario(Section):
+    """n points evenly on [x_min, x_max], y = slope x + intercept + Gaussian noise."""
+
+    kind: Literal["line"]
+    tol: Positive = 1e-2
+    batch_size: Annotated[int, Field(strict=True, ge=0)] = 0
+    n: Annotated[int, Field(strict=True, ge=2)] = 20
+    x_min: Float = -2.0
+    x_max: Float = 2.0
+    slope: Float = 2.0
+    intercept: Float = 0.0
+    noise: NonNegative = 0.5
+
+    @model_validator(mode="after")
+    def _x_range(self) -> Self:
+        if self.x_max <= self.x_min:
+            raise ValueError(f"x_max = {self.x_max!r}: must be greater than x_min ({self.x_min!r})")
+        if self.batch_size > self.n:
+            raise ValueError(f"batch_size = {self.batch_size!r}: must be at most n ({self.n})")
+        return self
+
+
+class OutlierScenario(LineScenario):
+    """A line whose targets, a `fraction` of them chosen by the seed, are shifted by offset."""
+
+    kind: Literal["outliers"]  # type: ignore[assignment]  # each member its own tag
+    fraction: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, lt=0.5)] = 0.1
+    offset: Float = 10.0
+
+
+class HeavyScenario(LineScenario):
+    """A line with Student-t noise of `df` degrees of freedom, times `noise`: heavy tails
+    (below df = 2 the variance is infinite)."""
+
+    kind: Literal["heavy"]  # type: ignore[assignment]  # each member its own tag
+    df: Positive = 1.5
+
+
+Scenario = Annotated[
+    TutorialScenario | LineScenario | OutlierScenario | HeavyScenario,
+    Field(discriminator="kind"),
+]
+ScenarioName = Annotated[str, Field(strict=True, pattern=r"^[a-z][a-z0-9]*$")]  # in cell names
+
+
+class LrGrid(Section):
+    """A log grid per optimizer, low to high at per_decade points a decade (DeepOBS: 1e-5
+    to 1e2 at 5), plus, for gradient descent with or without momentum, these fractions of
+    each scenario's analytic stability edge (MSE's)."""
+
+    low: Positive
+    high: Positive
+    per_decade: Annotated[int, Field(strict=True, ge=1)]
+    near_edge: list[Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]]
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.high <= self.low:
+            raise ValueError(f"high = {self.high!r}: must be greater than low ({self.low!r})")
+        return self
+
+
+SeedList = Annotated[list[Annotated[int, Field(strict=True, ge=0)]], Field(min_length=1)]
+
+
+class Seeds(Section):
+    tune: SeedList  # pick each configuration's lr on these
+    report: SeedList  # measure it on these, fresh
+
+    @model_validator(mode="after")
+    def _apart(self) -> Self:
+        if shared := sorted(set(self.tune) & set(self.report)):
+            raise ValueError(f"report = {shared!r}: must not repeat tune seeds")
+        return self
+
+
+class Engine(Section):
+    chunk: Annotated[int, Field(strict=True, ge=1)]  # cells per task
+    workers: Annotated[int, Field(strict=True, ge=1)]  # 1: in this process; >1: a local cluster
+    scheduler: str | None  # a Dask scheduler's address (DASK_SCHEDULER_ADDRESS if null)
+
+
+class StabilityGrid(Section):
+    """The fine lr grid around each analytic edge: edge * (1 + k * step), |k step| <= span."""
+
+    steps: Annotated[int, Field(strict=True, ge=1)]
+    step: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, lt=0.5)]
+    span: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, lt=1)]
+    tol: Positive  # converged: within tol of the minimiser at the end
+
+
+ClassLossName = Literal["ce", "margin"]
+
+
+class Classification(Section):
+    """Points uniform in [-1, 1]^2 labelled by their side of y = 2x; nn.Linear(2, 2)."""
+
+    n: Annotated[int, Field(strict=True, ge=4)]
+    losses: Annotated[list[ClassLossName], Field(min_length=1)]
+    label_smoothing: Fraction  # CrossEntropyLoss's
+
+
+class StudyParams(Section):
+    steps: Annotated[int, Field(strict=True, ge=1)]
+    dtype: Literal["float32", "float64"]
+    scenarios: Annotated[list[ScenarioName], Field(min_length=1)]  # keys of `scenarios`
+    losses: Annotated[list[LossName], Field(min_length=1)]  # kwargs: train.losses
+    optimizers: Annotated[list[OptimizerName], Field(min_length=1)]  # train.optimizers but lr
+    clips: Annotated[list[Literal["none", "norm", "value"]], Field(min_length=1)]  # train.clips
+    lr: LrGrid
+    seeds: Seeds
+    engine: Engine
+    stability: StabilityGrid
+    classification: Classification
+
+
 # --- compare, walkthrough, publish --------------------------------------------------
 class CompareParams(Section):
     threshold: Positive  # "converged" once the loss falls below this
@@ -218,10 +344,21 @@ class Params(Section):
     env: EnvParams
     generate: GenerateParams
     train: TrainParams
+    scenarios: dict[ScenarioName, Scenario]
+    study: StudyParams
     compare: CompareParams
     walkthrough: WalkthroughParams
     publish: PublishParams
     drift: DriftParams
+
+    @model_validator(mode="after")
+    def _known_scenarios(self) -> Self:
+        if unknown := [s for s in self.study.scenarios if s not in self.scenarios]:
+            raise ValueError(
+                f"study.scenarios = {unknown!r}: not a key of scenarios "
+                f"({', '.join(self.scenarios)})"
+            )
+        return self
 
 
 def read_yaml(path: Path) -> object:
@@ -241,15 +378,22 @@ def read_yaml(path: Path) -> object:
 
 
 def _variants(annotation: object) -> dict[str, type[BaseModel]]:
-    """{tag: model} of a discriminated union of sections (tag: their first field's
-    literal, e.g. generate's `preset`), or {} for anything else."""
+    """{tag: model} of a discriminated union of sections (tag: the value of each member's
+    first Literal field, e.g. generate's `preset`), or {} for anything else."""
     members = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, Section)]
     tags: dict[str, type[BaseModel]] = {}
     for model in members:
-        first = next(iter(model.model_fields.values()))
-        if (literal := get_args(first.annotation)) and isinstance(literal[0], str):
-            tags[literal[0]] = model
+        for field in model.model_fields.values():
+            if get_origin(field.annotation) is Literal:
+                tags[get_args(field.annotation)[0]] = model
+                break
     return tags
+
+
+def _tag(variants: dict[str, type[BaseModel]]) -> str:
+    """The name of the field that tells a union's members apart."""
+    model = next(iter(variants.values()))
+    return next(k for k, f in model.model_fields.items() if get_origin(f.annotation) is Literal)
 
 
 def _walk(loc: tuple[str | int, ...]) -> tuple[list[str], type[BaseModel] | None, str | None]:
@@ -265,6 +409,9 @@ def _walk(loc: tuple[str | int, ...]) -> tuple[list[str], type[BaseModel] | None
         if model is None or part not in model.model_fields:
             return names + [str(p) for p in parts], None, tag
         annotation = model.model_fields[part].annotation
+        if get_origin(annotation) is dict and parts:  # a mapping: its key, then its value
+            names.append(str(parts.pop(0)))
+            annotation = get_args(annotation)[1]
         if variants := _variants(annotation):
             if parts and str(parts[0]) in variants:  # pydantic puts the tag into loc
                 tag = str(parts.pop(0))
@@ -289,28 +436,31 @@ def _describe(error: dict[str, object], path: Path) -> str:
     if kind == "extra_forbidden":
         _, section, _ = _walk(parts[:-1])
         keys = list(section.model_fields) if section else []
-        under = f" under {keys[0]}: {tag}" if tag and keys else ""  # keys[0]: the union's tag
+        under = f" under {_tag({tag: section})}: {tag}" if tag and section else ""
         return f"{path}: {loc} = {error['input']!r}: unknown key{under}; allowed: {', '.join(keys)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        variants = _variants(_field(parts).annotation)
-        key = next(iter(next(iter(variants.values())).model_fields))  # the tag's name
+        variants = _variants(_annotation(parts))
+        key = _tag(variants)
         given = error["input"]
         if not isinstance(given, dict) or key not in given:
             return f"{path}: {loc}.{key}: missing (required); one of {', '.join(variants)}"
         return f"{path}: {loc}.{key} = {given[key]!r}: must be one of {', '.join(variants)}"
     if kind == "value_error" and "input" in error and isinstance(error["input"], dict):
-        return f"{path}: {loc}.{msg}"  # a cross-field check: msg names its own key
+        return f"{path}: {loc + '.' if names else ''}{msg}"  # a cross-field check names its key
     if kind == "finite_number":
         msg = "must be a finite number"
     return f"{path}: {loc} = {error['input']!r}: {msg}"
 
 
-def _field(loc: tuple[str | int, ...]) -> FieldInfo:
-    """The field at `loc`, a path of section names."""
-    model: type[BaseModel] = Params
-    for part in loc[:-1]:
-        model = model.model_fields[str(part)].annotation  # type: ignore[assignment]
-    return model.model_fields[str(loc[-1])]
+def _annotation(loc: tuple[str | int, ...]) -> object:
+    """The type at `loc`, a path of section names and mapping keys."""
+    annotation: object = Params
+    for part in loc:
+        if get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            annotation = annotation.model_fields[str(part)].annotation  # type: ignore[attr-defined]
+    return annotation
 
 
 def parse(data: object, path: Path = Path("params.yaml")) -> Params:

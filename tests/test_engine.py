@@ -327,3 +327,64 @@ def test_invalid_cells_are_refused(settings: dict, message: str) -> None:
     columns = {"loss": "mse", "optimizer": "sgd", "lr": 0.1, "seed": 0, **settings}
     with pytest.raises(ValueError, match=message):
         engine.Cells.of(**columns)
+
+
+def _minibatch_reference(cell: grid.Cell, x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
+    """The tutorial's loop on one cell with each step's minibatch drawn by
+    batched.minibatch: (weight, bias) after every step."""
+    dtype = reference.DTYPES[cell.dtype]
+    model = reference.seeded_model(cell.seed, dtype)
+    criterion = reference.make_loss(cell.loss, cell.loss_kwargs)
+    optimizer = reference.make_optimizer(cell.optimizer, cell.optimizer_kwargs, model.parameters())
+    xs, ys = (torch.tensor(v, dtype=dtype).reshape(-1, 1) for v in (x, y))
+    path = []
+    for t in range(cell.steps):
+        index = torch.from_numpy(batched.minibatch(np.array([cell.seed]), t, size, len(x))[:, 0])
+        optimizer.zero_grad()
+        criterion(model(xs[index]), ys[index]).backward()
+        reference.CLIPS[cell.clip](list(model.parameters()), cell.clip_kwargs)
+        optimizer.step()
+        path.append([model.linear.weight.item(), model.linear.bias.item()])
+    return np.array(path)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_minibatches_are_the_tutorials_loop_on_the_drawn_points(dtype: str, committed) -> None:
+    """batch_size 4: every step equals torch.optim on the 4 points batched.minibatch drew
+    for that cell and step, bit for bit; the final loss is the whole data's."""
+    x, y = _line_data(1)
+    chosen = [c for c in grid.cells(committed.train) if c.clip in ("none", "norm")][::5]
+    cells = [dataclasses.replace(c, steps=60, dtype=dtype, seed=s) for s, c in enumerate(chosen)]
+
+    result = engine.train(
+        engine.Cells.from_grid(cells),
+        x,
+        y,
+        60,
+        reference.DTYPES[dtype],
+        record=np.arange(len(cells)),
+        batch_size=4,
+    )
+
+    for i, cell in enumerate(cells):
+        expected = _minibatch_reference(cell, x[0], y[0], 4)
+        got = result.trace[i][:, [engine.TRACE.index("weight"), engine.TRACE.index("bias")]]
+        np.testing.assert_array_equal(got, expected.astype(got.dtype), err_msg=cell.name)
+        criterion = reference.make_loss(cell.loss, cell.loss_kwargs)
+        w, b, t = (torch.tensor(v, dtype=reference.DTYPES[dtype]) for v in (*got[-1], x[0]))
+        whole = criterion(w * t + b, torch.tensor(y[0], dtype=w.dtype)).item()
+        assert result.final_loss[i] == pytest.approx(whole, rel=1e-6), cell.name
+
+
+def test_minibatch_draws_depend_on_seed_and_step_only() -> None:
+    """A cell's draws are the same alone or among others, differ by step and seed, and
+    cover every point uniformly (chi-square-ish: each of 10 points 10% +- 1%)."""
+    seeds = np.array([3, 7, 3])
+    draws = batched.minibatch(seeds, 5, 4, 10)
+
+    np.testing.assert_array_equal(draws[:, 0], batched.minibatch(np.array([3]), 5, 4, 10)[:, 0])
+    np.testing.assert_array_equal(draws[:, 0], draws[:, 2])
+    assert not np.array_equal(draws[:, 0], draws[:, 1])
+    assert not np.array_equal(draws, batched.minibatch(seeds, 6, 4, 10))
+    counts = np.bincount(batched.minibatch(np.arange(5000), 0, 20, 10).ravel(), minlength=10)
+    assert np.all(np.abs(counts / counts.sum() - 0.1) < 0.01)
