@@ -13,6 +13,7 @@ Both are read when torch first needs them, so they are set before torch is impor
 
 import os
 import platform
+import sys
 
 from pipeline import machine
 
@@ -41,4 +42,10 @@ def pin(threads: int, deterministic: bool) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
+    # torch.use_deterministic_algorithms(mode) sets this flag of the eager kernels and also
+    # torch._inductor.config.deterministic, whose import loads torch._dynamo (0.9 s per
+    # process, measured) for torch.compile, which gradlab never runs. Set the kernels'
+    # flag; inductor's only where something already loaded it.
+    torch._C._set_deterministic_algorithms(deterministic, warn_only=False)
+    if (inductor := sys.modules.get("torch._inductor.config")) is not None:
+        inductor.deterministic = deterministic  # type: ignore[attr-defined]
