@@ -44,7 +44,7 @@ import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -139,25 +139,78 @@ def map_chunks(
     """work(chunk) for every chunk, yielded in chunk order; progress(done, total) after each.
     Nothing starts before the first result is asked for; closing the iterator, or any
     exception (Ctrl-C included), cancels what is left. `work` must pickle by reference:
-    a module-level function (or a partial of one), no lambda or local function."""
+    a module-level function (or a partial of one), no lambda or local function. A single
+    chunk on this machine runs in this process (a cluster would only add its start-up)."""
     if not chunks:
         return
+    pickle.dumps(work)  # fails here, before any cluster starts, if it cannot travel
+    if _target(where) is None and len(chunks) == 1:
+        where = Where(None, 1, where.threads, where.deterministic)
+    with session(where) as here:
+        yield from here.map(work, chunks, progress)
+
+
+class Session:
+    """Where one stage's chunks run: this process (no client) or a Dask cluster."""
+
+    def __init__(self, client: "Client | None", pins: _Pins) -> None:
+        self.client, self.pins = client, pins
+
+    def map(
+        self,
+        work: Callable[[C], R],
+        chunks: Sequence[C],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Iterator[R]:
+        """As map_chunks, on this session's cluster (or process)."""
+        if not chunks:
+            return
+        results: Iterator[object]
+        if self.client is None:
+            results = _here(work, chunks, self.pins)
+        else:
+            results = _in_order(self.client, pickle.dumps(work), chunks, self.pins)
+        with closing(results):  # type: ignore[type-var]  # generators close
+            for done, result in enumerate(results, 1):
+                # a signal that came while a finalizer ran (a Dask future releases itself in
+                # __del__) was swallowed by Python; pipeline.interrupt kept it: raise it now
+                interrupt.check()
+                if progress is not None:
+                    progress(done, len(chunks))
+                yield cast(R, result)
+
+
+@contextmanager
+def session(where: Where) -> Iterator[Session]:
+    """One cluster (ours, started here and closed on leaving, or the scheduler's) or this
+    process, for every map of a stage: a LocalCluster's workers start once."""
     pins = _Pins(where.threads, where.deterministic, _build())
-    pickled = pickle.dumps(work)  # fails here, before any cluster starts, if it cannot travel
     target = _target(where)
-    results: Generator[object, None, None]
-    if target is None and (where.workers == 1 or len(chunks) == 1):
-        results = _here(work, chunks, pins)
-    else:
-        results = _on_dask(pickled, chunks, pins, where.workers, target)
-    with closing(results):
-        for done, result in enumerate(results, 1):
-            # a signal that came while a finalizer ran (a Dask future releases itself in
-            # __del__) was swallowed by Python; pipeline.interrupt kept it: raise it now
-            interrupt.check()
-            if progress is not None:
-                progress(done, len(chunks))
-            yield cast(R, result)
+    if target is None and where.workers == 1:
+        yield Session(None, pins)
+        return
+    from distributed import Client, LocalCluster  # here: the in-process path never pays for it
+
+    with ExitStack() as stack:
+        if target is None:
+            cluster = LocalCluster(
+                n_workers=where.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,  # no dashboard (bokeh is not installed anyway)
+                # the scheduler serves HTTP (health, metrics) even so, on 8787 if it is free:
+                # any free loopback port instead, so that two studies never compete for it
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            )
+            stack.callback(_close, cluster)
+            client = Client(cluster, set_as_default=False)
+            stack.callback(client.close)
+        else:
+            client = _connect(*target)
+            stack.callback(client.close)
+            _wait_for_workers(client, target[0])
+        yield Session(client, pins)
 
 
 def _target(where: Where) -> tuple[str, str] | None:
@@ -177,33 +230,6 @@ def _here(work: Callable[[C], R], chunks: Sequence[C], pins: _Pins) -> Generator
         except Exception as error:  # the same error as on a cluster, wherever it ran
             raise ClusterError(_failed(index, len(chunks), error)) from error
         yield result
-
-
-def _on_dask(
-    work: bytes, chunks: Sequence[object], pins: _Pins, workers: int, target: tuple[str, str] | None
-) -> Generator[object, None, None]:
-    from distributed import Client, LocalCluster  # here: the in-process path never pays for it
-
-    with ExitStack() as stack:
-        if target is None:
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,  # no dashboard (bokeh is not installed anyway)
-                # the scheduler serves HTTP (health, metrics) even so, on 8787 if it is free:
-                # any free loopback port instead, so that two studies never compete for it
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            )
-            stack.callback(_close, cluster)
-            client = Client(cluster, set_as_default=False)
-            stack.callback(client.close)
-        else:
-            client = _connect(*target)
-            stack.callback(client.close)
-            _wait_for_workers(client, target[0])
-        yield from _in_order(client, work, chunks, pins)
 
 
 def _connect(address: str, source: str) -> "Client":

@@ -99,7 +99,7 @@ class Cells:
     @classmethod
     def from_grid(cls, cells: Sequence[grid.Cell]) -> "Cells":
         """The grid's cells (handnorm and handvalue clip as norm and value do)."""
-        rows = [_settings(c) for c in cells]
+        rows = [settings(c) for c in cells]
         names = dict.fromkeys(k for r in rows for k in r)  # a setting of some cells only
         return cls.of(**{k: np.array([r.get(k, DEFAULTS.get(k)) for r in rows]) for k in names})
 
@@ -118,7 +118,7 @@ def _codes(values: npt.NDArray[np.generic], names: tuple[str, ...]) -> Ints:
     return np.array([names.index(u) for u in unique], dtype=np.int64)[inverse]
 
 
-def _settings(c: grid.Cell) -> dict[str, object]:
+def settings(c: grid.Cell) -> dict[str, object]:
     """One grid cell's settings, named as Cells' columns."""
     flat: dict[str, object] = {**c.loss_kwargs, **c.optimizer_kwargs, **c.clip_kwargs}
     loss_param = flat.pop("beta", flat.pop("delta", DEFAULTS["loss_param"]))

@@ -58,6 +58,24 @@ def _clip_kwargs(p: TrainParams, clip: ClipName) -> dict[str, Scalar]:
     return {}
 
 
+def cell(
+    p: TrainParams, loss: LossName, optimizer: OptimizerName, clip: ClipName, seed: int, name: str
+) -> Cell:
+    """One cell of `loss`, `optimizer` and `clip` with their settings in params."""
+    return Cell(
+        name=name,
+        loss=loss,
+        optimizer=optimizer,
+        clip=clip,
+        seed=seed,
+        steps=p.steps,
+        dtype=cast(DType, p.dtype),
+        loss_kwargs=dict(getattr(p.losses, loss).model_dump()),
+        optimizer_kwargs=dict(getattr(p.optimizers, optimizer).model_dump()),
+        clip_kwargs=_clip_kwargs(p, clip),
+    )
+
+
 def cells(p: TrainParams) -> list[Cell]:
     """Every cell of the grid, in the order of the lists in params.yaml."""
     g = p.grid
@@ -69,17 +87,13 @@ def cells(p: TrainParams) -> list[Cell]:
         dict.fromkeys(g.seeds),
     )  # dict.fromkeys: a name listed twice is one cell
     return [
-        Cell(
-            name=f"{loss}-{opt}-{clip}" + (f"-s{seed}" if several_seeds else ""),
-            loss=loss,
-            optimizer=opt,
-            clip=clip,
-            seed=seed,
-            steps=p.steps,
-            dtype=cast(DType, p.dtype),
-            loss_kwargs=dict(getattr(p.losses, loss).model_dump()),
-            optimizer_kwargs=dict(getattr(p.optimizers, opt).model_dump()),
-            clip_kwargs=_clip_kwargs(p, clip),
+        cell(
+            p,
+            loss,
+            opt,
+            clip,
+            seed,
+            f"{loss}-{opt}-{clip}" + (f"-s{seed}" if several_seeds else ""),
         )
         for loss, opt, clip, seed in product
     ]

@@ -312,6 +312,7 @@ class StudyParams(Section):
     engine: Engine
     stability: StabilityGrid
     classification: Classification
+    trace_points: Annotated[int, Field(strict=True, ge=2)]  # reporting cells: log-spaced steps
 
 
 # --- compare, walkthrough, publish --------------------------------------------------

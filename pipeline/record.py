@@ -112,3 +112,15 @@ def measures(trace: Trace, optimum: tuple[float, float]) -> Measures:
         "diverged_step": trace.diverged_step,
         "diverged_reason": trace.diverged_reason,
     }
+
+
+def history_steps(steps: int, points: int) -> list[int]:
+    """About `points` of the steps 0..steps-1, log-spaced: every step at first, where the
+    curves move fastest, then further apart; the first and the last always. MLflow ingests
+    ~100 us per metric point, so each history is a budget, not a copy of the trace."""
+    if steps <= points:
+        return list(range(steps))
+    import numpy as np
+
+    spaced = np.geomspace(1, steps, points).round().astype(int) - 1
+    return sorted({0, *spaced.tolist(), steps - 1})

@@ -9,12 +9,14 @@ cell on the data set of its scenario and seed; a seed also picks the cell's star
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from pipeline import params
 from pipeline.data import TUTORIAL_LINE, TUTORIAL_X
+from pipeline.inputs import InputError, or_exit
 
 Array = npt.NDArray[np.float64]
 CLASS_LINE = 2.0  # classification: label 1 above y = 2x, 0 below
@@ -100,3 +102,40 @@ def classes_csv(c: Classes) -> str:
             for i, ((a, b), k) in enumerate(zip(xs.tolist(), labels.tolist(), strict=True))
         ]
     return "\n".join(lines) + "\n"
+
+
+def read_points(path: Path, p: params.Params) -> dict[str, Points]:
+    """The data of every scenario and seed of the study, from `path` (scenarios_csv);
+    InputError naming the stage to rerun when one is missing."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found (run `dvc repro generate`)") from None
+    seeds = study_seeds(p.study)
+    found = {}
+    for name in p.study.scenarios:
+        rows = frame[frame["scenario"] == name]
+        have = set(rows["seed"].unique().tolist())
+        if missing := [s for s in seeds if s not in have]:
+            raise InputError(
+                f"{path}: scenario {name} has no data for seeds {missing} (stage generate "
+                "is stale): run `dvc repro`"
+            )
+        table = rows.set_index(["seed", "point"]).sort_index()
+        x = np.stack([table.loc[s, "x"].to_numpy(np.float64) for s in seeds])
+        y = np.stack([table.loc[s, "y"].to_numpy(np.float64) for s in seeds])
+        scenario = p.scenarios[name]
+        line = (
+            (2.0, 0.0)
+            if isinstance(scenario, params.TutorialScenario)
+            else (scenario.slope, scenario.intercept)
+        )
+        found[name] = Points(seeds, x, y, line)
+    return found
+
+
+def read_points_or_exit(path: Path, p: params.Params) -> dict[str, Points]:
+    with or_exit():
+        return read_points(path, p)

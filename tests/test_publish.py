@@ -67,7 +67,7 @@ def test_a_cell_run_holds_the_trained_settings_and_its_whole_history(project: Pa
     assert content.params == {k: str(v) for k, v in entry.cell.settings().items()}
     assert content.params["steps"] == "30"
     loss_steps = [s for name, _, s in content.metrics if name == "loss"]
-    assert loss_steps == publish.history_steps(30, 8) and loss_steps[-1] == 29
+    assert loss_steps == record.history_steps(30, 8) and loss_steps[-1] == 29
     assert {name for name, _, _ in content.metrics} >= set(record.HISTORY) | {"final_loss"}
     assert content.key == entry.key(trained.data)
 
@@ -195,7 +195,7 @@ def test_publish_after_a_failed_experiment_publishes_what_was_trained(
 def test_history_steps_are_log_spaced_with_the_first_and_last(steps: int, points: int) -> None:
     """About `points` distinct steps, increasing, dense first (no gap shrinks by more than
     rounding), always 0 and steps - 1; every step when there are no more steps than points."""
-    got = publish.history_steps(steps, points)
+    got = record.history_steps(steps, points)
 
     gaps = [b - a for a, b in itertools.pairwise(got)]
     assert got[0] == 0 and got[-1] == steps - 1 and len(set(got)) == len(got)

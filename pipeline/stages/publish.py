@@ -23,7 +23,6 @@ from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from pipeline import grid, inputs, interrupt, machine, params, record, tracking
@@ -80,16 +79,6 @@ def staleness(trained: Manifest, current: Sequence[grid.Cell]) -> str | None:
     )
 
 
-def history_steps(steps: int, points: int) -> list[int]:
-    """About `points` of the steps 0..steps-1, log-spaced: every step at first, where the
-    curves move fastest, then further apart; the first and the last always. MLflow ingests
-    ~100 us per metric point, so each history is a budget, not a copy of the trace."""
-    if steps <= points:
-        return list(range(steps))
-    spaced = np.geomspace(1, steps, points).round().astype(int) - 1
-    return sorted({0, *spaced.tolist(), steps - 1})
-
-
 def cell_content(
     entry: Entry, data: str, folder: Path, plots: Path, tags: dict[str, str], points: int
 ) -> tracking.RunContent:
@@ -97,7 +86,7 @@ def cell_content(
     cell, m = entry.cell, entry.measures
     trace = folder / f"{cell.name}.csv"
     frame = record.read_frame(trace)
-    keep = frame.iloc[history_steps(len(frame), points)]
+    keep = frame.iloc[record.history_steps(len(frame), points)]
     history = [
         (name, float(value), int(step))
         for name in record.HISTORY

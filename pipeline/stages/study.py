@@ -1,0 +1,103 @@
+"""Stage `study`: every cell of the study trained by the batched engine, in chunks.
+
+Tunes first (every configuration x lr x tuning seed), picks each configuration's lr
+(pipeline.protocol), then reports (tuned and default lr x fresh reporting seeds, each
+traced at log-spaced steps), the fine grids around the stability edges and the headline
+grid's twins (traced at every step). Writes one row per cell to cells.parquet and the
+traced steps to traces.parquet, each chunk as it arrives, so memory does not grow with
+the study; both files appear whole or not at all.
+"""
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipeline import atomic, cluster, data, grid, interrupt, params, protocol, record, runs
+from pipeline import scenarios as sc
+from pipeline import study as st
+
+TUNE_COLUMNS = (*st.CONFIG, "lr", "steps_to_target")  # what tuning needs of each tune row
+Write = Callable[[str, runs.Columns], None]  # table name, its next rows
+
+
+def where(p: params.Params) -> cluster.Where:
+    e = p.study.engine
+    return cluster.Where(e.scheduler, e.workers, p.env.threads, p.env.deterministic)
+
+
+class Tables:
+    """The two parquet files, written a chunk at a time (schemas from the first)."""
+
+    def __init__(self, cells: Path, traces: Path) -> None:
+        self.paths = {"cells": cells, "traces": traces}
+        self.writers: dict[str, pq.ParquetWriter] = {}
+
+    def write(self, name: str, columns: runs.Columns, tmp: Path) -> None:
+        table = pa.table(columns)
+        if name not in self.writers:
+            self.writers[name] = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+        self.writers[name].write_table(table)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+
+def train(
+    chunks: list[runs.Chunk], here: cluster.Session, desc: str, write: Write
+) -> list[runs.Columns]:
+    """Every chunk trained, its rows written; the tune columns of each chunk returned."""
+    kept = []
+    with tqdm(total=sum(len(c.part) for c in chunks), desc=desc, unit="cell") as bar:
+        results = here.map(runs.train_chunk, chunks)
+        for chunk, (rows, traces) in zip(chunks, results, strict=True):
+            interrupt.check()
+            write("cells", rows)
+            if traces is not None:
+                write("traces", traces)
+            kept.append({k: rows[k] for k in TUNE_COLUMNS})
+            bar.update(len(chunk.part))
+    return kept
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--scenarios", type=Path, required=True, help="generate's study data")
+    parser.add_argument("--points", type=Path, required=True, help="the grid's data (twins)")
+    parser.add_argument("--cells", type=Path, required=True, help="parquet: a row per cell")
+    parser.add_argument("--traces", type=Path, required=True, help="parquet: traced steps")
+    args = parser.parse_args(argv)
+    p = params.load_or_exit(args.params)
+    points = sc.read_points_or_exit(args.scenarios, p)
+    x, y = data.read_points_or_exit(args.points)
+    s = p.study
+    with (
+        interrupt.exit_on_signal(),
+        atomic.replacing(args.cells) as cells_tmp,
+        atomic.replacing(args.traces) as traces_tmp,
+        cluster.session(where(p)) as w,
+    ):
+        tables = Tables(args.cells, args.traces)
+        tmp = {"cells": cells_tmp, "traces": traces_tmp}
+
+        def write(name: str, columns: runs.Columns) -> None:
+            tables.write(name, columns, tmp[name])
+
+        tune_rows = train(runs.chunks(st.tune_parts(p, points), s.engine.chunk), w, "tune", write)
+        import pandas as pd
+
+        tuned = protocol.tune(pd.concat([pd.DataFrame(r) for r in tune_rows], ignore_index=True))
+        lrs = dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))
+        steps = np.array(record.history_steps(s.steps, s.trace_points))
+        later = runs.chunks(st.report_parts(p, points, lrs), s.engine.chunk, steps)
+        later += runs.chunks(st.edge_parts(p, points), s.engine.chunk)
+        twins = st.twin_part(p, grid.cells(p.train), x, y)
+        later += runs.chunks([twins], s.engine.chunk, np.arange(twins.steps))
+        train(later, w, "report", write)
+        tables.close()
