@@ -222,10 +222,19 @@ class _Run:
     CHECKED = torch.tensor([0, 2, 3, 7, 8])  # rows of a step whose non-finite value stops a cell
 
     def __init__(
-        self, cells: Cells, x: Tensor, y: Tensor, dtype: torch.dtype, batch_size: int = 0
+        self,
+        cells: Cells,
+        x: Tensor,
+        y: Tensor,
+        dtype: torch.dtype,
+        batch_size: int = 0,
+        start: npt.ArrayLike | None = None,
     ) -> None:
         n = len(cells)
         self.order, self.rules = _rules(cells, dtype)
+        if start is not None:  # (cells, 2) in the caller's order, then sorted as the cells
+            given = np.broadcast_to(np.asarray(start, dtype=np.float64), (n, 2))[self.order]
+            start = torch.from_numpy(np.ascontiguousarray(given.T)).to(dtype)
         cells = cells.take(self.order)  # sorted by update rule from here on
         self.unsort = torch.from_numpy(np.argsort(self.order))
         losses = (cells.loss, cells.loss_param, cells.dataset, x, y, dtype)
@@ -235,7 +244,7 @@ class _Run:
         self.clip = batched.Clip(
             cells.clip, cells.max_norm, cells.norm_type, cells.clip_value, dtype
         )
-        self.p = initial_parameters(cells.seed, dtype)
+        self.p = initial_parameters(cells.seed, dtype) if start is None else start
         self.init = self.p.clone()
         self.row = torch.empty(len(TRACE), n, dtype=dtype)  # this step's values, TRACE order
         self.clipped, self.checked = (
@@ -352,6 +361,7 @@ def train(
     target: npt.ArrayLike | None = None,
     tol: npt.ArrayLike = 0.0,
     batch_size: int = 0,
+    start: npt.ArrayLike | None = None,
 ) -> Result:
     """Train every cell `steps` full-batch steps on the points x[d], y[d] of its dataset
     d = cells.dataset[i]; x, y are (datasets, n) (or (n,) for one), of any float dtype,
@@ -359,14 +369,15 @@ def train(
     step goes into Result.trace; `stride` > 0: every stride-th step of every cell into
     Result.strided. `target` ((cells, 2) or (2,): w*, b*) and `tol`: steps_to_target.
     `batch_size` > 0: each step on a minibatch of that many points (batched.minibatch,
-    seeded by the cell's seed); the recorded loss is the minibatch's, final_loss the data's."""
+    seeded by the cell's seed); the recorded loss is the minibatch's, final_loss the data's.
+    `start` ((cells, 2) or (2,)): each cell's initial (weight, bias) instead of its seed's."""
     xt, yt = _points(x, dtype), _points(y, dtype)
     if xt.shape != yt.shape or len(cells) == 0 or cells.dataset.max() >= len(xt) or steps < 0:
         raise ValueError(f"x {tuple(xt.shape)}, y {tuple(yt.shape)}: one row per dataset")
     with torch.inference_mode():
         if batch_size > xt.shape[1]:
             raise ValueError(f"batch_size {batch_size}: more than the {xt.shape[1]} points")
-        run = _Run(cells, xt, yt, dtype, batch_size)
+        run = _Run(cells, xt, yt, dtype, batch_size, start)
         rec = run.unsort[torch.from_numpy(np.asarray(record, dtype=np.int64).reshape(-1))]
         trace = torch.empty(steps, len(TRACE), len(rec), dtype=dtype)
         strided = torch.empty(

@@ -315,6 +315,15 @@ class StudyParams(Section):
     trace_points: Annotated[int, Field(strict=True, ge=2)]  # reporting cells: log-spaced steps
 
 
+class Bootstrap(Section):
+    reps: Annotated[int, Field(strict=True, ge=100)]  # resamples per interval
+    seed: Annotated[int, Field(strict=True, ge=0)]
+
+
+class AnalysisParams(Section):
+    bootstrap: Bootstrap
+
+
 # --- compare, walkthrough, publish --------------------------------------------------
 class CompareParams(Section):
     threshold: Positive  # "converged" once the loss falls below this
@@ -347,6 +356,7 @@ class Params(Section):
     train: TrainParams
     scenarios: dict[ScenarioName, Scenario]
     study: StudyParams
+    analysis: AnalysisParams
     compare: CompareParams
     walkthrough: WalkthroughParams
     publish: PublishParams

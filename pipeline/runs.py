@@ -54,6 +54,7 @@ def take(part: Part, index: npt.NDArray[np.int64]) -> Part:
         labels={k: v[index] for k, v in part.labels.items()},
         line=part.line[index],
         theory_lr=part.theory_lr[index],
+        start=None if part.start is None else part.start[index],
     )
 
 
@@ -66,7 +67,7 @@ def train_chunk(chunk: Chunk) -> tuple[Columns, Columns | None]:
     every = np.arange(len(p)) if chunk.trace_steps is not None else ()
     result = engine.train(
         p.cells, p.x, p.y, p.steps, dtype, record=every, target=p.target, tol=p.tol,
-        batch_size=p.batch_size,
+        batch_size=p.batch_size, start=p.start,
     )  # fmt: skip
     rows = cell_rows(p, result)
     traces = None if chunk.trace_steps is None else trace_rows(p, result, chunk.trace_steps)
@@ -96,6 +97,8 @@ def cell_rows(p: Part, r: engine.Result) -> Columns:
         "target_bias": line[:, 1],
         "tol": p.tol,
         "theory_lr": p.theory_lr,
+        "line_weight": p.line[:, 0],  # the line the data were drawn from
+        "line_bias": p.line[:, 1],
         **{
             k: np.asarray(getattr(r, k)).astype(np.float64 if k not in INT else np.int64)
             for k in MEASURES

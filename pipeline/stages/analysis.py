@@ -1,0 +1,76 @@
+"""Stage `analysis`: what the study found, as tables (reports/study/*.csv) and one
+self-contained HTML report, from the study's outputs only.
+
+Prints the tuned winner per scenario and loss, with its interval, and the report's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline import analysis, atomic, inputs, params, report
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TABLES = ("summary", "stability", "robustness", "improvement", "profiles", "twins")
+
+
+def read(path: Path, stage: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except FileNotFoundError:
+        raise inputs.InputError(f"{path}: file not found (run `dvc repro {stage}`)") from None
+
+
+def tables(p: params.Params, cells: pd.DataFrame, grid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every table of the report, by name."""
+    b = p.analysis.bootstrap
+    summary = analysis.summary(cells, b.reps, b.seed)
+    scores, curves = analysis.profiles(cells)
+    return {
+        "summary": summary,
+        "stability": analysis.stability(cells),
+        "robustness": analysis.robustness(cells, analysis.winners(summary)),
+        "improvement": analysis.improvement(cells),
+        "profiles": scores,
+        "curves": curves,
+        "twins": analysis.twins(cells, grid),
+    }
+
+
+def winners_text(summary: pd.DataFrame) -> str:
+    """The winner of each scenario and loss, one line each."""
+    lines = ["Tuned winners (lowest IQM steps to target, 95% CI, reporting seeds):"]
+    for row in analysis.winners(summary).itertuples(index=False):
+        ci = f"[{row.iqm_lo:.4g}, {row.iqm_hi:.4g}]"
+        lines.append(
+            f"  {row.scenario:<11} {row.loss:<9} {row.optimizer}+{row.clip:<6} "
+            f"lr {row.tuned_lr:<9.3g} IQM {row.iqm_steps:.4g} {ci}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--cells", type=Path, required=True, help="study's cells.parquet")
+    parser.add_argument("--traces", type=Path, required=True, help="study's traces.parquet")
+    parser.add_argument("--grid", type=Path, required=True, help="train's reports/cells.csv")
+    parser.add_argument("--out", type=Path, required=True, help="folder of the tables")
+    parser.add_argument("--html", type=Path, required=True, help="the report")
+    args = parser.parse_args(argv)
+    p = params.load_or_exit(args.params)
+    with inputs.or_exit():
+        cells, traces = read(args.cells, "study"), read(args.traces, "study")
+        grid = read(args.grid, "train")
+    found = tables(p, cells, grid)
+    for name in TABLES:
+        atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))
+    atomic.write_text(args.html, report.html(found, cells, traces, p))
+    print(winners_text(found["summary"]))
+    print(f"Report: {args.html.resolve().as_uri()}")
