@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import protocol, stats
-from pipeline.study import CONFIG
+from pipeline.configs import CONFIG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 TAUS = np.round(np.arange(1.0, 4.0001, 0.05), 2)  # the profile's tau grid, to AlgoPerf's 4
 PROFILE_AT = (1.0, 1.5, 2.0, 3.0, 4.0)  # the taus profiles.csv keeps
 FINALS = ("final_loss", "final_weight", "final_bias", "max_grad_norm", "clip_fraction")
+EXACT = ("final_loss", "final_weight", "final_bias", "clip_fraction")  # twins: alike
 
 
 def summary(cells: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
@@ -146,7 +147,7 @@ def profiles(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         names, medians = _scores(report, clip, median=True)
         rho, score = stats.performance_profile(medians, TAUS), stats.profile_score(medians, 4.0)
         for i, name in enumerate(names):
-            at = {f"rho_{t:g}": float(rho[i, np.flatnonzero(TAUS == t)[0]]) for t in PROFILE_AT}
+            at = {f"rho_{t:g}": float(rho[i, np.flatnonzero(t == TAUS)[0]]) for t in PROFILE_AT}
             scores.append({"clip": clip, "optimizer": name, "score": float(score[i]), **at})
             curves += [
                 {"clip": clip, "optimizer": name, "tau": float(t), "rho": float(r)}
@@ -157,19 +158,40 @@ def profiles(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def twins(cells: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Per headline cell: each final of the reference engine (reference: reports/cells.csv)
-    and of the batched engine, and their largest relative difference."""
+    and of the batched engine, and the largest relative difference over EXACT (the
+    engines compute them alike; max_grad_norm is not among them: the reference takes a
+    float64 hypot of the float32 gradients, the batched engine torch's float32 norm)."""
+    import pandas as pd
+
     twin = cells[cells["part"] == "twin"].set_index("name")
     ref = reference.set_index("cell")
     rows = []
     for name in ref.index:
-        row = {"cell": name}
+        row: dict[str, object] = {"cell": name}
         worst = 0.0
         for measure in FINALS:
             a, b = float(ref.loc[name, measure]), float(twin.loc[name, measure])
             row[f"reference_{measure}"], row[f"batched_{measure}"] = a, b
-            worst = max(worst, abs(a - b) / max(abs(a), 1e-30) if a != b else 0.0)
+            if measure in EXACT and a != b:
+                worst = max(worst, abs(a - b) / max(abs(a), 1e-300))
         row["largest_rel_diff"] = worst
         rows.append(row)
-    import pandas as pd
-
     return pd.DataFrame(rows)
+
+
+def headline(found: dict[str, pd.DataFrame]) -> dict[str, object]:
+    """The study's few figures for `dvc metrics` / `dvc exp show`: each optimizer's
+    performance-profile score per clipping mode, its wins (scenario x loss), how many
+    measured edges agree with closed form, and the twins' largest difference."""
+    scores = found["profiles"]
+    wins = winners(found["summary"])["optimizer"].value_counts()
+    stability_ = found["stability"]
+    return {
+        "profile_score": {
+            clip: {r.optimizer: round(float(r.score), 6) for r in part.itertuples()}
+            for clip, part in scores.groupby("clip", sort=False)
+        },
+        "wins": {name: int(wins.get(name, 0)) for name in dict.fromkeys(scores["optimizer"])},
+        "edges_agreeing": float(stability_["agrees"].mean()) if len(stability_) else 0.0,
+        "twins_largest_rel_diff": float(found["twins"]["largest_rel_diff"].max()),
+    }

@@ -124,10 +124,10 @@ def cross_entropy(u: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     two classes with smoothed targets q (the true class: 1 - eps / 2) and 1 - q: the loss
     q softplus(-u) + (1 - q) softplus(u), the derivative sigmoid(u) - q. (So dL/dz_y =
     -dL/dz_other = sigmoid(u) - q: the softmax minus the smoothed one-hot.)"""
-    e = torch.exp(-u.abs())  # in (0, 1]: neither softplus nor sigmoid overflows
+    e = u.abs().neg_().exp_()  # in (0, 1]: neither softplus nor sigmoid overflows
     right = u >= 0
-    sigmoid = torch.where(right, 1.0, e) / (1 + e)
-    return torch.log1p(e) + u * torch.where(right, 1 - q, -q), sigmoid - q
+    slope = torch.where(right, 1.0, e).div_(e + 1).sub_(q)  # sigmoid(u) - q
+    return torch.where(right, 1 - q, -q).mul_(u).add_(e.log1p_()), slope
 
 
 def multi_margin(u: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
@@ -177,6 +177,12 @@ def _rules(cells: Cells, dtype: torch.dtype) -> tuple[Ints, list[tuple[slice, ba
     return order, rules
 
 
+def _rows(t: Tensor, block: slice) -> Tensor:
+    """The rows of a (cells, n) tensor for the cells `block`; a (1, n) one (one dataset)
+    serves every cell whole."""
+    return t if len(t) == 1 else t[block]
+
+
 class _Run:
     """One `train` call's state: parameters, the step's values, what is measured."""
 
@@ -196,8 +202,12 @@ class _Run:
         q = torch.from_numpy(1 - cells.label_smoothing / 2).to(dtype)[:, None]
         ce = int(np.sum(cells.loss == LOSSES.index("ce")))  # ce cells first, then margin
         blocks = [(POINT_LOSSES["ce"], slice(0, ce)), (POINT_LOSSES["margin"], slice(ce, n))]
-        self.blocks = [(f, b, q[b]) for f, b in blocks if b.stop > b.start]
-        self.terms = torch.empty(5, n, self.points, dtype=dtype)  # per point, summed over points
+        self.blocks = [
+            (f, b, q[b], _rows(self.sign, b), _rows(self.x0, b), _rows(self.x1, b))
+            for f, b in blocks
+            if b.stop > b.start
+        ]
+        self.correct = torch.empty(n, dtype=torch.int64)
         c = cells.shared
         self.clip = batched.Clip(c.clip, c.max_norm, c.norm_type, c.clip_value, dtype)
         self.p = initial_parameters(c.seed, dtype)
@@ -217,20 +227,24 @@ class _Run:
         """Write every cell's loss at parameters p (6, cells), its gradients (6, cells,
         rows PARAMS) and its accuracy into loss, grads, accuracy."""
         w, b = p[2:4] - p[0:2], p[5] - p[4]
-        d = self.x0 * w[0, :, None] + self.x1 * w[1, :, None] + b[:, None]  # z1 - z0
-        u, t = d * self.sign, self.terms  # u = z_y - z_other
-        for point_loss, block, q in self.blocks:
-            t[0, block], t[1, block] = point_loss(u[block], q)
-        t[1].mul_(self.sign)  # dL/dd, n times
-        torch.mul(t[1], self.x0, out=t[2])
-        torch.mul(t[1], self.x1, out=t[3])
-        t[4].copy_(torch.eq(d > 0, self.label))  # argmax z == y; a tie predicts class 0
-        sums = t.sum(-1).div_(self.points)  # the means; torch's row sums: batch-independent
-        loss.copy_(sums[0])
-        accuracy.copy_(sums[4])
-        grads[2:4], grads[5] = sums[2:4], sums[1]  # dd/dW1 = x, dd/db1 = 1
-        torch.neg(sums[2:4], out=grads[0:2])  # dd/dW0 = -x, dd/db0 = -1
-        torch.neg(sums[1], out=grads[4])
+        d = torch.mul(self.x0, w[0, :, None]).add_(self.x1 * w[1, :, None]).add_(b[:, None])
+        # argmax z == y (a tie, d = 0, predicts class 0); sums over the last axis are
+        # torch's row sums: a cell's bits whatever the batch
+        torch.sum(torch.eq(d > 0, self.label), -1, out=self.correct)
+        accuracy.copy_(self.correct).div_(self.points)  # int / int would be float32
+        u = d.mul_(self.sign)  # z_y - z_other
+        for point_loss, block, q, sign, x0, x1 in self.blocks:
+            terms, slope = point_loss(u[block], q)
+            torch.sum(terms, -1, out=loss[block])
+            slope.mul_(sign)  # dL/dd, n times
+            torch.sum(slope, -1, out=grads[5, block])  # dd/db1 = 1, dd/dW1 = x
+            torch.sum(slope * x0, -1, out=grads[2, block])
+            torch.sum(slope.mul_(x1), -1, out=grads[3, block])
+        loss.div_(self.points)  # the means
+        grads[2:4].div_(self.points)
+        grads[5].div_(self.points)
+        torch.neg(grads[2:4], out=grads[0:2])  # dd/dW0 = -x, dd/db0 = -1
+        torch.neg(grads[5], out=grads[4])
 
     def step(self, t: int) -> None:
         """Step t of every cell; a cell stops at its first non-finite value and keeps

@@ -336,7 +336,8 @@ class WalkthroughParams(Section):
 
 
 class PublishParams(Section):
-    experiment: Name
+    experiment: Name  # the grid's runs
+    study_experiment: Name  # the study's runs, one per configuration
     points: Annotated[int, Field(strict=True, ge=2)]  # per history: log-spaced steps to MLflow
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import stats
-from pipeline.study import CONFIG, config_name, default_lr
+from pipeline.configs import CONFIG, config_name, default_lr
 
 if TYPE_CHECKING:
     import pandas as pd

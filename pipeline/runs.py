@@ -114,6 +114,7 @@ def cell_rows(p: Part, r: engine.Result) -> Columns:
 
 
 INT = ("diverged_step", "steps_run", "steps_to_target")
+VALUE = {"loss": "loss_value"}  # a trace's loss value, apart from the loss's name
 
 
 def trace_rows(p: Part, r: engine.Result, steps: npt.NDArray[np.int64]) -> Columns:
@@ -131,6 +132,6 @@ def trace_rows(p: Part, r: engine.Result, steps: npt.NDArray[np.int64]) -> Colum
         **{k: v[cell] for k, v in _labels(p).items()},
         "lr": p.cells.lr[cell],
         "step": step.astype(np.int32),
-        **{c: flat[:, i] for i, c in enumerate(engine.TRACE)},
+        **{VALUE.get(c, c): flat[:, i] for i, c in enumerate(engine.TRACE)},
         "error": np.hypot(w - p.target[cell, 0], b - p.target[cell, 1]).astype(flat.dtype),
     }

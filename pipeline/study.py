@@ -15,7 +15,6 @@ one data shape at a time):
 Nothing here trains or writes: pipeline.runs does.
 """
 
-import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -24,19 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline import engine, grid, minimiser, params, scenarios, stability
-from pipeline.model import OPTIMIZERS
+from pipeline.configs import config_name, default_lr
 
 Array = npt.NDArray[np.float64]
-CONFIG = ("scenario", "loss", "optimizer", "clip")  # a configuration's columns
 EDGE_OPTIMIZERS = ("sgd", "momentum", "nesterov")  # those with a closed-form edge
 EDGE_LOSSES = ("mse", "huber", "smoothl1")  # quadratic near their minimiser
 START = 1e-4  # the edge part starts this far (relative) from the minimiser: no transient leaves
 # the quadratic zone (at 1e-3 some momentum runs did, and missed the edge by 2-8%)
-
-
-def config_name(scenario: str, loss: str, optimizer: str, clip: str) -> str:
-    """A configuration's one name: its MLflow run name and its key in summary.csv."""
-    return f"{scenario}-{loss}-{optimizer}-{clip}"
 
 
 @dataclass(frozen=True)
@@ -60,12 +53,6 @@ class Part:
 
     def __len__(self) -> int:
         return len(self.cells)
-
-
-def default_lr(optimizer: params.OptimizerName) -> float:
-    """The library's default learning rate of `optimizer` (torch.optim's signature)."""
-    cls, _ = OPTIMIZERS[optimizer]
-    return float(inspect.signature(cls).parameters["lr"].default)
 
 
 def lr_grid(p: params.LrGrid) -> Array:

@@ -2,12 +2,13 @@
 stages, and the registries of losses, optimizers and clipping modes agree."""
 
 import ast
+import inspect
 import re
 import shlex
 from pathlib import Path
 from typing import get_args
 
-from pipeline import clip, closed_form, model, params
+from pipeline import clip, closed_form, configs, model, params
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "pipeline"
@@ -126,3 +127,13 @@ def test_the_registries_agree() -> None:
     assert optimizers == set(model.OPTIMIZERS) == set(params.Optimizers.model_fields)
     assert optimizers == set(raw["optimizers"])
     assert set(get_args(params.ClipName)) == set(clip.CLIPS)
+
+
+def test_the_default_lrs_are_torchs() -> None:
+    """configs.DEFAULT_LR is each torch.optim optimizer's own default lr, for every name."""
+    defaults = {
+        name: inspect.signature(cls).parameters["lr"].default
+        for name, (cls, _) in model.OPTIMIZERS.items()
+    }
+
+    assert configs.DEFAULT_LR == defaults

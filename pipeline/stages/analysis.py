@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import analysis, atomic, inputs, params, report
+from pipeline.manifest import combine, sha
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid", type=Path, required=True, help="train's reports/cells.csv")
     parser.add_argument("--out", type=Path, required=True, help="folder of the tables")
     parser.add_argument("--html", type=Path, required=True, help="the report")
+    parser.add_argument("--metrics", type=Path, required=True, help="the headline figures")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     with inputs.or_exit():
@@ -72,5 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))
     atomic.write_text(args.html, report.html(found, cells, traces, p))
+    source = combine(sha(args.cells.read_bytes()), sha(args.traces.read_bytes()))
+    atomic.write_json(args.metrics, {**analysis.headline(found), "source": source})
     print(winners_text(found["summary"]))
     print(f"Report: {args.html.resolve().as_uri()}")

@@ -1,4 +1,6 @@
-"""Stage `publish`: every trained cell's run in MLflow, under a parent run with the reports.
+"""Stage `publish`: MLflow gets every trained grid cell's run under a parent with the grid's
+reports (experiment `publish.experiment`), and the study's runs, one per configuration at
+its tuned lr, under a parent with the study's report and tables (`publish.study_experiment`).
 
 Always runs (DVC `always_changed`): MLflow is outside DVC's view, so a deleted mlflow.db
 or a run-cache restore must still end with every cell in MLflow. Runs are keyed by
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import grid, inputs, interrupt, machine, params, record, tracking
+from pipeline import grid, inputs, interrupt, machine, params, record, study_runs, tracking
 from pipeline.manifest import Entry, Manifest, combine, sha, stamped
 
 EXIT_TRACKING = 1
@@ -119,9 +121,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--env", type=Path, required=True, help="env.json of stage env")
     parser.add_argument("--traces", type=Path, required=True, help="train's folder")
-    parser.add_argument("--ranking", type=Path, required=True, help="compare.md, printed")
+    parser.add_argument("--ranking", type=Path, required=True, help="compare.md")
     parser.add_argument("--plots", type=Path, required=True, help="compare's plots folder")
     parser.add_argument("--report", type=Path, nargs="+", required=True, help="parent artifacts")
+    parser.add_argument("--study-cells", type=Path, required=True, help="study's cells.parquet")
+    parser.add_argument("--study-traces", type=Path, required=True, help="study's traces")
+    parser.add_argument("--study-summary", type=Path, required=True, help="analysis' summary")
+    parser.add_argument("--study-metrics", type=Path, required=True, help="analysis' metrics")
+    parser.add_argument("--study-report", type=Path, nargs="+", required=True, help="its artifacts")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     with inputs.or_exit():
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{args.ranking} was not made from the training outputs in {args.traces} "
                 "(stage compare is stale): run `dvc repro`, then `make publish`"
             )
+        check_study(args)
     if note := staleness(trained, grid.cells(p.train)):
         print(note, file=sys.stderr)
     root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
@@ -139,12 +147,51 @@ def main(argv: list[str] | None = None) -> None:
     with interrupt.exit_on_signal():
         try:
             outcome = _publish(args, p.publish, trained, root, uri)
+            studied = _publish_study(args, p, root, uri)
         except tracking.TrackingError as e:
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_TRACKING) from None
-    print(ranking)
-    print(f"MLflow ({uri}): {outcome.created} new cell runs, {outcome.present} already there.")
+    print(top(ranking, args.ranking))
+    print(f"MLflow ({uri}):")
+    print(f"  grid: {outcome.created} new cell runs, {outcome.present} already there")
+    print(f"  study: {studied.created} new configuration runs, {studied.present} already there")
     print(tracking.ui_hint(uri, outcome.experiment_id))
+    print(f"(the study: #/experiments/{studied.experiment_id}/runs)")
+
+
+def top(ranking: str, path: Path, rows: int = 5) -> str:
+    """The ranking's first rows and where the rest is."""
+    lines = [line for line in ranking.splitlines() if line.startswith("|")]
+    return "\n".join([f"Grid ranking, best {rows} (all: {path}):", *lines[: 2 + rows]])
+
+
+def check_study(args: argparse.Namespace) -> None:
+    """InputError unless the analysis was made from the study outputs there now."""
+    doc = inputs.read_json(args.study_metrics, "analysis")
+    made_from = doc.get("source") if isinstance(doc, dict) else None
+    if made_from != study_source(args.study_cells, args.study_traces):
+        raise inputs.InputError(
+            f"{args.study_metrics} was not made from {args.study_cells} and {args.study_traces} "
+            "(stage analysis is stale): run `dvc repro`, then `make publish`"
+        )
+
+
+def study_source(cells: Path, traces: Path) -> str:
+    """The digest of the study's outputs that analysis stamps into its metrics."""
+    try:
+        return combine(sha(cells.read_bytes()), sha(traces.read_bytes()))
+    except FileNotFoundError as e:
+        raise inputs.InputError(f"{e.filename}: file not found (run `dvc repro study`)") from None
+
+
+def _tags(root: Path, env_path: Path) -> dict[str, str]:
+    env = json.loads(env_path.read_text(encoding="utf-8"))
+    return {
+        **git_state(root),
+        "torch_version": version("torch"),
+        **{f"env.{k}": str(v) for k, v in env.items()},
+        **{f"machine.{k}": v for k, v in machine.describe(machine.cpuinfo()).items()},
+    }
 
 
 def _publish(
@@ -160,14 +207,7 @@ def _publish(
     known = tracking.published_keys(uri, p.experiment)
     if known and known[1].issuperset([*keys, parent_key]):
         return tracking.Outcome(known[0], 0, len(keys))
-    env = json.loads(args.env.read_text(encoding="utf-8"))
-    tags = {
-        **git_state(root),
-        "torch_version": version("torch"),
-        "data_hash": trained.data[:16],
-        **{f"env.{k}": str(v) for k, v in env.items()},
-        **{f"machine.{k}": v for k, v in machine.describe(machine.cpuinfo()).items()},
-    }
+    tags = {**_tags(root, args.env), "data_hash": trained.data[:16]}
     contents = [
         cell_content(e, trained.data, args.traces, args.plots, tags, p.points)
         for e in trained.entries
@@ -181,5 +221,32 @@ def _publish(
             artifacts=reports + graph_svg(dot, Path(tmp)),
             params={"cells": str(len(keys)), "points": str(p.points), "source": trained.source},
         )
-        progress = partial(tqdm, desc="publish", unit="run")
+        progress = partial(tqdm, desc="publish grid", unit="run")
         return tracking.publish(uri, p.experiment, contents, parent, root, progress)
+
+
+def _publish_study(
+    args: argparse.Namespace, p: params.Params, root: Path, uri: str
+) -> tracking.Outcome:
+    files = [args.study_cells, args.study_traces, args.study_summary, *sorted(args.study_report)]
+    names = study_runs.configs(args.study_summary)
+    parent_key, run_keys = study_runs.keys(files, names)
+    experiment = p.publish.study_experiment
+    known = tracking.published_keys(uri, experiment)
+    if known and known[1].issuperset([*run_keys.values(), parent_key]):
+        return tracking.Outcome(known[0], 0, len(names))
+    import pandas as pd
+
+    tags = _tags(root, args.env)
+    summary = pd.read_csv(args.study_summary)
+    cells, traces = pd.read_parquet(args.study_cells), pd.read_parquet(args.study_traces)
+    contents = study_runs.contents(summary, cells, traces, run_keys, tags, p.train)
+    parent = tracking.RunContent(
+        name=f"study-{parent_key[:8]}",
+        key=parent_key,
+        tags=tags,
+        artifacts=[args.study_summary, *sorted(args.study_report), args.study_cells],
+        params={"configurations": str(len(names)), "cells": str(len(cells))},
+    )
+    progress = partial(tqdm, desc="publish study", unit="run")
+    return tracking.publish(uri, experiment, contents, parent, root, progress)

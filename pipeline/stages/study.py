@@ -20,8 +20,9 @@ from tqdm import tqdm
 from pipeline import atomic, cluster, data, grid, interrupt, params, protocol, record, runs
 from pipeline import scenarios as sc
 from pipeline import study as st
+from pipeline.configs import CONFIG
 
-TUNE_COLUMNS = (*st.CONFIG, "lr", "steps_to_target")  # what tuning needs of each tune row
+TUNE_COLUMNS = (*CONFIG, "lr", "steps_to_target")  # what tuning needs of each tune row
 Write = Callable[[str, runs.Columns], None]  # table name, its next rows
 
 

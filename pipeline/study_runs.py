@@ -1,0 +1,118 @@
+"""The study's MLflow runs, built from the study's outputs: one run per configuration at
+its tuned learning rate, nested under one parent per study that holds the report and
+the tables. At most one run per configuration (504 by default, well under the ~1,000 the
+MLflow UI handles), never one per cell.
+
+Keys: a run's content key is a digest of the files it is made from (summary, traces,
+cells, report) and its configuration's name, computed without reading them into tables,
+so a publish with nothing new costs a few file hashes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline import params, tracking
+from pipeline.configs import CONFIG
+from pipeline.manifest import combine, sha
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MEASURES = (  # summary.csv's measures, each a metric of its configuration's run
+    "tuned_lr", "tune_median", "tunability", "iqm_steps", "iqm_lo", "iqm_hi",
+    "median_steps", "median_lo", "median_hi", "success_rate", "median_error",
+    "median_true_error", "diverged_rate", "clip_fraction", "default_median_steps",
+)  # fmt: skip
+HISTORIES = {"error": "error", "loss_value": "loss"}  # traces column -> metric: medians
+# the engine's columns of each setting a configuration's run names as params.yaml does
+OPTIMIZER_KEYS = {"betas": ("beta1", "beta2")}
+LOSS_KEYS = {"smoothl1": "beta", "huber": "delta"}  # loss_param's name per loss
+CLIP_KEYS = {"norm": ("max_norm", "norm_type"), "value": ("clip_value",)}
+
+
+def configs(summary: Path) -> list[str]:
+    """The configuration names of summary.csv, in its order (csv, no pandas)."""
+    with summary.open(newline="", encoding="utf-8") as f:
+        return [row["config"] for row in csv.DictReader(f)]
+
+
+def keys(files: list[Path], names: list[str]) -> tuple[str, dict[str, str]]:
+    """(the parent's key, each configuration's run key) from the study's files."""
+    digests = [sha(f.read_bytes()) for f in files]
+    parent = combine(*digests)
+    return parent, {name: combine(parent, sha(name.encode())) for name in names}
+
+
+def _params(row: pd.Series, train: params.TrainParams) -> dict[str, str]:
+    """A configuration's settings, named as in params.yaml (betas, beta/delta, ...)."""
+    out = {k: str(row[k]) for k in (*CONFIG, "lr", "steps", "dtype", "batch_size", "tol")}
+    kwargs = getattr(train.optimizers, row["optimizer"]).model_dump()
+    for key in kwargs:
+        if key != "lr":
+            cols = OPTIMIZER_KEYS.get(key, (key,))
+            out[key] = str([float(row[c]) for c in cols]) if len(cols) > 1 else str(row[cols[0]])
+    if row["loss"] in LOSS_KEYS:
+        out[LOSS_KEYS[row["loss"]]] = str(row["loss_param"])
+    for key in CLIP_KEYS.get(row["clip"], ()):
+        out[key] = str(row[key])
+    return out
+
+
+def _metrics(row: pd.Series) -> tuple[list[tuple[str, float, int]], list[str]]:
+    """The finite measures as final metrics, and the names of the infinite ones (never)."""
+    finite = [(m, float(row[m]), 0) for m in MEASURES if math.isfinite(float(row[m]))]
+    never = [m for m in MEASURES if not math.isfinite(float(row[m]))]
+    return finite, never
+
+
+def contents(
+    summary: pd.DataFrame,
+    cells: pd.DataFrame,
+    traces: pd.DataFrame,
+    run_keys: dict[str, str],
+    tags: dict[str, str],
+    train: params.TrainParams,
+) -> list[tracking.RunContent]:
+    """One run per configuration of `summary`: its settings at the tuned lr, measures,
+    and the medians over its reporting seeds of each traced step's error and loss."""
+    tuned = cells[(cells["part"] == "report") & (cells["lr_kind"] == "tuned")]
+    first = tuned.drop_duplicates(list(CONFIG)).set_index(list(CONFIG))
+    traced = traces[(traces["part"] == "report") & (traces["lr_kind"] == "tuned")]
+    medians = traced.groupby([*CONFIG, "step"], sort=True)[list(HISTORIES)].median()
+    seeds = {
+        "tune_seeds": str(sorted(cells.loc[cells["part"] == "tune", "seed"].unique().tolist()))
+    }
+    seeds["report_seeds"] = str(sorted(tuned["seed"].unique().tolist()))
+    out = []
+    for _, row in summary.iterrows():
+        key = tuple(row[c] for c in CONFIG)
+        history = medians.loc[key]
+        points = [
+            (metric, float(v), int(step))
+            for column, metric in HISTORIES.items()
+            for step, v in history[column].items()
+            if math.isfinite(float(v))
+        ]
+        finals, never = _metrics(row)
+        name = str(row["config"])
+        out.append(
+            tracking.RunContent(
+                name=name,
+                key=run_keys[name],
+                params=_params(_row(first.loc[key], key), train) | seeds,
+                tags={**tags, "config": name, **({"never": ",".join(never)} if never else {})},
+                metrics=points + finals,
+            )
+        )
+    return out
+
+
+def _row(setting: pd.Series, key: tuple[str, ...]) -> pd.Series:
+    """A configuration's settings row with its CONFIG columns put back."""
+    import pandas as pd
+
+    return pd.concat([pd.Series(dict(zip(CONFIG, key, strict=True))), setting])
