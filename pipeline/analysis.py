@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import protocol, stats
-from pipeline.configs import CONFIG
+from pipeline.configs import CONFIG, config_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,6 +63,7 @@ def stability(cells: pd.DataFrame) -> pd.DataFrame:
         step = float(np.median(np.diff(lr) / theory))
         rows.append(
             {
+                "config": config_name(*key),
                 **dict(zip(CONFIG, key, strict=True)),
                 "max_stable_lr": stable,
                 "theory_lr": theory,

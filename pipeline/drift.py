@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,11 +104,18 @@ def value(text: str) -> Value:
         return text
 
 
-def read_table(text: str, source: str, key: str = "cell") -> Metrics:
-    """{row[key]: {column: value}} of a CSV table; InputError without the key column."""
+KEYS = ("cell", "config")  # the first column of each table drift compares: a row's name
+
+
+def read_table(text: str, source: str) -> Metrics:
+    """{row[key]: {column: value}} of a CSV table whose first column, `cell` or `config`,
+    names its rows; InputError otherwise."""
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or key not in reader.fieldnames:
-        raise InputError(f"{source}: no column {key!r}; is it a gradlab per-cell table?")
+    key = reader.fieldnames[0] if reader.fieldnames else None
+    if key not in KEYS:
+        raise InputError(
+            f"{source}: no column 'cell' or 'config' first; is it a gradlab per-row table?"
+        )
     return {row[key]: {c: value(v) for c, v in row.items() if c != key} for row in reader}
 
 
@@ -118,10 +126,21 @@ def _current(path: Path) -> str:
         raise InputError(f"{path}: not found (rebuild the study first: make rebuild)") from None
 
 
-def load(cells: Path, env: Path, rev: str, tolerances: params.DriftParams) -> Report:
-    """The report for the working tree's `cells` and `env` against their versions at `rev`."""
-    old = read_table(committed(cells, rev), f"{cells} at {rev}")
-    new = read_table(_current(cells), str(cells))
+def _rows(tables: Sequence[Path], text: Callable[[Path], str], side: str) -> Metrics:
+    """Every row of every table, keyed by its key column; rows of the tables after the
+    first (the grid's cells) prefixed by the table's name: `summary:noisy-mse-sgd-none`."""
+    rows: Metrics = {}
+    for i, path in enumerate(tables):
+        found = read_table(text(path), f"{path}{side}")
+        rows |= {(k if i == 0 else f"{path.stem}:{k}"): v for k, v in found.items()}
+    return rows
+
+
+def load(tables: Sequence[Path], env: Path, rev: str, tolerances: params.DriftParams) -> Report:
+    """The report for the working tree's `tables` (the grid's cells.csv first, then the
+    study's summary and stability) and `env` against their versions at `rev`."""
+    old = _rows(tables, lambda t: committed(t, rev), f" at {rev}")
+    new = _rows(tables, _current, "")
     known = {m for side in (old, new) for cell in side.values() for m in cell}
     if unknown := sorted(set(tolerances.metrics) - known):  # a typo would silently not apply
         names = ", ".join(f"drift.metrics.{name}" for name in unknown)

@@ -220,10 +220,17 @@ def write_cells(path: Path, cells: dict[str, dict[str, object]]) -> None:
     path.write_text(frame.astype({"diverged_step": "Int64"}).to_csv(index=False))
 
 
+def write_table(path: Path, rows: dict[str, dict[str, object]]) -> None:
+    """A study table as analysis writes it: a `config` column first, then the measures."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"config": name, **m} for name, m in rows.items()]).to_csv(path, index=False)
+
+
 def edit(path: Path, **changes: object) -> None:
     """Change top-level keys of a JSON file, or `cell={metric: value}` rows of a CSV, in place."""
     if path.suffix == ".csv":
-        rows = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("cell")
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+        rows = rows.set_index(rows.columns[0])
         for cell, values in changes.items():
             for metric, value in values.items():  # type: ignore[attr-defined]
                 rows.loc[cell, metric] = json.dumps(value) if not isinstance(value, str) else value
@@ -291,7 +298,7 @@ def test_main_compares_with_an_older_revision(repo: Path) -> None:
         ("unknown revision", "error: no baseline reports/cells.csv at nope: fatal: "),
         ("not committed", "error: no baseline reports/cells.csv at HEAD: fatal: "),
         ("no current table", "error: reports/cells.csv: not found (rebuild the study"),
-        ("not a table", "error: reports/cells.csv: no column 'cell'"),
+        ("not a table", "error: reports/cells.csv: no column 'cell' or 'config' first"),
         ("bad params", "error: params.yaml: drift.default.abs = -1.0: "),
         ("unknown metric", "error: params: drift.metrics.clip_fractoin: no such metric; known: "),
     ],
@@ -320,20 +327,36 @@ def test_main_exits_2_with_one_error_line_on_bad_input(
 
 # --- the command the workflow runs -----------------------------------------------------------
 def test_make_drift_runs_main_with_the_dvc_yaml_paths(repo: Path) -> None:
-    """`make drift` (the workflow's drift step) calls this main with dvc.yaml's output paths."""
+    """`make drift` (the workflow's drift step) calls this main with dvc.yaml's output paths:
+    the grid's cells, the study's summary and stability tables, the environment."""
     if shutil.which("make") is None:
         missing("make is not installed")
     dry = subprocess.run(
         ["make", "-n", "-s", "-C", str(ROOT), "drift"], capture_output=True, text=True, check=True
     )
-    (line,) = [ln for ln in dry.stdout.splitlines() if "-m pipeline drift" in ln]
+    command = dry.stdout.replace("\\\n", " ")
+    (line,) = [ln for ln in command.splitlines() if "-m pipeline drift" in ln]
     argv = shlex.split(line.split("-m pipeline drift", 1)[1])
     stages = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
     cells_out = next(iter(stages["train"]["plots"][0]))  # a plot: keeps DVC's run cache on
+    analysis_outs = [next(iter(o)) for o in stages["analysis"]["outs"]]
+    study_tables = [o for o in analysis_outs if o.endswith(("summary.csv", "stability.csv"))]
     env_out = next(iter(stages["env"]["outs"][0]))
-    assert argv == ["--params", "params.yaml", "--cells", cells_out, "--env", env_out]
+    assert argv == [
+        "--params",
+        "params.yaml",
+        "--env",
+        env_out,
+        "--tables",
+        cells_out,
+        *study_tables,
+    ]
+    for table in study_tables:
+        write_table(repo / table, {"noisy-mse-sgd-none": {"iqm_steps": 4.0, "agrees": "True"}})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "study tables")
     assert exit_code(argv) == 0
-    edit(repo / cells_out, **{"mse-adam-norm": {"diverged": 1}})
+    edit(repo / study_tables[0], **{"noisy-mse-sgd-none": {"iqm_steps": 5.0}})
     assert exit_code(argv) == stage.EXIT_DRIFT
 
 
@@ -348,7 +371,7 @@ def test_real_training_rerun_is_identical(repo: Path, raw_params: dict) -> None:
     git(repo, "commit", "-qm", "trained")
     train.main(args)
     report = drift.load(
-        Path("reports/cells.csv"),
+        [Path("reports/cells.csv")],
         Path("reports/env.json"),
         "HEAD",
         params.load(Path("params.yaml")).drift,

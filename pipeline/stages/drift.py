@@ -18,14 +18,20 @@ EXIT_DRIFT = 1
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--cells", type=Path, default=Path("reports/cells.csv"))
+    parser.add_argument(
+        "--tables",
+        type=Path,
+        nargs="+",
+        default=[Path("reports/cells.csv")],
+        help="per-row tables keyed by their first column: the grid's cells.csv first",
+    )
     parser.add_argument("--env", type=Path, default=Path("reports/env.json"))
     parser.add_argument("--baseline-rev", default="HEAD", help="git revision of the baseline")
     parser.add_argument("--markdown", type=Path, help="also write the Markdown report here")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     with inputs.or_exit():
-        report = drift.load(args.cells, args.env, args.baseline_rev, p.drift)
+        report = drift.load(args.tables, args.env, args.baseline_rev, p.drift)
     ran_on = machine.describe(machine.cpuinfo())
     print(as_text(report, args.baseline_rev, ran_on))
     text = as_markdown(report, args.baseline_rev, ran_on)
