@@ -93,3 +93,28 @@ def gradients(
 def sgd_step(w: float, b: float, grads: Gradients, lr: float) -> tuple[float, float]:
     """(w, b) after one plain SGD step: each parameter minus lr times its gradient."""
     return w - lr * grads.weight, b - lr * grads.bias
+
+
+# --- classification: nn.Linear(2, 2) under nn.CrossEntropyLoss ---------------------------
+def softmax(z: Array) -> Array:
+    """Row-wise softmax of logits z (n, classes), shifted by each row's max (no overflow)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def cross_entropy(
+    w: Array, b: Array, x: Array, labels: Sequence[int], smoothing: float
+) -> tuple[float, Array, Array]:
+    """The mean cross-entropy of logits x W^T + b against `labels` with label smoothing,
+    and its gradients dL/dW (classes, features) and dL/db (classes): with q the smoothed
+    one-hot ((1 - smoothing) on the label, smoothing / classes everywhere),
+    dL/dz_i = (softmax(z_i) - q_i) / n, dL/dW = sum_i dL/dz_i x_i^T, dL/db = sum_i dL/dz_i."""
+    z = x @ w.T + b
+    n, k = z.shape
+    q = np.full((n, k), smoothing / k)
+    q[np.arange(n), np.asarray(labels)] += 1.0 - smoothing
+    shifted = z - z.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    value = float(-(q * log_p).sum() / n)
+    dz = (softmax(z) - q) / n
+    return value, dz.T @ x, dz.sum(axis=0)

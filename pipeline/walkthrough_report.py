@@ -132,3 +132,24 @@ smooth L1 d / beta while |d| < beta, else sign(d); Huber d while |d| < delta, el
 delta sign(d).
 
 """ + "\n".join(_loss_section(name, step) for name, step in losses.items())
+
+
+def cross_entropy_section(found: dict[str, object]) -> str:
+    """The classification step as Markdown: CrossEntropyLoss's gradients beside softmax
+    minus the smoothed one-hot."""
+    grad, oracle = found["grad"], found["closed_form"]
+    ours = {f"linear.{k}": v for k, v in grad.items()}  # type: ignore[attr-defined]
+    theirs = {f"linear.{k}": v for k, v in oracle.items()}  # type: ignore[attr-defined]
+    return f"""
+## Classification: nn.Linear(2, 2) under nn.CrossEntropyLoss
+
+Points {found["x"]} with labels {found["labels"]} (1 above y = 2x);
+`nn.CrossEntropyLoss(label_smoothing={found["label_smoothing"]})`, float64.
+With q_i the smoothed one-hot of label i ((1 - s) on the label, s / 2 on each class),
+dL/dz_i = (softmax(z_i) - q_i) / n, dL/dW = sum_i dL/dz_i x_i^T, dL/db = sum_i dL/dz_i.
+loss = {found["loss"]:.10g} (closed form {found["loss_closed_form"]:.10g})
+
+{_vs(ours, theirs)}
+
+Largest difference: {found["max_abs_diff"]:.2g}.
+"""

@@ -96,3 +96,24 @@ def test_sgd_step_subtracts_lr_times_gradient() -> None:
     w, b = closed_form.sgd_step(1.0, 0.0, grads, lr=0.01)
 
     assert (w, b) == pytest.approx((1.0 + 0.28 / 3, 0.04), rel=1e-15)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_cross_entropy_gradient_is_softmax_minus_the_smoothed_one_hot(smoothing: float) -> None:
+    """closed_form.cross_entropy's value and gradients equal torch's CrossEntropyLoss with
+    label smoothing through autograd, on random logits (float64, within 1e-12)."""
+    rng = np.random.default_rng(7)
+    w, b, x = rng.normal(size=(2, 2)), rng.normal(size=2), rng.normal(size=(9, 2))
+    labels = rng.integers(0, 2, 9)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    loss = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)(
+        torch.tensor(x) @ tw.T + tb, torch.tensor(labels)
+    )
+    loss.backward()
+
+    value, dw, db = closed_form.cross_entropy(w, b, x, labels.tolist(), smoothing)
+
+    assert value == pytest.approx(loss.item(), abs=1e-12)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(db, tb.grad.numpy(), atol=1e-12)

@@ -144,3 +144,14 @@ def test_bad_params_exit_2_and_write_nothing(
     assert "walkthrough.lr" in capsys.readouterr().err
     assert not out.exists()
     assert sorted(f.name for f in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_cross_entropy_step_matches_its_closed_form(committed: params.Params) -> None:
+    """The classification step's .grad of nn.Linear(2, 2) under CrossEntropyLoss equals
+    softmax minus the smoothed one-hot (to 1e-12, float64), and its labels are the points'
+    side of y = 2x."""
+    found = walkthrough.classify_step(42, committed.study.classification.label_smoothing)
+
+    assert found["max_abs_diff"] < 1e-12
+    assert found["labels"] == [int(x2 > 2 * x1) for x1, x2 in walkthrough.CLASS_X]
+    assert len(found["grad"]["weight"]) == 4 and len(found["grad"]["bias"]) == 2

@@ -18,7 +18,7 @@ from torchviz import make_dot
 from pipeline import atomic, closed_form, numerics, params
 from pipeline.data import TUTORIAL_X
 from pipeline.model import make_loss, seeded_model
-from pipeline.walkthrough_report import Step, report, to_json
+from pipeline.walkthrough_report import Step, cross_entropy_section, report, to_json
 
 
 def _flat(t: torch.Tensor | None) -> list[float]:
@@ -81,6 +81,38 @@ def replay(seed: int, lr: float, loss: params.LossName, kwargs: Mapping[str, flo
     )
 
 
+# the classification step: three points on either side of y = 2x (label 1 above it)
+CLASS_X = ((1.0, 3.0), (2.0, 3.0), (0.5, 2.0))
+CLASS_LABELS = (1, 0, 1)
+
+
+def classify_step(seed: int, smoothing: float) -> dict[str, object]:
+    """One forward and backward of torch.manual_seed(seed); nn.Linear(2, 2) under
+    nn.CrossEntropyLoss(label_smoothing) on CLASS_X, beside the closed form: softmax
+    minus the smoothed one-hot, times the inputs."""
+    torch.manual_seed(seed)
+    linear = torch.nn.Linear(2, 2).double()
+    x = torch.tensor(CLASS_X, dtype=torch.float64)
+    labels = torch.tensor(CLASS_LABELS)
+    value = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)(linear(x), labels)
+    value.backward()
+    w, b = linear.weight.detach().numpy(), linear.bias.detach().numpy()
+    loss, dw, db = closed_form.cross_entropy(w, b, x.numpy(), CLASS_LABELS, smoothing)
+    autograd = {"weight": _flat(linear.weight.grad), "bias": _flat(linear.bias.grad)}
+    oracle = {"weight": dw.flatten().tolist(), "bias": db.tolist()}
+    diff = max(abs(a - c) for k in autograd for a, c in zip(autograd[k], oracle[k], strict=True))
+    return {
+        "x": [list(row) for row in CLASS_X],
+        "labels": list(CLASS_LABELS),
+        "label_smoothing": smoothing,
+        "loss": value.item(),
+        "loss_closed_form": loss,
+        "grad": autograd,
+        "closed_form": oracle,
+        "max_abs_diff": max(diff, abs(value.item() - loss)),
+    }
+
+
 def every_loss(p: params.Params) -> dict[str, Step]:
     """The same step under each loss of the training grid, with its kwargs from params."""
     w = p.walkthrough
@@ -99,9 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     numerics.pin(p.env.threads, p.env.deterministic)
     tutorial = replay(p.walkthrough.seed, p.walkthrough.lr, "mse", {})
     losses = every_loss(p)
+    classes = classify_step(p.walkthrough.seed, p.study.classification.label_smoothing)
     with atomic.replacing(args.out, directory=True) as folder:
-        atomic.write_json(folder / "walkthrough.json", to_json(tutorial, losses, p.walkthrough))
-        atomic.write_text(folder / "walkthrough.md", report(tutorial, losses, p.walkthrough))
+        found = to_json(tutorial, losses, p.walkthrough) | {"cross_entropy": classes}
+        atomic.write_json(folder / "walkthrough.json", found)
+        text = report(tutorial, losses, p.walkthrough) + cross_entropy_section(classes)
+        atomic.write_text(folder / "walkthrough.md", text)
         atomic.write_text(folder / "graph.dot", tutorial.graph)
     worst = max(max(s.grad_diff(), s.step_diff()) for s in [tutorial, *losses.values()])
+    worst = max(worst, float(classes["max_abs_diff"]))  # type: ignore[arg-type]
     print(f"walkthrough: wrote {args.out}; largest |autograd - closed form| = {worst:.2g}")
