@@ -136,4 +136,4 @@ def test_the_default_lrs_are_torchs() -> None:
         for name, (cls, _) in model.OPTIMIZERS.items()
     }
 
-    assert configs.DEFAULT_LR == defaults
+    assert defaults == configs.DEFAULT_LR
