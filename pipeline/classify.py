@@ -7,10 +7,12 @@ contrast, under every optimizer and clip of the regression grid (pipeline.batche
 update rules and clipping, stepping six parameter rows). With two classes both losses see
 a point only through u = z_y - z_other = s d, where d = z1 - z0 = (W1 - W0) x + b1 - b0
 and s = 2 y - 1; so a step computes d at every point of every cell, each point's loss
-and dL/du in closed form (`cross_entropy`, `multi_margin`) and five sums over points.
+and dL/du in closed form (`cross_entropy`, `multi_margin`), and five sums over points:
+the loss, dL/db1, dL/dW1 (dL/dW0 and dL/db0 are their negatives) and the count right.
 Against torch (autograd, torch.optim, torch.nn.utils clipping; tests/test_classify.py)
 every value agrees within 1e-9 relative in float64, not bit for bit: torch's
-log_softmax and its backward round differently. A cell's bits do not depend on the batch
+log_softmax and its backward round differently (in float32 the closed form is the nearer
+to float64). A cell's bits do not depend on the batch
 it sits in or its place there: points lie on the last axis, so a sum over them is
 torch's row sum, whatever the number of cells, and no op rounds differently in its
 vector and scalar paths (torch.sigmoid does, on AVX2: it is built from exp here).
@@ -58,6 +60,8 @@ class Cells:
         """Cells from columns, each an array or one value for all: loss names (or codes)
         into LOSSES, label_smoothing, and the columns engine.Cells.of takes (required:
         optimizer, lr, seed). ValueError names every invalid setting."""
+        if "loss_param" in columns:  # the regression's beta or delta: no classification loss's
+            raise ValueError("unknown settings: loss_param")
         arrays = np.broadcast_arrays(*map(np.asarray, (loss, label_smoothing, *columns.values())))
         names, smoothing = arrays[0], arrays[1].astype(np.float64)
         shared = engine.Cells.of(loss="mse", **dict(zip(columns, arrays[2:], strict=True)))
@@ -196,7 +200,8 @@ class _Run:
         self.unsort = torch.from_numpy(np.argsort(self.order))
         rows = torch.from_numpy(cells.shared.dataset)
         x, labels = (x, labels) if len(x) == 1 else (x[rows], labels[rows])  # (cells or 1, n)
-        self.x0, self.x1, self.label = x[..., 0], x[..., 1], labels == 1
+        self.x0, self.x1 = x[..., 0].contiguous(), x[..., 1].contiguous()
+        self.label = labels == 1
         self.sign = self.label.to(dtype) * 2 - 1  # s = 2 y - 1: u = s d
         self.points = labels.shape[1]
         q = torch.from_numpy(1 - cells.label_smoothing / 2).to(dtype)[:, None]
@@ -307,12 +312,13 @@ def _data(
     """x as (datasets, n, 2) of dtype, labels as (datasets, n) int64; ValueError if not."""
     xt = x if isinstance(x, Tensor) else torch.from_numpy(np.asarray(x, dtype=np.float64))
     yt = labels if isinstance(labels, Tensor) else torch.from_numpy(np.asarray(labels))
+    shapes = f"x {tuple(xt.shape)}, labels {tuple(yt.shape)}"
+    if xt.dim() not in (2, 3) or xt.shape[-1] != 2 or xt.shape[:-1] != yt.shape:
+        raise ValueError(f"{shapes}: expected (datasets, n, 2) and (datasets, n), or (n, 2), (n,)")
+    if ((yt != 0) & (yt != 1)).any():
+        raise ValueError("labels: 0 or 1 only")
     xt = xt.to(dtype).reshape(-1, *xt.shape[-2:]).contiguous()  # as the reference converts
-    yt = yt.to(torch.int64).reshape(-1, yt.shape[-1]).contiguous()
-    if xt.shape[2] != 2 or xt.shape[:2] != yt.shape or ((yt != 0) & (yt != 1)).any():
-        shapes = f"x {tuple(xt.shape)}, labels {tuple(yt.shape)}"
-        raise ValueError(f"{shapes}: expected (datasets, n, 2) and (datasets, n) in {{0, 1}}")
-    return xt, yt
+    return xt, yt.to(torch.int64).reshape(-1, yt.shape[-1]).contiguous()
 
 
 def train(

@@ -434,3 +434,12 @@ def test_bad_data_is_refused() -> None:
     for bad_x, bad_y in [(x, y + 1), (x, y / 2), (x[..., :1], y), (x[:, 0], y), (x[:1], y[:1])]:
         with pytest.raises(ValueError):
             classify.train(cells, bad_x, bad_y, 3)
+
+
+def test_one_dataset_may_be_given_without_its_axis() -> None:
+    """x (n, 2) and labels (n,) train as x[None], labels[None] do, bit for bit."""
+    cells, (x, y) = _mixed_cells(40, seed=7), _points(datasets=1)
+    cells = cells.take(np.flatnonzero(cells.shared.dataset == 0))
+    flat, nested = (_bits(classify.train(cells, a, b, 30)) for a, b in ((x[0], y[0]), (x, y)))
+    for name, bits in flat.items():
+        assert np.array_equal(bits, nested[name]), name
