@@ -38,6 +38,16 @@ def summary(cells: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     return protocol.summary(cells[cells["part"] == "report"], tuned, reps, seed)
 
 
+CLASS_MEDIANS = {"accuracy": "median_accuracy", "angle_deg": "median_angle_deg"}
+
+
+def classes(rows: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    """One row per classification configuration: the protocol's measures (target: every
+    training point right), the median accuracy and boundary angle to y = 2x."""
+    tuned = protocol.tune(rows[rows["part"] == "tune"])
+    return protocol.summary(rows[rows["part"] == "report"], tuned, reps, seed, CLASS_MEDIANS)
+
+
 def stability(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of the edge part: max_stable_lr (the largest grid lr up
     to which every lr converged to within tol of the minimiser), theory_lr, their ratio,

@@ -58,9 +58,19 @@ def tune(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary(report: pd.DataFrame, tuned: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+MEDIANS = {"target_error": "median_error", "true_error": "median_true_error"}  # regression
+
+
+def summary(
+    report: pd.DataFrame,
+    tuned: pd.DataFrame,
+    reps: int,
+    seed: int,
+    medians: dict[str, str] = MEDIANS,
+) -> pd.DataFrame:
     """One row per configuration: `tuned` (from `tune`) joined with the measures of its
-    reporting seeds at the tuned lr, and the median at the library's default lr."""
+    reporting seeds at the tuned lr (the median of each column of `medians`, under its
+    name), and the median steps at the library's default lr."""
     at = report[report["lr_kind"] == "tuned"].sort_values([*CONFIG, "seed"], kind="stable")
     shot = report[report["lr_kind"] == "default"]
     names = np.array(_configs(at))
@@ -83,8 +93,8 @@ def summary(report: pd.DataFrame, tuned: pd.DataFrame, reps: int, seed: int) -> 
 
     measures = pd.DataFrame(by)
     grouped = at.assign(config=names).groupby("config", sort=False)
-    measures["median_error"] = grouped["target_error"].median().reindex(order).to_numpy()
-    measures["median_true_error"] = grouped["true_error"].median().reindex(order).to_numpy()
+    for column, name in medians.items():
+        measures[name] = grouped[column].median().reindex(order).to_numpy()
     measures["diverged_rate"] = grouped["diverged"].mean().reindex(order).to_numpy()
     measures["clip_fraction"] = grouped["clip_fraction"].median().reindex(order).to_numpy()
     shot_steps = stats.steps_or_inf(shot["steps_to_target"])

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import engine
-from pipeline.study import Part
+from pipeline import classify, engine
+from pipeline.study import ClassPart, Part
 
 Columns = dict[str, npt.NDArray[np.generic]]
 SETTINGS = (  # engine.Cells' float settings, as the table names them
@@ -134,4 +134,47 @@ def trace_rows(p: Part, r: engine.Result, steps: npt.NDArray[np.int64]) -> Colum
         "step": step.astype(np.int32),
         **{VALUE.get(c, c): flat[:, i] for i, c in enumerate(engine.TRACE)},
         "error": np.hypot(w - p.target[cell, 0], b - p.target[cell, 1]).astype(flat.dtype),
+    }
+
+
+# --- classification ------------------------------------------------------------------------
+CLASS_MEASURES = (  # classify.Result's per-cell measures
+    "final_loss", "accuracy", "angle_deg", "steps_to_target", "diverged_step", "steps_run",
+    "max_grad_norm", "clip_fraction",
+)  # fmt: skip
+
+
+def class_chunks(part: ClassPart, size: int) -> list[ClassPart]:
+    """The part cut into chunks of at most `size` cells, in order."""
+    return [
+        replace(
+            part,
+            cells=part.cells.take(index),
+            names={k: v[index] for k, v in part.names.items()},
+        )
+        for start in range(0, len(part), size)
+        for index in [np.arange(start, min(start + size, len(part)))]
+    ]
+
+
+def train_class_chunk(p: ClassPart) -> Columns:
+    """Train a chunk of classification cells: their rows of the classes table."""
+    import torch
+
+    r = classify.train(p.cells, p.x, p.labels, p.steps, getattr(torch, p.dtype))
+    shared, n = p.cells.shared, len(p)
+    return {
+        "part": np.full(n, p.part),
+        **{k: p.names[k] for k in ("scenario", "loss", "optimizer", "clip")},
+        "lr_kind": p.names.get("lr_kind", np.full(n, "")),
+        "seed": shared.seed,
+        "label_smoothing": p.cells.label_smoothing,
+        **{k: getattr(shared, k) for k in SETTINGS if k != "loss_param"},
+        "steps": np.full(n, p.steps),
+        "dtype": np.full(n, p.dtype),
+        **{
+            k: np.asarray(getattr(r, k)).astype(np.int64 if k in INT else np.float64)
+            for k in CLASS_MEASURES
+        },
+        "diverged": (r.diverged_step >= 0).astype(np.int64),
     }

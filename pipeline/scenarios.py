@@ -139,3 +139,26 @@ def read_points(path: Path, p: params.Params) -> dict[str, Points]:
 def read_points_or_exit(path: Path, p: params.Params) -> dict[str, Points]:
     with or_exit():
         return read_points(path, p)
+
+
+def read_classes(path: Path, p: params.Params) -> Classes:
+    """The classification points of every study seed, from `path` (classes_csv)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path).set_index(["seed", "point"]).sort_index()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found (run `dvc repro generate`)") from None
+    seeds = study_seeds(p.study)
+    if missing := [s for s in seeds if s not in frame.index.get_level_values(0)]:
+        raise InputError(
+            f"{path}: no data for seeds {missing} (stage generate is stale): run `dvc repro`"
+        )
+    x = np.stack([frame.loc[s, ["x1", "x2"]].to_numpy(np.float64) for s in seeds])
+    labels = np.stack([frame.loc[s, "label"].to_numpy(np.int64) for s in seeds])
+    return Classes(seeds, x, labels)
+
+
+def read_classes_or_exit(path: Path, p: params.Params) -> Classes:
+    with or_exit():
+        return read_classes(path, p)

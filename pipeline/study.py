@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import engine, grid, minimiser, params, scenarios, stability
+from pipeline import classify, engine, grid, minimiser, params, scenarios, stability
 from pipeline.configs import config_name, default_lr
 
 Array = npt.NDArray[np.float64]
@@ -286,3 +286,82 @@ def twin_part(p: params.Params, cells: Sequence[grid.Cell], x: Array, y: Array) 
     dtype = cells[0].dtype if cells else "float32"
     steps = cells[0].steps if cells else 0
     return _part("twin", "grid", blocks, data, steps, dtype, 0, p.study.stability.tol)  # type: ignore[arg-type]
+
+
+# --- classification: nn.Linear(2, 2) on points labelled by their side of y = 2x ----------
+CLASSES = "classes"  # the classification's scenario name in every table
+
+
+@dataclass(frozen=True)
+class ClassPart:
+    """Classification cells trained together (pipeline.classify), and their labels."""
+
+    part: str  # "tune" or "report"
+    cells: classify.Cells
+    x: Array  # (datasets, n, 2)
+    labels: npt.NDArray[np.int64]  # (datasets, n): 1 above y = 2x
+    steps: int
+    dtype: str
+    names: dict[str, npt.NDArray[np.str_]]  # scenario, loss, optimizer, clip, lr_kind
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+
+def _class_part(
+    p: params.Params, part: str, data: scenarios.Classes, rates: dict[str, Array], seeds: list[int]
+) -> ClassPart:
+    """Every classification configuration x its lrs (`rates`, by configuration) x seeds."""
+    s, c = p.study, p.study.classification
+    rows = [data.seeds.index(seed) for seed in seeds]
+    blocks = []
+    for loss in dict.fromkeys(c.losses):
+        for optimizer in dict.fromkeys(s.optimizers):
+            for clip in dict.fromkeys(s.clips):
+                tried = rates[config_name(CLASSES, loss, optimizer, clip)]
+                lr, row = (a.ravel() for a in np.meshgrid(tried, rows, indexing="ij"))
+                block: dict[str, npt.ArrayLike] = dict(_columns(p.train, "mse", optimizer, clip))  # type: ignore[arg-type]
+                block.pop("loss_param", None)  # the regression loss's: none here
+                block |= {"loss": loss, "lr": lr, "seed": np.array(data.seeds)[row], "dataset": row}
+                block["label_smoothing"] = c.label_smoothing if loss == "ce" else 0.0
+                if len(tried) == 2 and part == "report":  # tuned first, then the default
+                    block["lr_kind"] = np.repeat(np.array(["tuned", "default"]), len(rows))
+                blocks.append(block)
+    table = _stack(blocks)
+    names = {k: table.pop(k).astype(str) for k in ("lr_kind",) if k in table}
+    names |= {k: table[k].astype(str) for k in ("optimizer", "clip")}
+    names["loss"] = table.pop("loss").astype(str)
+    names["scenario"] = np.full(len(names["loss"]), CLASSES)
+    smoothing = table.pop("label_smoothing")
+    cells = classify.Cells.of(names["loss"], smoothing, **table)  # type: ignore[arg-type]
+    return ClassPart(part, cells, data.x, data.labels, s.steps, s.dtype, names)
+
+
+def class_tune_part(p: params.Params, data: scenarios.Classes) -> ClassPart:
+    """Tuning: every classification configuration x the log lr grid (and the library's
+    default) x tuning seed; the target is every training point classified right."""
+    s = p.study
+    rates = {
+        config_name(CLASSES, loss, o, c): np.unique(np.append(lr_grid(s.lr), default_lr(o)))
+        for loss in s.classification.losses
+        for o in s.optimizers
+        for c in s.clips
+    }
+    return _class_part(p, "tune", data, rates, s.seeds.tune)
+
+
+def class_report_part(
+    p: params.Params, data: scenarios.Classes, tuned: dict[str, float]
+) -> ClassPart:
+    """Reporting: each classification configuration at its tuned and default lr x
+    reporting seed."""
+    s = p.study
+    rates = {
+        config_name(CLASSES, loss, o, c): np.array(
+            [tuned[config_name(CLASSES, loss, o, c)], default_lr(o)]
+        )
+        for loss in s.classification.losses
+        for o in s.optimizers
+        for c in s.clips
+    }
+    return _class_part(p, "report", data, rates, s.seeds.report)

@@ -26,11 +26,12 @@ MEASURES = (  # summary.csv's measures, each a metric of its configuration's run
     "tuned_lr", "tune_median", "tunability", "iqm_steps", "iqm_lo", "iqm_hi",
     "median_steps", "median_lo", "median_hi", "success_rate", "median_error",
     "median_true_error", "diverged_rate", "clip_fraction", "default_median_steps",
+    "median_accuracy", "median_angle_deg",
 )  # fmt: skip
 HISTORIES = {"error": "error", "loss_value": "loss"}  # traces column -> metric: medians
 # the engine's columns of each setting a configuration's run names as params.yaml does
 OPTIMIZER_KEYS = {"betas": ("beta1", "beta2")}
-LOSS_KEYS = {"smoothl1": "beta", "huber": "delta"}  # loss_param's name per loss
+LOSS_KEYS = {"smoothl1": "beta", "huber": "delta"}  # loss_param's name per loss (regression)
 CLIP_KEYS = {"norm": ("max_norm", "norm_type"), "value": ("clip_value",)}
 
 
@@ -49,7 +50,8 @@ def keys(files: list[Path], names: list[str]) -> tuple[str, dict[str, str]]:
 
 def _params(row: pd.Series, train: params.TrainParams) -> dict[str, str]:
     """A configuration's settings, named as in params.yaml (betas, beta/delta, ...)."""
-    out = {k: str(row[k]) for k in (*CONFIG, "lr", "steps", "dtype", "batch_size", "tol")}
+    named = (*CONFIG, "lr", "steps", "dtype", "batch_size", "tol", "label_smoothing")
+    out = {k: str(row[k]) for k in named if k in row.index}
     kwargs = getattr(train.optimizers, row["optimizer"]).model_dump()
     for key in kwargs:
         if key != "lr":
@@ -57,6 +59,8 @@ def _params(row: pd.Series, train: params.TrainParams) -> dict[str, str]:
             out[key] = str([float(row[c]) for c in cols]) if len(cols) > 1 else str(row[cols[0]])
     if row["loss"] in LOSS_KEYS:
         out[LOSS_KEYS[row["loss"]]] = str(row["loss_param"])
+    if row["loss"] != "ce":
+        out.pop("label_smoothing", None)
     for key in CLIP_KEYS.get(row["clip"], ()):
         out[key] = str(row[key])
     return out
@@ -64,39 +68,42 @@ def _params(row: pd.Series, train: params.TrainParams) -> dict[str, str]:
 
 def _metrics(row: pd.Series) -> tuple[list[tuple[str, float, int]], list[str]]:
     """The finite measures as final metrics, and the names of the infinite ones (never)."""
-    finite = [(m, float(row[m]), 0) for m in MEASURES if math.isfinite(float(row[m]))]
-    never = [m for m in MEASURES if not math.isfinite(float(row[m]))]
+    given = [m for m in MEASURES if m in row.index]  # classification: accuracy and angle
+    finite = [(m, float(row[m]), 0) for m in given if math.isfinite(float(row[m]))]
+    never = [m for m in given if not math.isfinite(float(row[m]))]
     return finite, never
 
 
 def contents(
     summary: pd.DataFrame,
     cells: pd.DataFrame,
-    traces: pd.DataFrame,
+    traces: pd.DataFrame | None,
     run_keys: dict[str, str],
     tags: dict[str, str],
     train: params.TrainParams,
+    tune_seeds: list[int],
 ) -> list[tracking.RunContent]:
     """One run per configuration of `summary`: its settings at the tuned lr, measures,
-    and the medians over its reporting seeds of each traced step's error and loss."""
+    and (from `traces`, if given) the medians over its reporting seeds of each traced
+    step's error and loss. `cells` holds the report rows at least."""
     tuned = cells[(cells["part"] == "report") & (cells["lr_kind"] == "tuned")]
     first = tuned.drop_duplicates(list(CONFIG)).set_index(list(CONFIG))
-    traced = traces[(traces["part"] == "report") & (traces["lr_kind"] == "tuned")]
-    medians = traced.groupby([*CONFIG, "step"], sort=True)[list(HISTORIES)].median()
-    seeds = {
-        "tune_seeds": str(sorted(cells.loc[cells["part"] == "tune", "seed"].unique().tolist()))
-    }
+    medians = None
+    if traces is not None:
+        traced = traces[(traces["part"] == "report") & (traces["lr_kind"] == "tuned")]
+        medians = traced.groupby([*CONFIG, "step"], sort=True)[list(HISTORIES)].median()
+    seeds = {"tune_seeds": str(sorted(tune_seeds))}
     seeds["report_seeds"] = str(sorted(tuned["seed"].unique().tolist()))
     out = []
     for _, row in summary.iterrows():
         key = tuple(row[c] for c in CONFIG)
-        history = medians.loc[key]
-        points = [
+        history = None if medians is None else medians.loc[key]
+        points = [] if history is None else [
             (metric, float(v), int(step))
             for column, metric in HISTORIES.items()
             for step, v in history[column].items()
             if math.isfinite(float(v))
-        ]
+        ]  # fmt: skip
         finals, never = _metrics(row)
         name = str(row["config"])
         out.append(

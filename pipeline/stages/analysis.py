@@ -16,7 +16,7 @@ from pipeline.manifest import combine, sha
 if TYPE_CHECKING:
     import pandas as pd
 
-TABLES = ("summary", "stability", "robustness", "improvement", "profiles", "twins")
+TABLES = ("summary", "classes", "stability", "robustness", "improvement", "profiles", "twins")
 
 
 def read(path: Path, stage: str) -> pd.DataFrame:
@@ -28,13 +28,16 @@ def read(path: Path, stage: str) -> pd.DataFrame:
         raise inputs.InputError(f"{path}: file not found (run `dvc repro {stage}`)") from None
 
 
-def tables(p: params.Params, cells: pd.DataFrame, grid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def tables(
+    p: params.Params, cells: pd.DataFrame, classes: pd.DataFrame, grid: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
     """Every table of the report, by name."""
     b = p.analysis.bootstrap
     summary = analysis.summary(cells, b.reps, b.seed)
     scores, curves = analysis.profiles(cells)
     return {
         "summary": summary,
+        "classes": analysis.classes(classes, b.reps, b.seed),
         "stability": analysis.stability(cells),
         "robustness": analysis.robustness(cells, analysis.winners(summary)),
         "improvement": analysis.improvement(cells),
@@ -61,20 +64,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--cells", type=Path, required=True, help="study's cells.parquet")
     parser.add_argument("--traces", type=Path, required=True, help="study's traces.parquet")
+    parser.add_argument("--classes", type=Path, required=True, help="study's classes.parquet")
     parser.add_argument("--grid", type=Path, required=True, help="train's reports/cells.csv")
     parser.add_argument("--out", type=Path, required=True, help="folder of the tables")
     parser.add_argument("--html", type=Path, required=True, help="the report")
     parser.add_argument("--metrics", type=Path, required=True, help="the headline figures")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
+    import pandas as pd
+
     with inputs.or_exit():
         cells, traces = read(args.cells, "study"), read(args.traces, "study")
-        grid = read(args.grid, "train")
-    found = tables(p, cells, grid)
+        classes, grid = read(args.classes, "study"), read(args.grid, "train")
+    found = tables(p, cells, classes, grid)
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))
     atomic.write_text(args.html, report.html(found, cells, traces, p))
-    source = combine(sha(args.cells.read_bytes()), sha(args.traces.read_bytes()))
+    source = combine(*(sha(f.read_bytes()) for f in (args.cells, args.traces, args.classes)))
     atomic.write_json(args.metrics, {**analysis.headline(found), "source": source})
-    print(winners_text(found["summary"]))
+    print(winners_text(pd.concat([found["summary"], found["classes"]], ignore_index=True)))
     print(f"Report: {args.html.resolve().as_uri()}")

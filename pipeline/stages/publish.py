@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", type=Path, nargs="+", required=True, help="parent artifacts")
     parser.add_argument("--study-cells", type=Path, required=True, help="study's cells.parquet")
     parser.add_argument("--study-traces", type=Path, required=True, help="study's traces")
+    parser.add_argument("--study-classes", type=Path, required=True, help="its classification")
+    parser.add_argument("--study-class-summary", type=Path, required=True, help="its summary")
     parser.add_argument("--study-summary", type=Path, required=True, help="analysis' summary")
     parser.add_argument("--study-metrics", type=Path, required=True, help="analysis' metrics")
     parser.add_argument("--study-report", type=Path, nargs="+", required=True, help="its artifacts")
@@ -169,17 +171,17 @@ def check_study(args: argparse.Namespace) -> None:
     """InputError unless the analysis was made from the study outputs there now."""
     doc = inputs.read_json(args.study_metrics, "analysis")
     made_from = doc.get("source") if isinstance(doc, dict) else None
-    if made_from != study_source(args.study_cells, args.study_traces):
+    if made_from != study_source(args.study_cells, args.study_traces, args.study_classes):
         raise inputs.InputError(
-            f"{args.study_metrics} was not made from {args.study_cells} and {args.study_traces} "
+            f"{args.study_metrics} was not made from the study's outputs there now "
             "(stage analysis is stale): run `dvc repro`, then `make publish`"
         )
 
 
-def study_source(cells: Path, traces: Path) -> str:
+def study_source(*files: Path) -> str:
     """The digest of the study's outputs that analysis stamps into its metrics."""
     try:
-        return combine(sha(cells.read_bytes()), sha(traces.read_bytes()))
+        return combine(*(sha(f.read_bytes()) for f in files))
     except FileNotFoundError as e:
         raise inputs.InputError(f"{e.filename}: file not found (run `dvc repro study`)") from None
 
@@ -228,8 +230,10 @@ def _publish(
 def _publish_study(
     args: argparse.Namespace, p: params.Params, root: Path, uri: str
 ) -> tracking.Outcome:
-    files = [args.study_cells, args.study_traces, args.study_summary, *sorted(args.study_report)]
-    names = study_runs.configs(args.study_summary)
+    summaries = [args.study_summary, args.study_class_summary]
+    files = [args.study_cells, args.study_traces, args.study_classes, *summaries]
+    files += sorted(args.study_report)
+    names = [name for path in summaries for name in study_runs.configs(path)]
     parent_key, run_keys = study_runs.keys(files, names)
     experiment = p.publish.study_experiment
     known = tracking.published_keys(uri, experiment)
@@ -239,13 +243,20 @@ def _publish_study(
 
     tags = _tags(root, args.env)
     summary = pd.read_csv(args.study_summary)
-    cells, traces = pd.read_parquet(args.study_cells), pd.read_parquet(args.study_traces)
-    contents = study_runs.contents(summary, cells, traces, run_keys, tags, p.train)
+    report_rows = [("part", "==", "report")]  # all a run needs of the per-cell tables
+    cells = pd.read_parquet(args.study_cells, filters=report_rows)
+    traces = pd.read_parquet(args.study_traces, filters=report_rows)
+    tuning = pd.read_parquet(args.study_cells, columns=["seed"], filters=[("part", "==", "tune")])
+    seeds = sorted(tuning["seed"].unique().tolist())
+    contents = study_runs.contents(summary, cells, traces, run_keys, tags, p.train, seeds)
+    classes = pd.read_parquet(args.study_classes, filters=report_rows)
+    class_summary = pd.read_csv(args.study_class_summary)
+    contents += study_runs.contents(class_summary, classes, None, run_keys, tags, p.train, seeds)
     parent = tracking.RunContent(
         name=f"study-{parent_key[:8]}",
         key=parent_key,
         tags=tags,
-        artifacts=[args.study_summary, *sorted(args.study_report), args.study_cells],
+        artifacts=[*summaries, *sorted(args.study_report), args.study_cells, args.study_classes],
         params={"configurations": str(len(names)), "cells": str(len(cells))},
     )
     progress = partial(tqdm, desc="publish study", unit="run")

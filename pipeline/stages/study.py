@@ -3,9 +3,10 @@
 Tunes first (every configuration x lr x tuning seed), picks each configuration's lr
 (pipeline.protocol), then reports (tuned and default lr x fresh reporting seeds, each
 traced at log-spaced steps), the fine grids around the stability edges and the headline
-grid's twins (traced at every step). Writes one row per cell to cells.parquet and the
+grid's twins (traced at every step); then the classification, tuned and reported the same
+way. Writes one row per cell to cells.parquet (classification: classes.parquet) and the
 traced steps to traces.parquet, each chunk as it arrives, so memory does not grow with
-the study; both files appear whole or not at all.
+the study; every file appears whole or not at all.
 """
 
 import argparse
@@ -32,10 +33,9 @@ def where(p: params.Params) -> cluster.Where:
 
 
 class Tables:
-    """The two parquet files, written a chunk at a time (schemas from the first)."""
+    """The parquet files, written a chunk at a time (each one's schema from its first)."""
 
-    def __init__(self, cells: Path, traces: Path) -> None:
-        self.paths = {"cells": cells, "traces": traces}
+    def __init__(self) -> None:
         self.writers: dict[str, pq.ParquetWriter] = {}
 
     def write(self, name: str, columns: runs.Columns, tmp: Path) -> None:
@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--points", type=Path, required=True, help="the grid's data (twins)")
     parser.add_argument("--cells", type=Path, required=True, help="parquet: a row per cell")
     parser.add_argument("--traces", type=Path, required=True, help="parquet: traced steps")
+    parser.add_argument("--classes", type=Path, required=True, help="generate's classification")
+    parser.add_argument("--class-cells", type=Path, required=True, help="parquet: a row per cell")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     points = sc.read_points_or_exit(args.scenarios, p)
@@ -82,10 +84,11 @@ def main(argv: list[str] | None = None) -> None:
         interrupt.exit_on_signal(),
         atomic.replacing(args.cells) as cells_tmp,
         atomic.replacing(args.traces) as traces_tmp,
+        atomic.replacing(args.class_cells) as classes_tmp,
         cluster.session(where(p)) as w,
     ):
-        tables = Tables(args.cells, args.traces)
-        tmp = {"cells": cells_tmp, "traces": traces_tmp}
+        tables = Tables()
+        tmp = {"cells": cells_tmp, "traces": traces_tmp, "classes": classes_tmp}
 
         def write(name: str, columns: runs.Columns) -> None:
             tables.write(name, columns, tmp[name])
@@ -101,4 +104,22 @@ def main(argv: list[str] | None = None) -> None:
         twins = st.twin_part(p, grid.cells(p.train), x, y)
         later += runs.chunks([twins], s.engine.chunk, np.arange(twins.steps))
         train(later, w, "report", write)
+        classify_(p, sc.read_classes_or_exit(args.classes, p), w, write)
         tables.close()
+
+
+def classify_(p: params.Params, data: sc.Classes, here: cluster.Session, write: Write) -> None:
+    """The classification: tune, pick each configuration's lr, report; rows to `classes`."""
+    import pandas as pd
+
+    size = p.study.engine.chunk
+    tune = st.class_tune_part(p, data)
+    rows = list(here.map(runs.train_class_chunk, runs.class_chunks(tune, size)))
+    for r in rows:
+        write("classes", r)
+    tuned = protocol.tune(pd.concat([pd.DataFrame(r) for r in rows], ignore_index=True))
+    report = st.class_report_part(
+        p, data, dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))
+    )
+    for r in here.map(runs.train_class_chunk, runs.class_chunks(report, size)):
+        write("classes", r)
