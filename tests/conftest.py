@@ -67,13 +67,25 @@ def write_params(path: Path, data: dict) -> Path:
 
 
 def small_grid(data: dict, **grid: list) -> dict:
-    """`data` with a small, fast grid: 2 losses x 2 optimizers x 2 clips, 30 steps."""
+    """`data` with a small, fast grid (2 losses x 2 optimizers x 2 clips, 30 steps) and a
+    tiny study (one scenario, 2 optimizers x 2 clips, a few lrs, 30 steps): seconds."""
     data = copy.deepcopy(data)
     data["train"]["steps"] = 30
     data["train"]["grid"].update(
         {"losses": ["mse", "l1"], "optimizers": ["sgd", "adam"], "clips": ["none", "norm"], **grid}
     )
     data["env"]["workers"] = 1
+    data["study"].update(
+        steps=30,
+        scenarios=["noisy"],
+        losses=["mse"],
+        optimizers=["sgd", "adam"],
+        clips=["none", "norm"],
+        lr={"low": 0.01, "high": 1.0, "per_decade": 1, "near_edge": [0.9]},
+        stability={"steps": 100, "step": 0.05, "span": 0.1, "tol": 1.0e-4},
+        classification={**data["study"]["classification"], "losses": ["ce"]},
+    )
+    data["study"]["engine"].update(workers=1)
     return data
 
 

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from functools import partial
 from importlib.metadata import version
@@ -148,15 +149,24 @@ def main(argv: list[str] | None = None) -> None:
     uri = tracking.default_uri(root)
     with interrupt.exit_on_signal():
         try:
+            start = time.perf_counter()
             outcome = _publish(args, p.publish, trained, root, uri)
+            middle = time.perf_counter()
             studied = _publish_study(args, p, root, uri)
+            end = time.perf_counter()
         except tracking.TrackingError as e:
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_TRACKING) from None
     print(top(ranking, args.ranking))
     print(f"MLflow ({uri}):")
-    print(f"  grid: {outcome.created} new cell runs, {outcome.present} already there")
-    print(f"  study: {studied.created} new configuration runs, {studied.present} already there")
+    print(
+        f"  grid: {outcome.created} new cell runs, {outcome.present} already there "
+        f"({middle - start:.1f} s)"
+    )
+    print(
+        f"  study: {studied.created} new configuration runs, {studied.present} already there "
+        f"({end - middle:.1f} s)"
+    )
     print(tracking.ui_hint(uri, outcome.experiment_id))
     print(f"(the study: #/experiments/{studied.experiment_id}/runs)")
 

@@ -1,0 +1,110 @@
+"""Speed of whole studies, end to end: `dvc repro` of the study's stages (data, the
+batched engine's training and per-cell table, the analyses and report) and publishing
+to a fresh MLflow store, for studies of about 10^4, 10^5 and 10^6 cells x 500 steps.
+
+Each size runs in a fresh copy of the project (the grid's stages are built first and not
+timed), in its own process, so the peak resident memory is that size's own (the largest
+process: a stage, a Dask worker or DVC). One line per size:
+    study: N cells x S steps in T s (R cell-steps/s, peak RSS M MiB)
+Targets (issue 8): 10^5 cells <= 60 s, 10^6 cells <= 5 min and <= 2 GiB, and the 10^6
+figure <= 12x the 10^5 one.
+
+Usage: python benchmarks/study_bench.py [--sizes 10000 100000 1000000]
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import BIN, ENV, fresh_copy  # the same copy as the repro bench
+
+SIZES = (10_000, 100_000, 1_000_000)
+STAGES = ("generate", "study", "analysis", "publish")  # the study's, in dvc.yaml's order
+# per size: lr points per decade, tuning seeds, and engine workers (2 = both cores)
+SHAPE = {10_000: (1, 3, 1), 100_000: (5, 7, 2), 1_000_000: (40, 10, 2)}
+
+
+def sized(params: dict, n: int) -> dict:
+    """The committed study, its lr grid and tuning seeds scaled to about n cells."""
+    per_decade, tune, workers = SHAPE.get(n, (5, max(1, n // 15_000), 2))
+    study = params["study"]
+    study["lr"]["per_decade"] = per_decade
+    study["seeds"]["tune"] = list(range(tune))
+    study["seeds"]["report"] = list(range(100, 110))
+    study["engine"]["workers"] = workers
+    return params
+
+
+def one(n: int) -> dict[str, float]:
+    """Build one study of about n cells in a fresh copy; its size, time and peak memory."""
+    with tempfile.TemporaryDirectory(prefix="gradlab-study-bench-") as tmp:
+        project = fresh_copy(Path(tmp) / "p")
+        yaml = YAML()
+        path = project / "params.yaml"
+        params = yaml.load(path.read_text())
+        with path.open("w") as f:
+            yaml.dump(sized(params, n), f)
+        dvc = [str(BIN / "dvc"), "repro", "--quiet"]
+        subprocess.run(
+            [*dvc, "compare", "walkthrough"], cwd=project, env=ENV, check=True, capture_output=True
+        )
+        stages = {}
+        for stage in STAGES:  # one at a time, so each one's seconds are known
+            start = time.perf_counter()
+            subprocess.run(
+                [*dvc, "--single-item", stage],
+                cwd=project,
+                env=ENV,
+                check=True,
+                capture_output=True,
+            )
+            stages[stage] = time.perf_counter() - start
+        import pyarrow.parquet as pq
+
+        cells = pq.read_metadata(project / "reports/study/cells.parquet").num_rows
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
+    return {"cells": cells, "seconds": sum(stages.values()), "rss": rss, **stages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in this process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one)))
+        return
+    steps = YAML(typ="safe").load(
+        (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
+    )["study"]["steps"]
+    found = {}
+    for n in args.sizes:
+        run = subprocess.run(
+            [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
+        )
+        r = found[n] = json.loads(run.stdout.splitlines()[-1])
+        rate = r["cells"] * steps / r["seconds"]
+        print(
+            f"study: {r['cells']} cells x {steps} steps in {r['seconds']:.1f} s "
+            f"({rate / 1e6:.2f} M cell-steps/s, peak RSS {r['rss']:.0f} MiB; "
+            + ", ".join(f"{s} {r[s]:.1f} s" for s in STAGES)
+            + ")",
+            flush=True,
+        )
+    if 100_000 in found and 1_000_000 in found:
+        ratio = found[1_000_000]["seconds"] / found[100_000]["seconds"]
+        print(f"10^6 / 10^5 time: {ratio:.1f}x (target <= 12x)")
+
+
+if __name__ == "__main__":
+    main()
