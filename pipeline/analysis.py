@@ -38,6 +38,7 @@ def summary(cells: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     return protocol.summary(cells[cells["part"] == "report"], tuned, reps, seed)
 
 
+BLOWN = 1e6  # past the edge, a run this far out (in units of the minimiser's size) blew up
 CLASS_MEDIANS = {"accuracy": "median_accuracy", "angle_deg": "median_angle_deg"}
 
 
@@ -52,8 +53,8 @@ def stability(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of the edge part: max_stable_lr (the largest grid lr up
     to which every lr converged to within tol of the minimiser), theory_lr, their ratio,
     grid_step (relative), agrees (within one grid step), and what the grid lrs past the
-    edge did: converged, diverged (non-finite, or 1000x farther than at the start) or
-    stayed bounded (neither)."""
+    edge did: converged, diverged (non-finite, or farther than BLOWN times the minimiser's
+    size from it) or stayed bounded (neither: an oscillation that neither grows nor dies)."""
     import pandas as pd
 
     edge = cells[cells["part"] == "edge"].sort_values([*CONFIG, "lr"], kind="stable")
@@ -61,11 +62,9 @@ def stability(cells: pd.DataFrame) -> pd.DataFrame:
     for key, part in edge.groupby(list(CONFIG), sort=False):
         lr, theory = part["lr"].to_numpy(), float(part["theory_lr"].iloc[0])
         converged = part["steps_to_target"].to_numpy() >= 0
-        start = np.hypot(
-            part["init_weight"] - part["target_weight"], part["init_bias"] - part["target_bias"]
-        )
+        scale = np.maximum(1.0, np.hypot(part["target_weight"], part["target_bias"]))
         blown = (part["diverged"].to_numpy() == 1) | (
-            part["target_error"].to_numpy() > 1e3 * start.to_numpy()
+            part["target_error"].to_numpy() > BLOWN * scale.to_numpy()
         )
         first_bad = int(np.argmin(converged)) if not converged.all() else len(lr)
         stable = float(lr[first_bad - 1]) if first_bad > 0 else float("nan")

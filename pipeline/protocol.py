@@ -7,7 +7,8 @@
 2. Report: the tuned lr on fresh reporting seeds: interquartile mean and median of
    steps-to-target with 95% bootstrap confidence intervals (rliable), success rate,
    final distance to the minimiser, divergence; tunability (the width in decades of the
-   lr window within 2x of the best tuning median); one shot at the library's default lr.
+   lr window within 2x of the best tuning median); one shot at the library's default lr;
+   the stayed rate (still within the target at the last step: a first hit can be left).
 Steps-to-target is +inf where the target was never reached (pipeline.stats).
 """
 
@@ -87,12 +88,14 @@ def summary(
         "median_steps": np.median(steps, axis=-1),
         "median_lo": lo_med,
         "median_hi": hi_med,
-        "success_rate": np.isfinite(steps).mean(axis=-1),
+        "success_rate": np.isfinite(steps).mean(axis=-1),  # reached the target at some step
     }
     import pandas as pd
 
     measures = pd.DataFrame(by)
     grouped = at.assign(config=names).groupby("config", sort=False)
+    # reached it and still within it at the last step: a first hit can be left again
+    measures["stayed_rate"] = grouped["within_at_end"].mean().reindex(order).to_numpy()
     for column, name in medians.items():
         measures[name] = grouped[column].median().reindex(order).to_numpy()
     measures["diverged_rate"] = grouped["diverged"].mean().reindex(order).to_numpy()

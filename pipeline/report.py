@@ -602,6 +602,9 @@ def _stability(stab: pd.DataFrame) -> str:
 
 
 def _clipping(summary: pd.DataFrame, order: dict[str, list[str]]) -> str:
+    if "none" not in order["clip"] or len(order["clip"]) < 2:
+        text = "No clipped and unclipped runs to set side by side in this study."
+        return _section("clipping", "Where clipping matters", text)
     ratios, said = _clip_ratios(summary), []
     for clip in ratios.columns:
         r = ratios[clip].to_numpy(np.float64)

@@ -107,6 +107,8 @@ def cell_rows(p: Part, r: engine.Result) -> Columns:
             np.float64
         ),
         "diverged": (r.diverged_step >= 0).astype(np.int64),
+        # reached the target and still there at the end: a first hit can be left again
+        "within_at_end": ((r.steps_to_target >= 0) & (r.target_error <= p.tol)).astype(np.int64),
         "diverged_reason": np.where(
             r.diverged_reason >= 0, np.array(engine.REASONS)[np.maximum(r.diverged_reason, 0)], ""
         ),
@@ -177,4 +179,5 @@ def train_class_chunk(p: ClassPart) -> Columns:
             for k in CLASS_MEASURES
         },
         "diverged": (r.diverged_step >= 0).astype(np.int64),
+        "within_at_end": (r.accuracy == 1).astype(np.int64),  # still every point right
     }

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 MEASURES = (  # summary.csv's measures, each a metric of its configuration's run
     "tuned_lr", "tune_median", "tunability", "iqm_steps", "iqm_lo", "iqm_hi",
-    "median_steps", "median_lo", "median_hi", "success_rate", "median_error",
+    "median_steps", "median_lo", "median_hi", "success_rate", "stayed_rate", "median_error",
     "median_true_error", "diverged_rate", "clip_fraction", "default_median_steps",
     "median_accuracy", "median_angle_deg",
 )  # fmt: skip

@@ -58,8 +58,8 @@ def test_line_x_are_evenly_spaced_from_x_min_to_x_max() -> None:
 
 
 def test_line_noise_is_gaussian_with_the_noise_as_std_around_the_line() -> None:
-    """y - (slope x + intercept) has mean ~0 and std ~noise, Gaussian kurtosis ~3 (n large:
-    std within 3%, mean within 0.03, kurtosis within 0.3, all > 5 sigma)."""
+    """Residuals from the line are Gaussian: mean ~0, std ~noise, kurtosis ~3."""
+    # n = 20,000: std within 3%, mean within 0.03, kurtosis within 0.3, each > 5 sigma
     s = line(n=LARGE, noise=0.7, slope=-1.5, intercept=3.0)
 
     r = residuals(scenarios.points("big", s, [3]))[0]
@@ -71,8 +71,7 @@ def test_line_noise_is_gaussian_with_the_noise_as_std_around_the_line() -> None:
 
 @pytest.mark.parametrize(("n", "fraction"), [(20, 0.1), (20, 0.33), (200, 0.1), (7, 0.3)])
 def test_outliers_shift_exactly_round_fraction_n_targets_by_offset(n: int, fraction: float) -> None:
-    """Exactly round(fraction * n) targets of each seed lie ~offset above the line (noise
-    0.01: within 0.1 of it), the others ~on it."""
+    """Exactly round(fraction * n) targets lie ~offset above the line, the rest ~on it."""
     s = outliers(n=n, noise=0.01, fraction=fraction, offset=10.0)
 
     r = residuals(scenarios.points("outliers", s, SEEDS))
@@ -93,8 +92,8 @@ def test_outliers_are_chosen_by_the_seed() -> None:
 
 
 def test_heavy_noise_is_student_t_scaled_by_noise() -> None:
-    """Heavy noise is noise x Student-t(df): its quartiles are noise x t(df)'s (3%, 5 sigma),
-    and with df = 1.5 (infinite variance) its kurtosis is far above a Gaussian's 3."""
+    """Heavy noise is noise x Student-t(df): t's quartiles, kurtosis far above Gaussian's 3."""
+    # n = 200,000: the quartiles within 3% (5 sigma); df = 1.5 has infinite variance
     s = heavy(n=HUGE, noise=0.3, df=1.5)
 
     r = residuals(scenarios.points("heavy", s, [5]))[0]
@@ -157,10 +156,11 @@ def test_the_generator_is_keyed_by_seed_and_scenario_name() -> None:
 
 
 def test_scenarios_csv_reads_back_exactly(committed: params.Params, tmp_path: Path) -> None:
-    """Every committed scenario and study seed, through scenarios_csv and read_points,
-    comes back bit for bit with its seeds and line."""
+    """Every committed scenario and seed reads back from scenarios_csv bit for bit."""
     seeds = scenarios.study_seeds(committed.study)
-    found = {n: scenarios.points(n, committed.scenarios[n], seeds) for n in committed.study.scenarios}
+    found = {
+        n: scenarios.points(n, committed.scenarios[n], seeds) for n in committed.study.scenarios
+    }
     path = tmp_path / "scenarios.csv"
     path.write_text(scenarios.scenarios_csv(found))
 
@@ -174,28 +174,30 @@ def test_scenarios_csv_reads_back_exactly(committed: params.Params, tmp_path: Pa
 
 
 def test_classes_csv_reads_back_exactly(committed: params.Params, tmp_path: Path) -> None:
-    """classes_csv's points and labels read back bit for bit (one row per seed and point)."""
-    c = scenarios.classes(committed.study.classification, [0, 3, 100])
+    """Every seed's classification points and labels read back from classes_csv bit for bit."""
+    seeds = scenarios.study_seeds(committed.study)
+    c = scenarios.classes(committed.study.classification, seeds)
     path = tmp_path / "classes.csv"
     path.write_text(scenarios.classes_csv(c))
 
-    frame = pd.read_csv(path).sort_values(["seed", "point"])
+    back = scenarios.read_classes(path, committed)
 
-    n = committed.study.classification.n
+    assert back.seeds == seeds
+    assert np.array_equal(back.x, c.x) and np.array_equal(back.labels, c.labels)
+    frame = pd.read_csv(path)
     assert list(frame.columns) == ["seed", "point", "x1", "x2", "label"]
-    assert frame["seed"].tolist() == np.repeat([0, 3, 100], n).tolist()
-    assert np.array_equal(frame[["x1", "x2"]].to_numpy().reshape(3, n, 2), c.x)
-    assert np.array_equal(frame["label"].to_numpy().reshape(3, n), c.labels)
+    assert len(frame) == len(seeds) * committed.study.classification.n
 
 
 def test_read_points_names_the_missing_seed_and_the_stale_stage(
     committed: params.Params, tmp_path: Path
 ) -> None:
-    """A data file without some study seed is refused: InputError naming the scenario, the
-    seed and "stage generate is stale"."""
+    """A file without a study seed: InputError naming it and "stage generate is stale"."""
     seeds = scenarios.study_seeds(committed.study)
     kept = [s for s in seeds if s != 104]
-    found = {n: scenarios.points(n, committed.scenarios[n], kept) for n in committed.study.scenarios}
+    found = {
+        n: scenarios.points(n, committed.scenarios[n], kept) for n in committed.study.scenarios
+    }
     path = tmp_path / "scenarios.csv"
     path.write_text(scenarios.scenarios_csv(found))
 

@@ -2,13 +2,13 @@
 params, checked against numpy, the minimisers and the headline grid (nothing trains)."""
 
 import copy
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import data, engine, grid, minimiser, params, scenarios, stability, study
+from pipeline import data, engine, grid, minimiser, params, scenarios, study
 from pipeline.configs import DEFAULT_LR, config_name
 
 TARGET_ABS = 1e-12  # minimisers of one data set, computed alone or stacked with others
@@ -21,22 +21,9 @@ def study_data(p: params.Params) -> dict[str, scenarios.Points]:
 
 
 def labels(parts: list[study.Part]) -> pd.DataFrame:
-    """Every cell of the parts: its labels, lr, seed, data row, target and part index."""
+    """Every cell of the parts: its labels, lr and seed."""
     return pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    **q.labels,
-                    "lr": q.cells.lr,
-                    "seed": q.cells.seed,
-                    "dataset": q.cells.dataset,
-                    "target_w": q.target[:, 0],
-                    "target_b": q.target[:, 1],
-                    "index": i,
-                }
-            )
-            for i, q in enumerate(parts)
-        ],
+        [pd.DataFrame({**q.labels, "lr": q.cells.lr, "seed": q.cells.seed}) for q in parts],
         ignore_index=True,
     )
 
@@ -111,17 +98,20 @@ def test_lr_grid_keeps_the_powers_inside_low_high(
     np.testing.assert_allclose(lrs, expected, rtol=1e-12)
 
 
-def eigvalsh_edge(p: params.Params, optimizer: str, x: np.ndarray) -> float:
-    """The edge of `optimizer` on MSE from numpy.linalg.eigvalsh of (2/n) X^T X, X = [x, 1]:
-    2 / L, 2 (1 + mu) / ((1 - tau) L) and 2 (1 + mu) / ((1 + 2 mu) L), L = lam_max + wd."""
-    X = np.stack([x, np.ones_like(x)], axis=1)
+def closed_edge(p: params.Params, optimizer: str, lam: float) -> float:
+    """2 / L, 2 (1 + mu) / ((1 - tau) L) and 2 (1 + mu) / ((1 + 2 mu) L), L = lam + wd."""
     kw = getattr(p.train.optimizers, optimizer).model_dump()
-    big = np.linalg.eigvalsh(2 / len(x) * X.T @ X).max() + kw["weight_decay"]
     mu, tau = kw.get("momentum", 0.0), kw.get("dampening", 0.0)
     factor = {"sgd": 2.0, "momentum": 2 * (1 + mu) / (1 - tau)}.get(
         optimizer, 2 * (1 + mu) / (1 + 2 * mu)
     )
-    return factor / big
+    return factor / (lam + kw["weight_decay"])
+
+
+def eigvalsh_edge(p: params.Params, optimizer: str, x: np.ndarray) -> float:
+    """The edge of `optimizer` on MSE from numpy.linalg.eigvalsh of (2/n) X^T X, X = [x, 1]."""
+    X = np.stack([x, np.ones_like(x)], axis=1)
+    return closed_edge(p, optimizer, np.linalg.eigvalsh(2 / len(x) * X.T @ X).max())
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
@@ -129,8 +119,7 @@ def eigvalsh_edge(p: params.Params, optimizer: str, x: np.ndarray) -> float:
 def test_mse_edge_is_the_closed_form_of_eigvalsh(
     raw_params: dict, optimizer: str, weight_decay: float
 ) -> None:
-    """mse_edge on every committed scenario's points is the edge of (2/n) X^T X's largest
-    eigenvalue (numpy.linalg.eigvalsh), weight decay included."""
+    """mse_edge is the closed-form edge of eigvalsh((2/n) X^T X), weight decay included."""
     raw = copy.deepcopy(raw_params)
     raw["train"]["optimizers"][optimizer]["weight_decay"] = weight_decay
     p = params.parse(raw)
@@ -153,8 +142,7 @@ def test_mse_edge_does_not_depend_on_the_targets(committed: params.Params) -> No
 def test_lrs_hold_the_grid_the_default_and_the_near_edge_fractions(
     committed: params.Params,
 ) -> None:
-    """Each optimizer's lrs: the log grid, its library default and, for gradient descent,
-    near_edge x mse_edge; sorted, each once, nothing else."""
+    """lrs: the log grid, the default and (gradient descent) near_edge x mse_edge, sorted."""
     x = study_data(committed)["noisy"].x[0]
     g = study.lr_grid(committed.study.lr)
 
@@ -172,13 +160,13 @@ def test_lrs_hold_the_grid_the_default_and_the_near_edge_fractions(
 
 # --- the tune part ---------------------------------------------------------------------
 def test_tune_cells_are_configurations_x_lrs_x_tuning_seeds(committed: params.Params) -> None:
-    """Every configuration has each of its optimizer's lrs (on its scenario's points) for
-    each tuning seed exactly once, and nothing else is trained."""
+    """Tune cells: every configuration x its optimizer's lrs x tuning seed, each once."""
     s = committed.study
     found = study_data(committed)
 
     table = labels(study.tune_parts(committed, found))
 
+    groups = table.groupby(["scenario", "loss", "optimizer", "clip"])
     expected = 0
     for name in s.scenarios:
         for loss in s.losses:
@@ -186,22 +174,17 @@ def test_tune_cells_are_configurations_x_lrs_x_tuning_seeds(committed: params.Pa
                 lrs = study.lrs(committed, optimizer, found[name].x[0])
                 expected += len(lrs) * len(s.clips) * len(s.seeds.tune)
                 for clip in s.clips:
-                    rows = table[
-                        (table["scenario"] == name)
-                        & (table["loss"] == loss)
-                        & (table["optimizer"] == optimizer)
-                        & (table["clip"] == clip)
-                    ]
+                    rows = groups.get_group((name, loss, optimizer, clip))
                     got = sorted(zip(rows["lr"], rows["seed"], strict=True))
                     assert got == sorted((lr, t) for lr in lrs for t in s.seeds.tune)
     assert len(table) == expected
+    assert groups.ngroups == len(s.scenarios) * len(s.losses) * len(s.optimizers) * len(s.clips)
 
 
 def test_tune_cells_train_on_their_data_toward_their_loss_minimiser(
     committed: params.Params,
 ) -> None:
-    """Each tune cell's data row is its scenario and seed's data set, and its target the
-    minimiser of its loss there."""
+    """Each tune cell trains on its scenario and seed's data, toward its loss's minimiser."""
     found = study_data(committed)
 
     parts = study.tune_parts(committed, found)
@@ -212,8 +195,7 @@ def test_tune_cells_train_on_their_data_toward_their_loss_minimiser(
 def test_tune_cells_have_their_configuration_settings_and_scenario_labels(
     committed: params.Params,
 ) -> None:
-    """Each tune cell's optimizer, loss and clip settings are the headline grid's cell of
-    the same names; its tol, line, steps and dtype its scenario's and the study's."""
+    """Tune cells carry the grid cell's settings and their scenario's tol and line."""
     s = committed.study
     settings = grid_settings(committed)
 
@@ -224,7 +206,9 @@ def test_tune_cells_have_their_configuration_settings_and_scenario_labels(
                 assert getattr(q.cells, k)[i] == v or np.isnan(v), (key, k)
         scenario = [committed.scenarios[n] for n in q.labels["scenario"]]
         assert q.tol.tolist() == [sc.tol for sc in scenario]
-        lines = [(2.0, 0.0) if sc.kind == "tutorial" else (sc.slope, sc.intercept) for sc in scenario]
+        lines = [
+            (2.0, 0.0) if sc.kind == "tutorial" else (sc.slope, sc.intercept) for sc in scenario
+        ]
         assert q.line.tolist() == [list(line) for line in lines]
         assert (q.part, q.steps, q.dtype, q.start) == ("tune", s.steps, s.dtype, None)
         assert np.isnan(q.theory_lr).all()
@@ -237,14 +221,17 @@ def test_tune_parts_merge_scenarios_of_one_shape(committed: params.Params) -> No
     shapes = [(q.x.shape[1], q.batch_size) for q in parts]
     scenario_lists = [list(dict.fromkeys(q.labels["scenario"])) for q in parts]
     assert shapes == [(3, 0), (20, 0), (40, 4)]
-    assert scenario_lists == [["tutorial"], ["noisy", "outliers10", "outliers33", "wide"], ["heavy"]]
+    assert scenario_lists == [
+        ["tutorial"],
+        ["noisy", "outliers10", "outliers33", "wide"],
+        ["heavy"],
+    ]
 
 
 def test_a_minibatch_scenario_stays_apart_even_with_the_same_number_of_points(
     raw_params: dict,
 ) -> None:
-    """heavy with n = 20 like noisy but batch_size 4: its own part, the full-batch ones merged;
-    every part's cells share n, batch size, steps and dtype."""
+    """A minibatch scenario is not merged with full-batch ones of the same n."""
     raw = copy.deepcopy(raw_params)
     raw["scenarios"]["heavy"]["n"] = 20
     p = params.parse(raw)
@@ -264,11 +251,11 @@ def test_a_minibatch_scenario_stays_apart_even_with_the_same_number_of_points(
 
 def test_merge_keeps_apart_parts_of_other_steps_or_dtype(committed: params.Params) -> None:
     """Two parts alike but for steps, or for dtype, are not merged; alike ones are, in order."""
-    found = study_data(committed)
-    base = study.tune_parts(committed, {"noisy": found["noisy"]} | found)[1]
-    from dataclasses import replace
+    base = study.tune_parts(committed, study_data(committed))[0]
 
-    merged = study.merge([base, replace(base, steps=base.steps + 1), replace(base, dtype="float64"), base])
+    merged = study.merge(
+        [base, replace(base, steps=base.steps + 1), replace(base, dtype="float64"), base]
+    )
 
     assert [(q.steps, q.dtype, len(q)) for q in merged] == [
         (base.steps, base.dtype, 2 * len(base)),
@@ -298,14 +285,16 @@ def tuned_lrs(p: params.Params) -> dict[str, float]:
 def test_report_cells_are_each_configuration_at_its_tuned_and_default_lr(
     committed: params.Params,
 ) -> None:
-    """Every configuration: its tuned lr (lr_kind "tuned") and its library default (lr_kind
-    "default"), each for every reporting seed once; no tuning seed."""
+    """Report cells: each configuration at its tuned and default lr, per reporting seed."""
     s = committed.study
     tuned = tuned_lrs(committed)
 
     table = labels(study.report_parts(committed, study_data(committed), tuned))
 
-    table["config"] = [config_name(*r) for r in table[["scenario", "loss", "optimizer", "clip"]].itertuples(index=False)]
+    table["config"] = [
+        config_name(*r)
+        for r in table[["scenario", "loss", "optimizer", "clip"]].itertuples(index=False)
+    ]
     assert set(table["config"]) == set(tuned)
     for name, rows in table.groupby("config"):
         optimizer = name.split("-")[2]
@@ -318,8 +307,7 @@ def test_report_cells_are_each_configuration_at_its_tuned_and_default_lr(
 def test_report_cells_train_on_their_data_toward_their_loss_minimiser(
     committed: params.Params,
 ) -> None:
-    """Each report cell's data row is its scenario and seed's data set, its target the
-    minimiser of its loss there."""
+    """Each report cell trains on its scenario and seed's data, toward its loss's minimiser."""
     found = study_data(committed)
 
     parts = study.report_parts(committed, found, tuned_lrs(committed))
@@ -328,27 +316,152 @@ def test_report_cells_train_on_their_data_toward_their_loss_minimiser(
 
 
 # --- the edge part --------------------------------------------------------------------
-def quadratic_zone_edge(p: params.Params, loss: str, optimizer: str, x: np.ndarray, y: np.ndarray) -> float:
+def zone_edge(p: params.Params, loss: str, optimizer: str, x: np.ndarray, y: np.ndarray) -> float:
     """The edge from numpy.linalg.eigvalsh of the loss's Hessian at its minimiser:
     (1/n) sum of l''(d) [x, 1][x, 1]^T, l'' = 2 (mse), 1 (huber) or 1/beta (smoothl1) in
     the quadratic zone |d| < kink, 0 outside."""
     kw = loss_kwargs(p, loss)
-    w, b = minimiser.minimiser(loss, kw, x, y)
-    d = w * x + b - y
-    curv = {
-        "mse": np.full_like(x, 2.0),
-        "huber": (np.abs(d) < kw.get("delta", 0)).astype(float),
-        "smoothl1": (np.abs(d) < kw.get("beta", 0)) / kw.get("beta", 1),
-    }[loss]
+    w, b = minimiser.minimiser(loss, kw, x, y)  # type: ignore[arg-type]
+    d = np.abs(w * x + b - y)
+    if loss == "mse":
+        curv = np.full_like(x, 2.0)
+    elif loss == "huber":
+        curv = (d < kw["delta"]).astype(np.float64)
+    else:
+        curv = (d < kw["beta"]) / kw["beta"]
     X = np.stack([x, np.ones_like(x)], axis=1)
-    big = np.linalg.eigvalsh((X.T * curv) @ X / len(x)).max()
-    return eigvalsh_edge(p, optimizer, x) * (eigvalsh_edge(p, "sgd", x) / (2 / big) if False else 1) if loss == "mse" else _edge_of(p, optimizer, big)
+    return closed_edge(p, optimizer, np.linalg.eigvalsh((X.T * curv) @ X / len(x)).max())
 
 
-def _edge_of(p: params.Params, optimizer: str, big: float) -> float:
-    kw = getattr(p.train.optimizers, optimizer).model_dump()
-    mu, tau = kw.get("momentum", 0.0), kw.get("dampening", 0.0)
-    factor = {"sgd": 2.0, "momentum": 2 * (1 + mu) / (1 - tau)}.get(
-        optimizer, 2 * (1 + mu) / (1 + 2 * mu)
+def test_edge_cells_are_gradient_descent_on_the_quadratic_losses(
+    committed: params.Params,
+) -> None:
+    """Edge cells: scenario x quadratic loss x sgd/momentum/nesterov x clip, 21 lrs, float64."""
+    s, e = committed.study, committed.study.stability
+
+    parts = study.edge_parts(committed, study_data(committed))
+
+    table = labels(parts)
+    configs = set(
+        table[["scenario", "loss", "optimizer", "clip"]].itertuples(index=False, name=None)
     )
-    return factor / (big + kw["weight_decay"])
+    assert configs == {
+        (n, loss, o, c)
+        for n in s.scenarios
+        for loss in ("mse", "huber", "smoothl1")
+        for o in ("sgd", "momentum", "nesterov")
+        for c in s.clips
+    }
+    assert len(table) == 21 * len(configs)
+    assert set(table["seed"]) == {s.seeds.report[0]}
+    for q in parts:
+        assert (q.part, q.dtype, q.batch_size, q.steps) == ("edge", "float64", 0, e.steps)
+        assert (q.tol == e.tol).all()
+
+
+def test_edge_lrs_are_theory_lr_times_1_plus_k_step(committed: params.Params) -> None:
+    """Each configuration's lrs are theory_lr * (1 + k step), k = -span/step .. span/step."""
+    e = committed.study.stability
+    k = np.arange(-10, 11)  # span 0.1, step 0.01
+
+    for q in study.edge_parts(committed, study_data(committed)):
+        table = pd.DataFrame({**q.labels, "lr": q.cells.lr, "theory": q.theory_lr})
+        for key, rows in table.groupby(["scenario", "loss", "optimizer", "clip"]):
+            theory = rows["theory"].to_numpy()
+            assert (theory == theory[0]).all(), key
+            np.testing.assert_allclose(
+                np.sort(rows["lr"].to_numpy()) / theory[0], 1 + k * e.step, rtol=1e-12
+            )
+
+
+def test_edge_theory_lr_is_the_closed_form_at_the_minimiser(committed: params.Params) -> None:
+    """theory_lr is the closed-form edge from eigvalsh of the Hessian at the minimiser."""
+    found = study_data(committed)
+    seed = committed.study.seeds.report[0]
+
+    for q in study.edge_parts(committed, found):
+        table = pd.DataFrame({**q.labels, "theory": q.theory_lr})
+        for (name, loss, optimizer), rows in table.groupby(["scenario", "loss", "optimizer"]):
+            k = found[name].seeds.index(seed)
+            x, y = found[name].x[k], found[name].y[k]
+            expected = zone_edge(committed, loss, optimizer, x, y)
+
+            assert rows["theory"].to_numpy() == pytest.approx(expected, rel=EDGE_REL), name
+
+
+def test_edge_cells_start_within_START_of_their_minimiser(committed: params.Params) -> None:
+    """Edge cells start off their minimiser by more than tol, at most START relative."""
+    found = study_data(committed)
+    tol = committed.study.stability.tol
+
+    parts = study.edge_parts(committed, found)
+
+    for q in parts:
+        assert q.start is not None
+        off = np.abs(q.start - q.target)
+        assert (off <= study.START * np.maximum(np.abs(q.target), 1.0) * (1 + 1e-9)).all()
+        assert (np.hypot(*off.T) > tol).all()
+    seed = committed.study.seeds.report[0]
+    check_data_and_targets(
+        committed,
+        parts,
+        {
+            n: scenarios.Points(
+                [seed], p.x[[p.seeds.index(seed)]], p.y[[p.seeds.index(seed)]], p.line
+            )
+            for n, p in found.items()
+        },
+    )
+
+
+# --- the twin part --------------------------------------------------------------------
+USED_BY = {"amsgrad": ("adam", "adamw"), "centered": ("rmsprop",)}  # flags only some read
+
+
+def test_twin_cells_are_the_headline_grid_cells_exactly(committed: params.Params) -> None:
+    """Twin cells have engine.Cells.from_grid's settings, names, steps, dtype and points."""
+    cells = grid.cells(committed.train)
+    x, y = data.points(committed.generate)
+
+    part = study.twin_part(committed, cells, x, y)
+
+    expected = engine.Cells.from_grid(cells)
+    optimizer = np.array([c.optimizer for c in cells])
+    for f in fields(engine.Cells):
+        got, want = getattr(part.cells, f.name), getattr(expected, f.name)
+        used = np.isin(optimizer, USED_BY.get(f.name, optimizer))
+        assert np.array_equal(got[used], want[used], equal_nan=True), f.name
+    assert part.labels["name"].tolist() == [c.name for c in cells]
+    assert (part.part, part.steps, part.dtype) == (
+        "twin",
+        committed.train.steps,
+        committed.train.dtype,
+    )
+    assert np.array_equal(part.x, x[None]) and np.array_equal(part.y, y[None])
+
+
+def test_twin_cells_train_as_the_grid_cells_do(committed: params.Params) -> None:
+    """Twin cells and from_grid's train to the same bits."""
+    # they differ only in flags a cell does not read (amsgrad, centered: 0 vs nan)
+    import torch
+
+    cells = grid.cells(committed.train)
+    x, y = data.points(committed.generate)
+    part = study.twin_part(committed, cells, x, y)
+
+    a = engine.train(part.cells, part.x, part.y, 100, torch.float32)
+    b = engine.train(engine.Cells.from_grid(cells), x, y, 100, torch.float32)
+
+    for f in ("final_weight", "final_bias", "final_loss", "max_grad_norm", "clip_fraction"):
+        assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f
+
+
+def test_twin_targets_are_each_loss_minimiser_on_the_grid_points(committed: params.Params) -> None:
+    """On the tutorial's points every loss's minimiser is y = 2x exactly: target (2, 0)."""
+    cells = grid.cells(committed.train)
+    x, y = data.points(committed.generate)
+
+    part = study.twin_part(committed, cells, x, y)
+
+    assert committed.generate.preset == "tutorial"
+    assert part.target.tolist() == [[2.0, 0.0]] * len(cells)
