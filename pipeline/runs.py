@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline import classify, engine
-from pipeline.study import ClassPart, Part
+from pipeline.parts import ClassPart, Part
 
 Columns = dict[str, npt.NDArray[np.generic]]
 SETTINGS = (  # engine.Cells' float settings, as the table names them

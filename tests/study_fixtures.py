@@ -1,8 +1,8 @@
 """A tiny study built by the real code, for the tests of the study's modules.
 
 `params_for` shrinks the committed params to a few configurations and steps; `build`
-runs what stage study runs (scenarios.points, study.tune_parts, runs.chunks and
-runs.train_chunk, protocol.tune, study.report_parts with traces) in this process,
+runs what stage study runs (scenarios.points, st.tune_parts, runs.chunks and
+runs.train_chunk, protocol.tune, st.report_parts with traces) in this process,
 without files, and returns the tables as pandas frames. Test modules wrap `build` in a
 module-scoped fixture so each builds it once.
 """
@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from pipeline import params, protocol, record, runs, scenarios, study
+from pipeline import params, protocol, record, runs, scenarios
+from pipeline import parts as st
 
 TINY_STUDY = {  # 2 scenarios x 2 losses x 2 optimizers x 2 clips, 300 steps
     "steps": 300,
@@ -43,7 +44,7 @@ def data_for(p: params.Params) -> dict[str, scenarios.Points]:
 
 
 def train(
-    parts: list[study.Part], size: int, trace_steps: npt.NDArray[np.int64] | None = None
+    parts: list[st.Part], size: int, trace_steps: npt.NDArray[np.int64] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The parts trained in chunks of `size` cells: (cell rows, trace rows or None)."""
     cells, traces = [], []
@@ -78,10 +79,10 @@ def build(raw: dict, **study_: object) -> Study:
     p = params_for(raw, **study_)
     data = data_for(p)
     chunk = p.study.engine.chunk
-    tune, _ = train(study.tune_parts(p, data), chunk)
+    tune, _ = train(st.tune_parts(p, data), chunk)
     tuned = protocol.tune(tune)
     lrs = dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))
     steps = np.array(record.history_steps(p.study.steps, p.study.trace_points))
-    report, traces = train(study.report_parts(p, data, lrs), chunk, steps)
+    report, traces = train(st.report_parts(p, data, lrs), chunk, steps)
     assert traces is not None  # asked for: the report part is traced
     return Study(p, data, tune, tuned, report, traces)

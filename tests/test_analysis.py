@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import analysis, data, grid, minimiser, params, record, reference, runs, study
+from pipeline import analysis, data, grid, minimiser, params, record, reference, runs
+from pipeline import parts as st
 from pipeline.configs import CONFIG, config_name
 from tests import study_fixtures
 
@@ -118,7 +119,7 @@ def edges(raw_params: dict) -> pd.DataFrame:
         clips=["none", "norm"],
         stability=raw_params["study"]["stability"],
     )
-    cells, _ = study_fixtures.train(study.edge_parts(p, study_fixtures.data_for(p)), 10**6)
+    cells, _ = study_fixtures.train(st.edge_parts(p, study_fixtures.data_for(p)), 10**6)
     return analysis.stability(cells)
 
 
@@ -345,7 +346,7 @@ def twins(raw_params: dict) -> pd.DataFrame:
     )
     cells = grid.cells(train)
     x, y = data.points(p.generate)
-    batched, _ = runs.train_chunk(runs.Chunk(study.twin_part(p, cells, x, y)))
+    batched, _ = runs.train_chunk(runs.Chunk(st.twin_part(p, cells, x, y)))
     inputs, targets = (torch.tensor(v).reshape(-1, 1) for v in (x, y))
     ref = []
     for c in cells:
@@ -365,7 +366,7 @@ def test_twins_agree_bit_for_bit_on_the_exact_finals(twins: pd.DataFrame) -> Non
 @pytest.fixture(scope="module")
 def found(tiny: study_fixtures.Study, summary: pd.DataFrame, twins: pd.DataFrame) -> dict:
     """The analysis stage's tables of the tiny study (its edge part trained too)."""
-    edge, _ = study_fixtures.train(study.edge_parts(tiny.p, tiny.data), 10**6)
+    edge, _ = study_fixtures.train(st.edge_parts(tiny.p, tiny.data), 10**6)
     scores, _ = analysis.profiles(tiny.cells)
     return {
         "summary": summary,

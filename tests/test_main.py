@@ -19,7 +19,8 @@ def test_an_unknown_stage_is_refused_naming_the_allowed_ones(
 
     (line,) = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 2 and "'trian'" in line
-    assert "compare, drift, env, generate, publish, train, walkthrough" in line
+    stages = "analysis, compare, drift, env, generate, publish, study, train, walkthrough"
+    assert stages in line
 
 
 def test_missing_modules_are_found_without_importing_them() -> None:

@@ -51,7 +51,13 @@ def publish_argv(root: Path, ranking: Path | None = None) -> list[str]:
         str(r / "cells.csv"),
         str(r / "walkthrough/walkthrough.md"),
         str(r / "walkthrough/graph.dot"),
+        *[arg for name in STUDY for arg in (f"--study-{name}", str(r / f"study/{name}"))],
+        "--study-report",
+        str(r / "study/index.html"),
     ]
+
+
+STUDY = ("cells", "traces", "classes", "class-summary", "summary", "metrics")  # not built here
 
 
 def test_a_cell_run_holds_the_trained_settings_and_its_whole_history(project: Path) -> None:

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import engine, params, runs, scenarios, study
+from pipeline import engine, params, runs, scenarios
+from pipeline import parts as st
 from tests import study_fixtures
 
 CELL_COLUMNS = [  # names are an API: cells.parquet, the analysis stage, the drift check
@@ -44,11 +45,11 @@ def found(tiny: params.Params) -> dict[str, scenarios.Points]:
 
 
 @pytest.fixture(scope="module")
-def tune_parts(tiny: params.Params, found: dict[str, scenarios.Points]) -> list[study.Part]:
-    return study.tune_parts(tiny, found)
+def tune_parts(tiny: params.Params, found: dict[str, scenarios.Points]) -> list[st.Part]:
+    return st.tune_parts(tiny, found)
 
 
-def report_of(tiny: params.Params, found: dict[str, scenarios.Points]) -> list[study.Part]:
+def report_of(tiny: params.Params, found: dict[str, scenarios.Points]) -> list[st.Part]:
     """The report parts at made-up tuned lrs (0.1 everywhere)."""
     s = tiny.study
     tuned = {
@@ -58,10 +59,10 @@ def report_of(tiny: params.Params, found: dict[str, scenarios.Points]) -> list[s
         for o in s.optimizers
         for c in s.clips
     }
-    return study.report_parts(tiny, found, tuned)
+    return st.report_parts(tiny, found, tuned)
 
 
-def direct(part: study.Part, record: np.ndarray | tuple[()] = ()) -> engine.Result:
+def direct(part: st.Part, record: np.ndarray | tuple[()] = ()) -> engine.Result:
     """The engine run on the part's cells, as a caller of engine.train would write it."""
     return engine.train(
         part.cells,
@@ -96,7 +97,7 @@ def assert_identical(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 # --- one chunk: the engine's results, labelled -----------------------------------------
-def test_cell_rows_have_the_documented_columns(tune_parts: list[study.Part]) -> None:
+def test_cell_rows_have_the_documented_columns(tune_parts: list[st.Part]) -> None:
     """A chunk's cell rows: labels, settings, data and target, measures, in that order."""
     rows, traces = runs.train_chunk(runs.Chunk(tune_parts[0]))
 
@@ -107,7 +108,7 @@ def test_cell_rows_have_the_documented_columns(tune_parts: list[study.Part]) -> 
 
 @pytest.mark.parametrize("which", [0, 1])  # tutorial (3 points), noisy (20)
 def test_cell_rows_are_a_direct_engine_train_bit_for_bit(
-    tune_parts: list[study.Part], which: int
+    tune_parts: list[st.Part], which: int
 ) -> None:
     """train_chunk's measures are engine.train's on the same cells, bit for bit."""
     part = tune_parts[which]
@@ -127,7 +128,7 @@ def test_cell_rows_are_a_direct_engine_train_bit_for_bit(
 
 
 def test_cell_rows_derive_true_error_and_divergence_from_the_measures(
-    tune_parts: list[study.Part],
+    tune_parts: list[st.Part],
 ) -> None:
     """true_error is the final distance to the line; diverged and its reason the engine's."""
     part = tune_parts[0]
@@ -160,7 +161,7 @@ def test_a_part_trained_whole_or_in_chunks_of_7_gives_identical_rows(
 ) -> None:
     """Tune and edge parts in one chunk or chunks of 7 give bit-identical rows."""
     found = study_fixtures.data_for(small)
-    parts = [*study.tune_parts(small, found), *study.edge_parts(small, found)]
+    parts = [*st.tune_parts(small, found), *st.edge_parts(small, found)]
     assert any(q.batch_size for q in parts) and any(q.start is not None for q in parts)
 
     whole, _ = study_fixtures.train(parts, 10**6, None)
@@ -186,7 +187,7 @@ def test_traces_trained_whole_or_in_chunks_of_7_are_identical(small: params.Para
 
 def test_a_cell_bits_do_not_depend_on_its_neighbours(small: params.Params) -> None:
     """A cell trained alone gives the row it has among its whole part."""
-    part = study.tune_parts(small, study_fixtures.data_for(small))[1]
+    part = st.tune_parts(small, study_fixtures.data_for(small))[1]
     whole = frame(runs.train_chunk(runs.Chunk(part))[0])
 
     for i in range(0, len(part), 37):
@@ -249,7 +250,7 @@ def test_trace_values_are_the_engine_trace_and_error_the_distance_to_target(
     assert t["error"].dtype == np.float32
 
 
-def test_a_diverging_cell_trace_stops_at_its_diverged_step(tune_parts: list[study.Part]) -> None:
+def test_a_diverging_cell_trace_stops_at_its_diverged_step(tune_parts: list[st.Part]) -> None:
     """A diverged cell's trace holds steps 0 .. diverged_step - 1, every kept value finite."""
     # kept: finite loss, gradient and parameters (the float32 gradient norm may overflow)
     part = tune_parts[0]  # the tutorial, lr up to 1: sgd diverges past ~0.18

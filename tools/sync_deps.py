@@ -11,8 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.test_layout import PACKAGE, closure, entry_point  # noqa: E402  # after the path
 from pipeline import params  # noqa: E402
+from tests.test_layout import PACKAGE, closure, entry_point  # noqa: E402  # after the path
 
 
 def main() -> None:
@@ -22,7 +22,8 @@ def main() -> None:
     for name, stage in stages.items():
         files = closure(entry_point(stage["cmd"])) | closure(PACKAGE / "__main__.py")
         derived = [f"      - {p.relative_to(ROOT)}" for p in sorted(files)]
-        block = re.search(rf"(?ms)^  {re.escape(name)}:.*?^    deps:\n((?:      - [^\n]*\n)+)", text)
+        deps = rf"(?ms)^  {re.escape(name)}:.*?^    deps:\n((?:      - [^\n]*\n)+)"
+        block = re.search(deps, text)
         if block is None:
             raise SystemExit(f"stage {name}: no deps list found")
         lines = block.group(1).splitlines()

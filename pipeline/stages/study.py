@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import atomic, cluster, data, grid, interrupt, params, protocol, record, runs
+from pipeline import parts as st
 from pipeline import scenarios as sc
-from pipeline import study as st
 from pipeline.configs import CONFIG
 
 TUNE_COLUMNS = (*CONFIG, "lr", "steps_to_target")  # what tuning needs of each tune row

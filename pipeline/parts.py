@@ -116,7 +116,9 @@ def _part(
     `theory_lr` where a block has one."""
     table = _stack(blocks)
     theory = table.pop("theory_lr").astype(np.float64) if "theory_lr" in table else None
-    labels = {k: table.pop(k).astype(str) for k in ("name", "lr_kind") if k in table}
+    labels: dict[str, npt.NDArray[np.str_]] = {
+        k: table.pop(k).astype(str) for k in ("name", "lr_kind") if k in table
+    }
     labels |= {k: table[k].astype(str) for k in ("loss", "optimizer", "clip")}
     cells = engine.Cells.of(**table)  # type: ignore[arg-type]
     target = np.empty((len(cells), 2))
@@ -207,7 +209,7 @@ def tune_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
     parts = []
     for name in s.scenarios:
         points, scenario = data[name], p.scenarios[name]
-        rates = {o: lrs(p, o, points.x[0]) for o in dict.fromkeys(s.optimizers)}
+        rates: dict[str, Array] = {o: lrs(p, o, points.x[0]) for o in dict.fromkeys(s.optimizers)}
         blocks = _config_blocks(p, name, points, rates, s.seeds.tune)
         parts.append(
             _part("tune", name, blocks, points, s.steps, s.dtype, scenario.batch_size, scenario.tol)
@@ -256,7 +258,7 @@ def edge_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
         one = scenarios.Points(
             [seed], points.x[row : row + 1], points.y[row : row + 1], points.line
         )
-        blocks = []
+        blocks: list[dict[str, npt.ArrayLike]] = []
         for loss in [x for x in dict.fromkeys(s.losses) if x in EDGE_LOSSES]:
             kwargs = getattr(p.train.losses, loss).model_dump()
             w, b = minimiser.minimisers(loss, kwargs, one.x, one.y)
@@ -268,7 +270,8 @@ def edge_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
                     continue  # no curvature at the minimiser (e.g. every point in the linear zone)
                 for clip in dict.fromkeys(s.clips):
                     block: dict[str, npt.ArrayLike] = dict(_columns(p.train, loss, optimizer, clip))  # type: ignore[arg-type]
-                    grid_lr = {"lr": theory * (1 + k * e.step), "theory_lr": theory}
+                    grid_lr: dict[str, npt.ArrayLike] = {"lr": theory * (1 + k * e.step)}
+                    grid_lr["theory_lr"] = theory
                     blocks.append(block | grid_lr | {"seed": seed, "dataset": 0})
         if blocks:
             part = _part("edge", name, blocks, one, e.steps, "float64", 0, e.tol)
@@ -285,7 +288,8 @@ def twin_part(p: params.Params, cells: Sequence[grid.Cell], x: Array, y: Array) 
     data = scenarios.Points([0], x[None, :], y[None, :], (math.nan, math.nan))
     dtype = cells[0].dtype if cells else "float32"
     steps = cells[0].steps if cells else 0
-    return _part("twin", "grid", blocks, data, steps, dtype, 0, p.study.stability.tol)  # type: ignore[arg-type]
+    tol = p.study.stability.tol
+    return _part("twin", "grid", blocks, data, steps, dtype, 0, tol)  # type: ignore[arg-type]
 
 
 # --- classification: nn.Linear(2, 2) on points labelled by their side of y = 2x ----------
