@@ -345,7 +345,8 @@ class _Target:
 
 
 def _points(v: npt.ArrayLike | Tensor, dtype: torch.dtype) -> Tensor:
-    t = v if isinstance(v, Tensor) else torch.from_numpy(np.asarray(v, dtype=np.float64))
+    t = v if isinstance(v, Tensor) else torch.from_numpy(np.array(v, dtype=np.float64))  # a copy:
+    # a read-only view (np.broadcast_to) would make torch warn
     return t.to(dtype).reshape(-1, t.shape[-1]).contiguous()  # the reference's x.to(dtype)
 
 
