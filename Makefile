@@ -28,7 +28,7 @@ bench: setup  ## speed of a clean and a no-op `dvc repro`, MLflow ingest, peak m
 	$(PY) benchmarks/bench.py
 
 publish: setup  ## publish to MLflow whatever is missing there, without re-training
-	dvc repro --single-item publish
+	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view
 
 ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1
 	mlflow ui --backend-store-uri sqlite:///$(abspath .)/mlflow.db --host 127.0.0.1 --port 5000

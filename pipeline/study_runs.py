@@ -48,12 +48,18 @@ def keys(files: list[Path], names: list[str]) -> tuple[str, dict[str, str]]:
     return parent, {name: combine(parent, sha(name.encode())) for name in names}
 
 
-def _params(row: pd.Series, train: params.TrainParams) -> dict[str, str]:
-    """A configuration's settings, named as in params.yaml (betas, beta/delta, ...)."""
+def _optimizer_keys(optimizer: str) -> list[str]:
+    """The settings params.yaml gives `optimizer` (its schema's, not its values)."""
+    schema = params.Optimizers.model_fields[optimizer].annotation
+    return list(schema.model_fields)  # type: ignore[union-attr]  # a Section
+
+
+def _params(row: pd.Series) -> dict[str, str]:
+    """A configuration's settings, named as in params.yaml (betas, beta/delta, ...), from
+    its row of the study's table: what was trained, not what params.yaml says now."""
     named = (*CONFIG, "lr", "steps", "dtype", "batch_size", "tol", "label_smoothing")
     out = {k: str(row[k]) for k in named if k in row.index}
-    kwargs = getattr(train.optimizers, row["optimizer"]).model_dump()
-    for key in kwargs:
+    for key in _optimizer_keys(row["optimizer"]):
         if key != "lr":
             cols = OPTIMIZER_KEYS.get(key, (key,))
             out[key] = str([float(row[c]) for c in cols]) if len(cols) > 1 else str(row[cols[0]])
@@ -80,7 +86,6 @@ def contents(
     traces: pd.DataFrame | None,
     run_keys: dict[str, str],
     tags: dict[str, str],
-    train: params.TrainParams,
     tune_seeds: list[int],
 ) -> list[tracking.RunContent]:
     """One run per configuration of `summary`: its settings at the tuned lr, measures,
@@ -110,7 +115,7 @@ def contents(
             tracking.RunContent(
                 name=name,
                 key=run_keys[name],
-                params=_params(_row(first.loc[key], key), train) | seeds,
+                params=_params(_row(first.loc[key], key)) | seeds,
                 tags={**tags, "config": name, **({"never": ",".join(never)} if never else {})},
                 metrics=points + finals,
             )

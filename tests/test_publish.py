@@ -181,7 +181,7 @@ def test_publish_after_a_failed_experiment_publishes_what_was_trained(
     left["train"]["optimizers"]["sgd"]["lr"] = 0.05  # type: ignore[index]  # the user fixes lr
     write_params(root / "params.yaml", left)  # type: ignore[arg-type]
 
-    run = dvc(root, "repro", "--single-item", "publish")  # what `make publish` runs
+    run = dvc(root, "repro", "--force", "--single-item", "publish")  # what `make publish` runs
 
     assert "0 new cell runs, 8 already there" in run.stdout
     (note,) = [line for line in run.stderr.splitlines() if line.startswith("note:")]
@@ -191,7 +191,7 @@ def test_publish_after_a_failed_experiment_publishes_what_was_trained(
     left["train"]["grid"]["losses"] = ["mse", "l1", "huber"]  # type: ignore[index]
     write_params(root / "params.yaml", left)  # type: ignore[arg-type]
 
-    again = dvc(root, "repro", "--single-item", "publish")
+    again = dvc(root, "repro", "--force", "--single-item", "publish")
 
     assert "Traceback" not in again.stderr and "not trained: huber-sgd-none" in again.stderr
     assert len(cell_runs(root)) == 8

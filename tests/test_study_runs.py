@@ -109,7 +109,6 @@ def contents(tiny: study_fixtures.Study, summary: pd.DataFrame) -> list[tracking
         tiny.traces,
         run_keys,
         TAGS,
-        tiny.p.train,
         tune_seeds=tiny.p.study.seeds.tune,
     )
 
@@ -229,7 +228,6 @@ def test_a_non_finite_median_is_left_out_of_the_history(
         traces,
         run_keys,
         TAGS,
-        tiny.p.train,
         tune_seeds=tiny.p.study.seeds.tune,
     )
 

@@ -258,10 +258,10 @@ def _publish_study(
     traces = pd.read_parquet(args.study_traces, filters=report_rows)
     tuning = pd.read_parquet(args.study_cells, columns=["seed"], filters=[("part", "==", "tune")])
     seeds = sorted(tuning["seed"].unique().tolist())
-    contents = study_runs.contents(summary, cells, traces, run_keys, tags, p.train, seeds)
+    contents = study_runs.contents(summary, cells, traces, run_keys, tags, seeds)
     classes = pd.read_parquet(args.study_classes, filters=report_rows)
     class_summary = pd.read_csv(args.study_class_summary)
-    contents += study_runs.contents(class_summary, classes, None, run_keys, tags, p.train, seeds)
+    contents += study_runs.contents(class_summary, classes, None, run_keys, tags, seeds)
     parent = tracking.RunContent(
         name=f"study-{parent_key[:8]}",
         key=parent_key,
