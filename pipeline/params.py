@@ -315,6 +315,14 @@ class StudyParams(Section):
     trace_points: Annotated[int, Field(strict=True, ge=2)]  # reporting cells: log-spaced steps
 
 
+class StudyRecord(Section):
+    """What the study stage ran (its manifest): the study's section and the scenarios it
+    used, as validated then. The analysis and the report read this, not params.yaml."""
+
+    study: StudyParams
+    scenarios: dict[ScenarioName, Scenario]
+
+
 class Bootstrap(Section):
     reps: Annotated[int, Field(strict=True, ge=100)]  # resamples per interval
     seed: Annotated[int, Field(strict=True, ge=0)]

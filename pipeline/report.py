@@ -457,10 +457,12 @@ def _figure_profiles(
 
 
 # --- sections --------------------------------------------------------------------------
-def _protocol(p: params.Params, summary: pd.DataFrame, stability: pd.DataFrame) -> str:
+def _protocol(
+    p: params.StudyRecord, b: params.Bootstrap, summary: pd.DataFrame, stability: pd.DataFrame
+) -> str:
     import pandas as pd
 
-    s, b, listed = p.study, p.analysis.bootstrap, ", ".join
+    s, listed = p.study, ", ".join
     shot = summary.drop_duplicates("optimizer")
     default = listed(f"{r.optimizer} {r.default_lr:g}" for r in shot.itertuples())
     edge = listed(_order(stability["optimizer"], s.optimizers)) if len(stability) else "none"
@@ -497,7 +499,7 @@ def _protocol(p: params.Params, summary: pd.DataFrame, stability: pd.DataFrame) 
 
 
 def _winners(
-    summary: pd.DataFrame, traces: pd.DataFrame, p: params.Params, order: dict[str, list[str]]
+    summary: pd.DataFrame, traces: pd.DataFrame, p: params.StudyRecord, order: dict[str, list[str]]
 ) -> str:
     import pandas as pd
 
@@ -632,7 +634,7 @@ def _clipping(summary: pd.DataFrame, order: dict[str, list[str]]) -> str:
     return _section("clipping", "Where clipping matters", text, figure)
 
 
-def _robustness(robust: pd.DataFrame, p: params.Params, order: dict[str, list[str]]) -> str:
+def _robustness(robust: pd.DataFrame, p: params.StudyRecord, order: dict[str, list[str]]) -> str:
     present = _order(robust["scenario"], order["scenario"])
     outliers = [s for s in present if s in p.scenarios and p.scenarios[s].kind == "outliers"]
     shown = [s for s in present if s == REFERENCE or s in outliers] or present
@@ -725,10 +727,15 @@ def _classification(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def html(
-    tables: dict[str, pd.DataFrame], cells: pd.DataFrame, traces: pd.DataFrame, p: params.Params
+    tables: dict[str, pd.DataFrame],
+    cells: pd.DataFrame,
+    traces: pd.DataFrame,
+    p: params.StudyRecord,
+    bootstrap: params.Bootstrap,
 ) -> str:
     """The report page: tables as pipeline.stages.analysis.tables names them (and
-    optionally "classes"), the study's cells and traces, and the params they came from."""
+    optionally "classes"), the study's cells and traces, what the study ran (its
+    manifest) and the bootstrap the intervals used."""
     summary, stability, s = tables["summary"], tables["stability"], p.study
     order = {  # the params' order, then anything the tables hold beyond it
         "scenario": _order(summary["scenario"], s.scenarios),
@@ -737,7 +744,7 @@ def html(
         "clip": _order(summary["clip"], s.clips),
     }
     sections = [
-        _protocol(p, summary, stability),
+        _protocol(p, bootstrap, summary, stability),
         _winners(summary, traces, p, order),
         _tuned(summary, order, s.steps),
         _sensitivity(cells, stability, order, s.steps),

@@ -8,7 +8,18 @@ import shlex
 from pathlib import Path
 from typing import get_args
 
-from pipeline import clip, closed_form, configs, model, params
+from pipeline import (
+    batched,
+    classify,
+    clip,
+    closed_form,
+    configs,
+    engine,
+    minimiser,
+    model,
+    params,
+    stability,
+)
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "pipeline"
@@ -118,15 +129,21 @@ def test_stages_never_import_stages_and_the_library_never_imports_a_stage() -> N
 
 def test_the_registries_agree() -> None:
     """Every loss, optimizer and clipping name is in the params schema, the model's
-    registry, the closed forms and the committed params.yaml; nothing is in one only."""
+    registry, the closed forms, the batched engine, the minimisers, the curvatures and
+    the committed params.yaml; nothing is in one only (README: adding a loss)."""
     losses, optimizers = set(get_args(params.LossName)), set(get_args(params.OptimizerName))
     raw = params.read_yaml(ROOT / "params.yaml")["train"]  # type: ignore[index]
 
     assert losses == set(model.LOSSES) == set(closed_form.TERMS) == set(params.Losses.model_fields)
-    assert losses == set(raw["losses"])
+    assert losses == set(raw["losses"]) == set(batched.LOSSES)
+    assert losses == set(minimiser.SOLVERS) == set(stability.CURVATURE)
     assert optimizers == set(model.OPTIMIZERS) == set(params.Optimizers.model_fields)
-    assert optimizers == set(raw["optimizers"])
+    assert optimizers == set(raw["optimizers"]) == set(batched.OPTIMIZERS) == set(batched.FAMILY)
+    assert optimizers == set(configs.DEFAULT_LR)
     assert set(get_args(params.ClipName)) == set(clip.CLIPS)
+    assert set(batched.CLIPS) == {engine.CLIPS[i] for i in engine.GRID_CLIPS.values()}
+    assert set(engine.GRID_CLIPS) == set(clip.CLIPS)  # hand-written rules run as torch's
+    assert set(get_args(params.ClassLossName)) == set(classify.LOSSES)
 
 
 def test_the_default_lrs_are_torchs() -> None:

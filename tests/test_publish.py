@@ -54,6 +54,8 @@ def publish_argv(root: Path, ranking: Path | None = None) -> list[str]:
         *[arg for name in STUDY for arg in (f"--study-{name}", str(r / f"study/{name}"))],
         "--study-report",
         str(r / "study/index.html"),
+        "--receipt",
+        str(r / "published.json"),
     ]
 
 

@@ -99,16 +99,25 @@ def analysed(p: params.Params, cells: pd.DataFrame, grid: pd.DataFrame) -> dict[
     }
 
 
+Inputs = tuple[
+    dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, params.StudyRecord, params.Bootstrap
+]
+
+
 @pytest.fixture(scope="module")
-def study() -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, params.Params]:
-    """The report's inputs: the tables, the cells and traces, the committed params."""
+def study() -> Inputs:
+    """The report's inputs: the tables, the cells and traces, what the study ran (the
+    committed params' study and scenarios) and the bootstrap."""
     p = params.load(ROOT / "params.yaml")
     cells, traces, grid = synthetic_study()
-    return analysed(p, cells, grid), cells, traces, p
+    ran = params.StudyRecord(
+        study=p.study, scenarios={name: p.scenarios[name] for name in p.study.scenarios}
+    )
+    return analysed(p, cells, grid), cells, traces, ran, p.analysis.bootstrap
 
 
 @pytest.fixture(scope="module")
-def page(study: tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, params.Params]) -> str:
+def page(study: Inputs) -> str:
     return report.html(*study)
 
 
@@ -175,16 +184,12 @@ def test_every_figure_is_inline_svg(page: str) -> None:
     assert len(ids) == len(set(ids))
 
 
-def test_equal_inputs_give_equal_bytes(
-    study: tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, params.Params], page: str
-) -> None:
+def test_equal_inputs_give_equal_bytes(study: Inputs, page: str) -> None:
     """A second page from the same inputs is byte for byte the first."""
     assert report.html(*study) == page
 
 
-def test_the_winners_table_shows_the_summary_numbers(
-    study: tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, params.Params], page: str
-) -> None:
+def test_the_winners_table_shows_the_summary_numbers(study: Inputs, page: str) -> None:
     """Each winners row: the configuration analysis.winners picks, its tuned lr, IQM and
     interval, median and success rate, to the 4 significant digits shown."""
     header, *rows = tables_of(page)["winners"][0]
@@ -213,21 +218,23 @@ def test_the_sentences_count_what_the_tables_hold(page: str) -> None:
 
 
 def test_classification_is_shown_when_present_and_said_absent_otherwise(
-    study: tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, params.Params], page: str
+    study: Inputs, page: str
 ) -> None:
     """No "classes" table, or an empty one: a line says so. With one: its main columns in
     a table, every column in a second one (folded)."""
-    tables, cells, traces, p = study
+    tables, cells, traces, ran, bootstrap = study
     absent = "Classification results are not in this study."
     assert absent in page
-    assert absent in report.html({**tables, "classes": pd.DataFrame()}, cells, traces, p)
+    assert absent in report.html(
+        {**tables, "classes": pd.DataFrame()}, cells, traces, ran, bootstrap
+    )
     classes = pd.DataFrame(
         {"config": ["points-ce-sgd-none"], "tuned_lr": [0.1], "tunability": [0.4],
          "iqm_steps": [12.5], "iqm_lo": [10.0], "iqm_hi": [np.inf], "success_rate": [0.9],
          "median_accuracy": [0.975], "median_angle_deg": [1.25]}
     )  # fmt: skip
 
-    found = tables_of(report.html({**tables, "classes": classes}, cells, traces, p))
+    found = tables_of(report.html({**tables, "classes": classes}, cells, traces, ran, bootstrap))
 
     (header, row), (every, _) = found["classification"]
     assert header == [c for c in classes.columns if c != "tunability"]

@@ -315,7 +315,7 @@ def test_signal_during_publish_kills_its_runs_and_a_rerun_completes(
     """Signalled mid-publish: exit 143/130 in 1 s, its runs KILLED; a rerun adds each cell once."""
     (project / "mlflow.db").unlink()
     stage = launch(project, "publish")
-    stage.wait_for("publish:")
+    stage.wait_for("publish grid:")
     time.sleep(0.2)
     got, seconds = stage.stop(sig)
     assert got == code, stage.stderr
@@ -419,7 +419,7 @@ def test_sigkill_during_publish_leaves_a_running_run_that_next_publish_kills(
     """kill -9 mid-publish leaves runs RUNNING; the next publish KILLs them, adds each cell once."""
     (project / "mlflow.db").unlink()
     stage = launch(project, "publish")
-    stage.wait_for("publish:")
+    stage.wait_for("publish grid:")
     time.sleep(0.2)
     stage.stop(signal.SIGKILL)
     left = {r.info.run_id for r in all_runs(project) if r.info.status == "RUNNING"}
@@ -475,7 +475,7 @@ def test_divergence_is_reported_everywhere_without_non_finite_metrics(
         step, reason = metrics[name]["diverged_step"], metrics[name]["diverged_reason"]
         assert step == int(step) and reason in ("loss", "gradient", "parameters")
         (row,) = [line for line in table.splitlines() if f"| {name} " in line]
-        assert f"step {step} ({reason})" in row
+        assert f"step {int(step)} ({reason})" in row
 
     client = MlflowClient(f"sqlite:///{root}/mlflow.db")
     runs = all_runs(root)

@@ -17,16 +17,16 @@ from tests.conftest import ROOT, sandbox_env, write_params
 from tests.dask_cluster import survivors
 
 pytestmark = pytest.mark.slow
-OUTPUTS = ("cells.parquet", "traces.parquet")
+OUTPUTS = ("cells.parquet", "traces.parquet", "classes.parquet")
 
 
-def tiny(raw: dict, **engine: object) -> dict:
+def tiny(raw: dict, steps: int = 40, **engine: object) -> dict:
     """A study of 2 scenarios x 2 losses x 2 optimizers x 2 clips, a few lrs, 15 seeds, 40
     steps, with its edge and twin parts: ~1,000 cells, seconds to train."""
     data = copy.deepcopy(raw)
     s = data["study"]
     s.update(
-        steps=40,
+        steps=steps,
         scenarios=["tutorial", "noisy"],
         losses=["mse", "huber"],
         optimizers=["sgd", "adam"],
@@ -45,7 +45,8 @@ def data(tmp_path_factory: pytest.TempPathFactory, raw_params: dict) -> Path:
     p = write_params(folder / "params.yaml", tiny(raw_params))
     run = subprocess.run(
         [sys.executable, "-m", "pipeline", "generate", "--params", str(p),
-         "--out", str(folder / "points.csv"), "--scenarios", str(folder / "scenarios.csv")],
+         "--out", str(folder / "points.csv"), "--scenarios", str(folder / "scenarios.csv"),
+         "--classes", str(folder / "classes.csv")],
         cwd=ROOT, capture_output=True, text=True, env=sandbox_env(folder),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -56,15 +57,19 @@ def command(data: Path, params_file: Path, out: Path) -> list[str]:
     return [
         sys.executable, "-m", "pipeline", "study", "--params", str(params_file),
         "--scenarios", str(data / "scenarios.csv"), "--points", str(data / "points.csv"),
-        "--cells", str(out / OUTPUTS[0]), "--traces", str(out / OUTPUTS[1]),
+        "--classes", str(data / "classes.csv"), "--cells", str(out / OUTPUTS[0]),
+        "--traces", str(out / OUTPUTS[1]), "--class-cells", str(out / OUTPUTS[2]),
+        "--manifest", str(out / "manifest.json"),
     ]  # fmt: skip
 
 
-def study(data: Path, tmp: Path, raw: dict, name: str, **engine: object) -> dict[str, pd.DataFrame]:
+def study(
+    data: Path, tmp: Path, raw: dict, name: str, steps: int = 40, **engine: object
+) -> dict[str, pd.DataFrame]:
     """Run the stage with these engine settings into tmp/name; both tables read back."""
     out = tmp / name
     out.mkdir()
-    p = write_params(out / "params.yaml", tiny(raw, **engine))
+    p = write_params(out / "params.yaml", tiny(raw, steps, **engine))
     run = subprocess.run(command(data, p, out), cwd=ROOT, capture_output=True, text=True,
                          env=sandbox_env(tmp))  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -114,7 +119,8 @@ def test_a_killed_worker_costs_nothing_but_time(
     restarts the worker), and the tables come out complete and identical."""
     out = tmp_path / "killed"
     out.mkdir()
-    p = write_params(out / "params.yaml", tiny(raw_params, chunk=50, scheduler=scheduler))
+    long = tiny(raw_params, steps=400, chunk=50, scheduler=scheduler)  # long enough to be hit
+    p = write_params(out / "params.yaml", long)
     stage = subprocess.Popen(command(data, p, out), cwd=ROOT, env=sandbox_env(tmp_path),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     time.sleep(3)  # the stage has started sending chunks
@@ -123,7 +129,8 @@ def test_a_killed_worker_costs_nothing_but_time(
     _, err = stage.communicate(timeout=300)
 
     assert stage.returncode == 0, err
-    assert_same_bits(in_process, {f: pd.read_parquet(out / f) for f in OUTPUTS})
+    here = study(data, tmp_path, raw_params, "here", steps=400)
+    assert_same_bits(here, {f: pd.read_parquet(out / f) for f in OUTPUTS})
 
 
 def kill_a_worker() -> None:
@@ -141,8 +148,8 @@ def kill_a_worker() -> None:
 def test_a_signal_leaves_no_partial_output_and_no_worker(
     data: Path, tmp_path: Path, raw_params: dict, sig: signal.Signals, code: int
 ) -> None:
-    """Ctrl-C or SIGTERM while a LocalCluster trains: exit 130/143, neither table written,
-    no temp file, no worker process left."""
+    """Ctrl-C or SIGTERM while a LocalCluster trains: exit 130/143, no table written, no
+    temp file, no worker process left."""
     p = write_params(tmp_path / "params.yaml", tiny(raw_params, chunk=20, workers=2))
     stage = subprocess.Popen(command(data, p, tmp_path), cwd=ROOT, env=sandbox_env(tmp_path),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip

@@ -28,6 +28,17 @@ def read(path: Path, stage: str) -> pd.DataFrame:
         raise inputs.InputError(f"{path}: file not found (run `dvc repro {stage}`)") from None
 
 
+def read_record(path: Path) -> params.StudyRecord:
+    """The study's manifest: what it ran; InputError if missing or not one."""
+    from pydantic import ValidationError
+
+    doc = inputs.read_json(path, "study")
+    try:
+        return params.StudyRecord.model_validate(doc)
+    except ValidationError:
+        raise inputs.InputError(f"{path}: not a study manifest (run `dvc repro study`)") from None
+
+
 def tables(
     p: params.Params, cells: pd.DataFrame, classes: pd.DataFrame, grid: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
@@ -66,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--traces", type=Path, required=True, help="study's traces.parquet")
     parser.add_argument("--classes", type=Path, required=True, help="study's classes.parquet")
     parser.add_argument("--grid", type=Path, required=True, help="train's reports/cells.csv")
+    parser.add_argument("--manifest", type=Path, required=True, help="study's manifest.json")
     parser.add_argument("--out", type=Path, required=True, help="folder of the tables")
     parser.add_argument("--html", type=Path, required=True, help="the report")
     parser.add_argument("--metrics", type=Path, required=True, help="the headline figures")
@@ -76,10 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     with inputs.or_exit():
         cells, traces = read(args.cells, "study"), read(args.traces, "study")
         classes, grid = read(args.classes, "study"), read(args.grid, "train")
+        ran = read_record(args.manifest)
     found = tables(p, cells, classes, grid)
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))
-    atomic.write_text(args.html, report.html(found, cells, traces, p))
+    atomic.write_text(args.html, report.html(found, cells, traces, ran, p.analysis.bootstrap))
     source = combine(*(sha(f.read_bytes()) for f in (args.cells, args.traces, args.classes)))
     atomic.write_json(args.metrics, {**analysis.headline(found), "source": source})
     print(winners_text(pd.concat([found["summary"], found["classes"]], ignore_index=True)))

@@ -2,10 +2,13 @@
 reports (experiment `publish.experiment`), and the study's runs, one per configuration at
 its tuned lr, under a parent with the study's report and tables (`publish.study_experiment`).
 
-Always runs (DVC `always_changed`): MLflow is outside DVC's view, so a deleted mlflow.db
-or a run-cache restore must still end with every cell in MLflow. Runs are keyed by
-content, so publishing what is already there adds nothing; that check reads SQLite
-directly, so a no-op costs no `import mlflow`.
+DVC runs it when what it publishes changed, or when its receipt (what it published: the
+two parents' content keys, no ids, no URI: the same bytes on every machine) is missing, as
+in a fresh clone. MLflow is outside DVC's view: after deleting mlflow.db, or for another
+server, `make publish` forces it.
+
+Runs are keyed by content, so publishing what is already there adds nothing; that check
+reads SQLite directly, so a forced publish with nothing new costs no `import mlflow`.
 
 What is published comes from what train wrote (its manifest and traces), never from the
 current params.yaml: a cell's params always match its histories. If params.yaml has
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import grid, inputs, interrupt, machine, params, record, study_runs, tracking
+from pipeline import atomic, grid, inputs, interrupt, machine, params, record, study_runs, tracking
 from pipeline.manifest import Entry, Manifest, combine, sha, stamped
 
 EXIT_TRACKING = 1
@@ -132,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--study-summary", type=Path, required=True, help="analysis' summary")
     parser.add_argument("--study-metrics", type=Path, required=True, help="analysis' metrics")
     parser.add_argument("--study-report", type=Path, nargs="+", required=True, help="its artifacts")
+    parser.add_argument("--receipt", type=Path, required=True, help="JSON: what was published")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     with inputs.or_exit():
@@ -150,9 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     with interrupt.exit_on_signal():
         try:
             start = time.perf_counter()
-            outcome = _publish(args, p.publish, trained, root, uri)
+            outcome, grid_key = _publish(args, p.publish, trained, root, uri)
             middle = time.perf_counter()
-            studied = _publish_study(args, p, root, uri)
+            studied, study_key = _publish_study(args, p, root, uri)
             end = time.perf_counter()
         except tracking.TrackingError as e:
             print(f"error: {e}", file=sys.stderr)
@@ -169,6 +173,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(tracking.ui_hint(uri, outcome.experiment_id))
     print(f"(the study: #/experiments/{studied.experiment_id}/runs)")
+    receipt = {
+        "grid": {"experiment": p.publish.experiment, "parent": grid_key},
+        "study": {"experiment": p.publish.study_experiment, "parent": study_key},
+    }
+    atomic.write_json(args.receipt, receipt)
 
 
 def top(ranking: str, path: Path, rows: int = 5) -> str:
@@ -212,13 +221,13 @@ def _publish(
     trained: Manifest,
     root: Path,
     uri: str,
-) -> tracking.Outcome:
+) -> tuple[tracking.Outcome, str]:
     keys = [e.key(trained.data) for e in trained.entries]
     reports = [args.ranking, *sorted(args.report), *sorted(args.plots.glob("*.png"))]
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
     known = tracking.published_keys(uri, p.experiment)
     if known and known[1].issuperset([*keys, parent_key]):
-        return tracking.Outcome(known[0], 0, len(keys))
+        return tracking.Outcome(known[0], 0, len(keys)), parent_key
     tags = {**_tags(root, args.env), "data_hash": trained.data[:16]}
     contents = [
         cell_content(e, trained.data, args.traces, args.plots, tags, p.points)
@@ -234,12 +243,12 @@ def _publish(
             params={"cells": str(len(keys)), "points": str(p.points), "source": trained.source},
         )
         progress = partial(tqdm, desc="publish grid", unit="run")
-        return tracking.publish(uri, p.experiment, contents, parent, root, progress)
+        return tracking.publish(uri, p.experiment, contents, parent, root, progress), parent_key
 
 
 def _publish_study(
     args: argparse.Namespace, p: params.Params, root: Path, uri: str
-) -> tracking.Outcome:
+) -> tuple[tracking.Outcome, str]:
     summaries = [args.study_summary, args.study_class_summary]
     files = [args.study_cells, args.study_traces, args.study_classes, *summaries]
     files += sorted(args.study_report)
@@ -248,7 +257,7 @@ def _publish_study(
     experiment = p.publish.study_experiment
     known = tracking.published_keys(uri, experiment)
     if known and known[1].issuperset([*run_keys.values(), parent_key]):
-        return tracking.Outcome(known[0], 0, len(names))
+        return tracking.Outcome(known[0], 0, len(names)), parent_key
     import pandas as pd
 
     tags = _tags(root, args.env)
@@ -270,4 +279,4 @@ def _publish_study(
         params={"configurations": str(len(names)), "cells": str(len(cells))},
     )
     progress = partial(tqdm, desc="publish study", unit="run")
-    return tracking.publish(uri, experiment, contents, parent, root, progress)
+    return tracking.publish(uri, experiment, contents, parent, root, progress), parent_key

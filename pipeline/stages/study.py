@@ -6,7 +6,8 @@ traced at log-spaced steps), the fine grids around the stability edges and the h
 grid's twins (traced at every step); then the classification, tuned and reported the same
 way. Writes one row per cell to cells.parquet (classification: classes.parquet) and the
 traced steps to traces.parquet, each chunk as it arrives, so memory does not grow with
-the study; every file appears whole or not at all.
+the study; every file appears whole or not at all. manifest.json records what was run
+(the study's params and scenarios): the analysis reports that, not params.yaml now.
 """
 
 import argparse
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--traces", type=Path, required=True, help="parquet: traced steps")
     parser.add_argument("--classes", type=Path, required=True, help="generate's classification")
     parser.add_argument("--class-cells", type=Path, required=True, help="parquet: a row per cell")
+    parser.add_argument("--manifest", type=Path, required=True, help="JSON: what was run")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     points = sc.read_points_or_exit(args.scenarios, p)
@@ -106,6 +108,13 @@ def main(argv: list[str] | None = None) -> None:
         train(later, w, "report", write)
         classify_(p, sc.read_classes_or_exit(args.classes, p), w, write)
         tables.close()
+        atomic.write_json(args.manifest, ran(p).model_dump(mode="json"))
+
+
+def ran(p: params.Params) -> params.StudyRecord:
+    """What this study runs: its section and its scenarios (the manifest of its outputs)."""
+    scenarios = {name: p.scenarios[name] for name in p.study.scenarios}
+    return params.StudyRecord(study=p.study, scenarios=scenarios)
 
 
 def classify_(p: params.Params, data: sc.Classes, here: cluster.Session, write: Write) -> None:
