@@ -53,3 +53,14 @@ def test_main_writes_the_same_bytes_twice(tmp_path: Path) -> None:
     env.main(["--out", str(out)])
 
     assert out.read_bytes() == first and json.loads(first)["deterministic"] is True
+
+
+def test_installed_versions_are_importlibs() -> None:
+    """installed() reads the same versions importlib.metadata.version gives, and says
+    "not installed" for a package that is not."""
+    from importlib.metadata import version
+
+    found = env.installed((*env.PACKAGES, "no-such-package-xyz"))
+
+    assert {n: found[n] for n in env.PACKAGES} == {n: version(n) for n in env.PACKAGES}
+    assert found["no-such-package-xyz"] == "not installed"
