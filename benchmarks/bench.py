@@ -38,7 +38,9 @@ ENV = {
 ENV.pop("MLFLOW_TRACKING_URI", None)
 TARGETS = {"clean": 60.0, "grid": 25.0, "noop": 1.2, "ingest": 9000.0, "memory": 2048.0}
 GRID = ("env", "generate", "train", "compare", "walkthrough")  # and the grid's publishing
-STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) DEBUG: Computed stage: '([\w-]+)'")
+STAMP = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) DEBUG: Computed stage: '(?:[\w/.-]+:)?([\w-]+)'"
+)
 PUBLISH = re.compile(r"^  (grid|study): .* \((\d+\.\d+) s\)$", re.MULTILINE)
 
 

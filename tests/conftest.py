@@ -27,6 +27,7 @@ PROJECT_FILES = (
     "pipeline",
     "params.yaml",
     "dvc.yaml",
+    "env/dvc.yaml",
     ".dvc/config",
     ".dvc/plots",
     ".dvcignore",

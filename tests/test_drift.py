@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from ruamel.yaml import YAML
 
 from pipeline import drift, drift_report, params
 from pipeline.stages import drift as stage
 from pipeline.stages import generate, train
+from tests import dvc_files
 from tests.conftest import ROOT, missing, small_grid, write_params
 
 CELL = {  # one cell's measures, as train writes them to reports/cells.csv
@@ -337,7 +337,7 @@ def test_make_drift_runs_main_with_the_dvc_yaml_paths(repo: Path) -> None:
     command = dry.stdout.replace("\\\n", " ")
     (line,) = [ln for ln in command.splitlines() if "-m pipeline drift" in ln]
     argv = shlex.split(line.split("-m pipeline drift", 1)[1])
-    stages = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
+    stages = dvc_files.stages(ROOT)
     cells_out = next(iter(stages["train"]["plots"][0]))  # a plot: keeps DVC's run cache on
     analysis_outs = [next(iter(o)) for o in stages["analysis"]["outs"]]
     study_tables = [o for o in analysis_outs if o.endswith(("summary.csv", "stability.csv"))]

@@ -20,6 +20,7 @@ from pipeline import (
     params,
     stability,
 )
+from tests import dvc_files
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "pipeline"
@@ -27,7 +28,7 @@ STAGES = PACKAGE / "stages"
 
 
 def dvc_stages() -> dict[str, dict]:
-    return params.read_yaml(ROOT / "dvc.yaml")["stages"]  # type: ignore[index]
+    return dvc_files.stages(ROOT)
 
 
 def module_file(name: str) -> Path | None:

@@ -87,7 +87,7 @@ def test_repro_builds_every_stage_output(built: Path) -> None:
     assert all(f"| {name} " in table for name in names)
     assert (built / "reports/walkthrough/walkthrough.json").exists()
     status = json.loads(dvc(built, "status", "--json").stdout)
-    assert status == {"env": ["always changed"]}
+    assert status == {"env/dvc.yaml:env": ["always changed"]}
 
 
 def test_every_cell_lands_in_mlflow_with_the_contract(built: Path) -> None:

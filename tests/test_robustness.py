@@ -23,10 +23,10 @@ from pathlib import Path
 import psutil
 import pytest
 from mlflow import MlflowClient
-from ruamel.yaml import YAML
 
 from pipeline.atomic import TMP_SUFFIX
 from pipeline.tracking import CONTENT_KEY, PARENT_RUN_TAG, PID_TAG
+from tests import dvc_files
 from tests.conftest import cell_names, cell_table, copy_project, small_grid, write_params
 
 pytestmark = pytest.mark.slow
@@ -64,9 +64,7 @@ def dvc(
 
 def stage_cmd(root: Path, stage: str) -> list[str]:
     """The stage's `cmd` from the project's dvc.yaml, run by this venv's python."""
-    cmd = shlex.split(
-        YAML(typ="safe").load((root / "dvc.yaml").read_text())["stages"][stage]["cmd"]
-    )
+    cmd = shlex.split(dvc_files.stages(root)[stage]["cmd"])
     assert cmd[0] == "python", cmd
     return [sys.executable, *cmd[1:]]
 

@@ -15,6 +15,7 @@ import pytest
 from mlflow import MlflowClient
 from ruamel.yaml import YAML
 
+from tests import dvc_files
 from tests.conftest import cell_names, copy_project, small_grid, write_params
 from tests.servers import (
     BIN,
@@ -108,7 +109,7 @@ def error_lines(stderr: str) -> list[str]:
 
 def upstream(root: Path) -> set[str]:
     """The stages before publish that are not always_changed (all but env): outputs only."""
-    stages = YAML(typ="safe").load((root / "dvc.yaml").read_text())["stages"]
+    stages = dvc_files.stages(root)
     return {n for n, stage in stages.items() if not stage.get("always_changed")} - {"publish"}
 
 
@@ -282,7 +283,7 @@ def test_dvc_remote_restores_outputs_in_a_clone_without_retraining(
     dvc(clone, "pull")
     status = json.loads(dvc(clone, "status", "--json").stdout)
     missing = {"changed outs": {"reports/published.json": "deleted"}}  # a clone publishes
-    assert status == {"env": ["always changed"], "publish": [missing]}, status
+    assert status == {"env/dvc.yaml:env": ["always changed"], "publish": [missing]}, status
     out = dvc(clone, "repro").stdout
     assert "Running stage 'env'" in out
     assert "Running stage 'train'" not in out

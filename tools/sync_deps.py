@@ -1,7 +1,7 @@
-"""Rewrite each dvc.yaml stage's `pipeline/` deps as the project files its command imports,
+"""Rewrite each DVC stage's `pipeline/` deps as the project files its command imports,
 transitively (the derivation tests/test_layout.py checks). Other deps stay as they are.
 
-Usage: python tools/sync_deps.py   (then review `git diff dvc.yaml`)
+Usage: python tools/sync_deps.py   (then review `git diff dvc.yaml env/dvc.yaml`)
 """
 
 import re
@@ -12,11 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline import params  # noqa: E402
-from tests.test_layout import PACKAGE, closure, entry_point  # noqa: E402  # after the path
+from tests.dvc_files import DVC_FILES  # noqa: E402  # after the path
+from tests.test_layout import PACKAGE, closure, entry_point  # noqa: E402
 
 
 def main() -> None:
-    path = ROOT / "dvc.yaml"
+    for name in DVC_FILES:
+        sync(ROOT / name)
+
+
+def sync(path: Path) -> None:
     text = path.read_text()
     stages = params.read_yaml(path)["stages"]  # type: ignore[index]
     for name, stage in stages.items():
