@@ -12,6 +12,7 @@ table, a pure function of it (no file, no plot):
 - profiles: per clipping mode, each optimizer's performance profile over scenarios x
   losses (AlgoPerf's rho(tau), tau in [1, 4]) and its integrated score;
 - twins: the headline grid's cells through both engines, their finals side by side.
+tables() computes all of them (the classification's table is classes(), of its own cells).
 """
 
 from __future__ import annotations
@@ -187,6 +188,24 @@ def twins(cells: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
         row["largest_rel_diff"] = worst
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def tables(
+    cells: pd.DataFrame, grid: pd.DataFrame, reps: int, seed: int
+) -> dict[str, pd.DataFrame]:
+    """Every regression table of the report, by name (curves: the profiles' rho(tau));
+    `grid`: train's cells.csv, the twins' reference; reps, seed: the bootstrap's."""
+    summary_ = summary(cells, reps, seed)
+    scores, curves = profiles(cells)
+    return {
+        "summary": summary_,
+        "stability": stability(cells),
+        "robustness": robustness(cells, winners(summary_)),
+        "improvement": improvement(cells),
+        "profiles": scores,
+        "curves": curves,
+        "twins": twins(cells, grid),
+    }
 
 
 def headline(found: dict[str, pd.DataFrame]) -> dict[str, object]:

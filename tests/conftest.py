@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 # pipeline` pins them for every stage: the tests compute the bits the stages compute.
 numerics.pin_kernels()
 
-pytest_plugins = ("tests.dask_cluster",)  # the `scheduler` fixture: a real Dask cluster
+# fixtures: `scheduler` (a real Dask cluster), `browser` (Chromium, offline tabs)
+pytest_plugins = ("tests.dask_cluster", "tests.browser")
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # mlflow, dvc and the stages' `python` come from this venv
 PROJECT_FILES = (

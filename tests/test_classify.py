@@ -2,7 +2,6 @@
 torch.nn.utils clipping, one cell at a time), its closed forms, its measures and its
 determinism: a cell's bits do not depend on the batch it is trained in."""
 
-import dataclasses
 import math
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from pipeline import classify, engine, model
+from tests.batch_checks import assert_same_bits_alone_batched_or_permuted, bits
 
 STEPS = 200
 CLIPS = {  # name: (clip, its settings): clipping that bites at these gradients (~0.3)
@@ -319,29 +319,16 @@ def _mixed_cells(n: int, seed: int) -> classify.Cells:
     )
 
 
-def _bits(result: classify.Result) -> dict[str, np.ndarray]:
-    """Every per-cell array of a result and its trace, as integers holding their bits."""
-    arrays = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    return {k: v.view(np.int64 if v.dtype.itemsize == 8 else np.int32) for k, v in arrays.items()}
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_a_cell_gives_the_same_bits_alone_in_a_batch_or_permuted(dtype) -> None:
     """Bit for bit: each cell of 500 mixed ones (some diverge) trained in one batch, in
     a permuted batch, and alone, including its trace of every step."""
     cells, (x, y) = _mixed_cells(500, seed=1), _points()
-    everyone = np.arange(len(cells))
-    batch = _bits(classify.train(cells, x, y, STEPS, dtype, record=everyone))
-    order = np.random.default_rng(2).permutation(len(cells))
-    permuted = _bits(classify.train(cells.take(order), x, y, STEPS, dtype, record=everyone))
-    back = np.argsort(order)
-    for name, bits in batch.items():
-        assert np.array_equal(permuted[name][back], bits), name
-    assert (batch["diverged_step"] >= 0).any() and (batch["diverged_step"] < 0).any()
-    for i in np.random.default_rng(3).choice(len(cells), 12, replace=False):
-        alone = _bits(classify.train(cells.take([i]), x, y, STEPS, dtype, record=[0]))
-        for name, bits in alone.items():
-            assert np.array_equal(bits[0], batch[name][i]), (i, name)
+
+    def train(some: classify.Cells, record) -> classify.Result:
+        return classify.train(some, x, y, STEPS, dtype, record=record)
+
+    assert_same_bits_alone_batched_or_permuted(train, cells)
 
 
 def test_accuracy_and_angle_are_those_of_the_final_parameters() -> None:
@@ -396,8 +383,9 @@ def test_a_diverging_cell_stops_and_keeps_its_finite_steps_others_unaffected() -
     last = result.trace[-1, k - 1, 4:] if k else result.init_params[-1]
     np.testing.assert_array_equal(result.final_params[-1], last)
     assert (result.diverged_step[:-1] == -1).all()
-    for name, bits in _bits(alone).items():
-        assert np.array_equal(_bits(result)[name][:-1], bits), name
+    together = bits(result)
+    for name, value in bits(alone).items():
+        assert np.array_equal(together[name][:-1], value), name
 
 
 def test_strided_keeps_every_stride_th_step_of_every_cell() -> None:
@@ -440,6 +428,6 @@ def test_one_dataset_may_be_given_without_its_axis() -> None:
     """x (n, 2) and labels (n,) train as x[None], labels[None] do, bit for bit."""
     cells, (x, y) = _mixed_cells(40, seed=7), _points(datasets=1)
     cells = cells.take(np.flatnonzero(cells.shared.dataset == 0))
-    flat, nested = (_bits(classify.train(cells, a, b, 30)) for a, b in ((x[0], y[0]), (x, y)))
-    for name, bits in flat.items():
-        assert np.array_equal(bits, nested[name]), name
+    flat, nested = (bits(classify.train(cells, a, b, 30)) for a, b in ((x[0], y[0]), (x, y)))
+    for name, value in flat.items():
+        assert np.array_equal(value, nested[name]), name

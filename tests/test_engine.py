@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pipeline import batched, engine, grid, record, reference
+from tests.batch_checks import assert_same_bits_alone_batched_or_permuted
 
 STEPS = 500
 TUTORIAL = (np.array([[1.0, 2.0, 3.0]]), np.array([[2.0, 4.0, 6.0]]))
@@ -212,29 +213,16 @@ def _mixed_cells(n: int, seed: int) -> engine.Cells:
     )
 
 
-def _bits(result: engine.Result) -> dict[str, np.ndarray]:
-    """Every per-cell array of a result and its trace, as integers holding their bits."""
-    arrays = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    return {k: v.view(np.int64 if v.dtype.itemsize == 8 else np.int32) for k, v in arrays.items()}
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_a_cell_gives_the_same_bits_alone_in_a_batch_or_permuted(dtype) -> None:
     """Bit for bit: each cell of 1000 mixed ones (some diverge) trained in one batch, in
     a permuted batch, and alone, including its trace of every step."""
     cells, (x, y) = _mixed_cells(1000, seed=1), _line_data()
-    everyone = np.arange(len(cells))
-    batch = _bits(engine.train(cells, x, y, 200, dtype, record=everyone))
-    order = np.random.default_rng(2).permutation(len(cells))
-    permuted = _bits(engine.train(cells.take(order), x, y, 200, dtype, record=everyone))
-    back = np.argsort(order)
-    for name, bits in batch.items():
-        assert np.array_equal(permuted[name][back], bits), name
-    assert (batch["diverged_step"] >= 0).any() and (batch["diverged_step"] < 0).any()
-    for i in np.random.default_rng(3).choice(len(cells), 12, replace=False):
-        alone = _bits(engine.train(cells.take([i]), x, y, 200, dtype, record=[0]))
-        for name, bits in alone.items():
-            assert np.array_equal(bits[0], batch[name][i]), (i, name)
+
+    def train(some: engine.Cells, record) -> engine.Result:
+        return engine.train(some, x, y, 200, dtype, record=record)
+
+    assert_same_bits_alone_batched_or_permuted(train, cells)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -6,21 +6,17 @@ import csv
 import math
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import offline_tab
 from tests.conftest import ROOT, copy_project, missing, sandbox_env
 
 pytestmark = pytest.mark.slow
 
 VEGA = ROOT / "tools/vega"
-# Debian's Chromium (.ci/run installs it), or the Chrome GitHub's runners ship; Playwright's
-# own browser download is not reachable here
-BROWSERS = ("/usr/bin/chromium", "/usr/bin/google-chrome")
-CHROMIUM = next((b for b in BROWSERS if Path(b).is_file()), BROWSERS[0])
 PLOTS = ("loss", "grad_norm")  # the ids of dvc.yaml's top-level plots
 COLUMNS = ("cell", "loss", "optimizer", "clip", "seed", "step", "loss_value", "grad_norm")
 
@@ -56,30 +52,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("needs playwright (pip)")
-    if not Path(CHROMIUM).is_file():
-        missing(f"needs {CHROMIUM} (apt: chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
 def synthetic_curves(path: Path, grid: dict, scale: float = 1.0) -> int:
     """curves.csv for every cell of `grid`: decaying loss and gradient norm, one zero (a
     log scale has no place for it: the template drops it). Returns the number of cells."""
@@ -111,37 +83,16 @@ def dvc_plots(project: Path, template: Path, *args: str) -> Path:
 def render(browser: Any, page_file: Path, screenshot: Path) -> tuple[dict[str, dict], list[str]]:
     """Open `page_file` with every non-file:// request aborted; assert none was tried and
     no error was logged. What READ_PLOTS reads of each plot by id, and the warnings."""
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    requested: list[str] = []
-    errors: list[str] = []
-    warnings: list[str] = []
-
-    def only_files(route: Any) -> None:
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            requested.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", only_files)
-
-    def log(message: Any) -> None:
-        if message.type in ("error", "warning"):
-            (errors if message.type == "error" else warnings).append(message.text)
-
-    page.on("console", log)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(page_file.as_uri())  # returns once the inline scripts ran: all loads asked for
-    assert requested == []
-    page.wait_for_function(DRAWN, timeout=30_000)
-    page.screenshot(path=str(screenshot), full_page=True)
-    plots = page.evaluate(READ_PLOTS)
-    page.close()
-    assert requested == []
-    assert errors == []
+    with offline_tab(browser, page_file) as (page, log):
+        assert log.requested == []
+        page.wait_for_function(DRAWN, timeout=30_000)
+        page.screenshot(path=str(screenshot), full_page=True)
+        plots = page.evaluate(READ_PLOTS)
+    assert log.requested == []
+    assert log.errors == []
     for plot in plots:
         assert plot["width"] > 0 and plot["height"] > 0, plot
-    return {plot["id"]: plot for plot in plots}, warnings
+    return {plot["id"]: plot for plot in plots}, log.warnings
 
 
 def assert_readable(plots: dict[str, dict], grid: dict, cells: int, revs: list[str]) -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from pipeline import analysis, params, report
 from pipeline.analysis import FINALS
+from tests.browser import offline_tab
 from tests.conftest import ROOT
-from tests.test_plots_offline import browser  # noqa: F401  # the Chromium fixture, offline
 
 SECTIONS = ("protocol", "winners", "tuned", "sensitivity", "stability", "clipping",
             "robustness", "improvement", "profiles", "twins", "classification")  # fmt: skip
@@ -83,22 +83,6 @@ def synthetic_study() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return cells, traces, grid
 
 
-def analysed(p: params.Params, cells: pd.DataFrame, grid: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The tables html() takes, as the analysis stage computes them (no "classes")."""
-    b = p.analysis.bootstrap
-    summary = analysis.summary(cells, b.reps, b.seed)
-    scores, curves = analysis.profiles(cells)
-    return {
-        "summary": summary,
-        "stability": analysis.stability(cells),
-        "robustness": analysis.robustness(cells, analysis.winners(summary)),
-        "improvement": analysis.improvement(cells),
-        "profiles": scores,
-        "curves": curves,
-        "twins": analysis.twins(cells, grid),
-    }
-
-
 Inputs = tuple[
     dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, params.StudyRecord, params.Bootstrap
 ]
@@ -113,7 +97,8 @@ def study() -> Inputs:
     ran = params.StudyRecord(
         study=p.study, scenarios={name: p.scenarios[name] for name in p.study.scenarios}
     )
-    return analysed(p, cells, grid), cells, traces, ran, p.analysis.bootstrap
+    b = p.analysis.bootstrap
+    return analysis.tables(cells, grid, b.reps, b.seed), cells, traces, ran, b
 
 
 @pytest.fixture(scope="module")
@@ -263,36 +248,16 @@ READ_FIGURES = """() => [...document.querySelectorAll('section')].map(s => ({
 def open_offline(chromium: Any, page_file: Path, screenshot: Path) -> tuple[list[dict], list[str]]:
     """`page_file` in Chromium with every non-file:// request aborted; what READ_FIGURES
     reads, and the requests that were tried (none, for an offline page)."""
-    tab = chromium.new_page(viewport={"width": 1200, "height": 900})
-    requested: list[str] = []
-    errors: list[str] = []
-
-    def only_files(route: Any) -> None:
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            requested.append(route.request.url)
-            route.abort()
-
-    tab.route("**/*", only_files)
-
-    def log(message: Any) -> None:
-        if message.type == "error":
-            errors.append(message.text)
-
-    tab.on("console", log)
-    tab.on("pageerror", lambda e: errors.append(str(e)))
-    tab.goto(page_file.as_uri(), wait_until="load")
-    tab.screenshot(path=str(screenshot), full_page=True)
-    sections = tab.evaluate(READ_FIGURES)
-    tab.close()
-    assert errors == []
-    return sections, requested
+    with offline_tab(chromium, page_file) as (tab, log):
+        tab.screenshot(path=str(screenshot), full_page=True)
+        sections = tab.evaluate(READ_FIGURES)
+    assert log.errors == []
+    return sections, log.requested
 
 
 @pytest.mark.slow
 def test_the_page_draws_every_figure_offline_in_chromium(
-    browser: Any,  # noqa: F811  # the fixture imported above
+    browser: Any,
     page: str,
     tmp_path: Path,
 ) -> None:

@@ -39,25 +39,6 @@ def read_record(path: Path) -> params.StudyRecord:
         raise inputs.InputError(f"{path}: not a study manifest (run `dvc repro study`)") from None
 
 
-def tables(
-    p: params.Params, cells: pd.DataFrame, classes: pd.DataFrame, grid: pd.DataFrame
-) -> dict[str, pd.DataFrame]:
-    """Every table of the report, by name."""
-    b = p.analysis.bootstrap
-    summary = analysis.summary(cells, b.reps, b.seed)
-    scores, curves = analysis.profiles(cells)
-    return {
-        "summary": summary,
-        "classes": analysis.classes(classes, b.reps, b.seed),
-        "stability": analysis.stability(cells),
-        "robustness": analysis.robustness(cells, analysis.winners(summary)),
-        "improvement": analysis.improvement(cells),
-        "profiles": scores,
-        "curves": curves,
-        "twins": analysis.twins(cells, grid),
-    }
-
-
 def winners_text(summary: pd.DataFrame) -> str:
     """The winner of each scenario and loss, one line each."""
     lines = ["Tuned winners (lowest IQM steps to target, 95% CI, reporting seeds):"]
@@ -89,7 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         cells, traces = read(args.cells, "study"), read(args.traces, "study")
         classes, grid = read(args.classes, "study"), read(args.grid, "train")
         ran = read_record(args.manifest)
-    found = tables(p, cells, classes, grid)
+    b = p.analysis.bootstrap
+    found = {
+        **analysis.tables(cells, grid, b.reps, b.seed),
+        "classes": analysis.classes(classes, b.reps, b.seed),
+    }
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))
     atomic.write_text(args.html, report.html(found, cells, traces, ran, p.analysis.bootstrap))
