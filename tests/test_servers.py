@@ -285,7 +285,7 @@ def test_dvc_remote_restores_outputs_in_a_clone_without_retraining(
     missing = {"changed outs": {"reports/published.json": "deleted"}}  # a clone publishes
     assert status == {"env/dvc.yaml:env": ["always changed"], "publish": [missing]}, status
     out = dvc(clone, "repro").stdout
-    assert "Running stage 'env'" in out
+    assert "Running stage 'env/dvc.yaml:env'" in out
     assert "Running stage 'train'" not in out
     assert not [s for s in upstream(clone) if f"Running stage '{s}'" in out], out
     assert digests(clone) == digests(project)
