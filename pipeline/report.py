@@ -35,7 +35,7 @@ CLIP_COLORS = {"none": "#1f77b4", "norm": "#ff7f0e", "value": "#2ca02c"}
 SENSITIVITY_CLIPS = {"none": "-", "norm": "--"}  # value left out: a third style was a blur
 NEVER = 2.0  # "never reached" is drawn at this multiple of the step budget
 CLASS_COLUMNS = ("config", "tuned_lr", "iqm_steps", "iqm_lo", "iqm_hi", "success_rate",
-                 "median_accuracy", "median_angle_deg")  # fmt: skip  # shown of "classes"
+                 "stayed_rate", "median_accuracy", "median_angle_deg")  # fmt: skip  # shown
 REFERENCE = "noisy"  # the Gaussian-noise scenario the outlier scenarios shift points of
 DASH = "\u2013"  # a missing value
 SUPERSCRIPT = "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
@@ -519,12 +519,16 @@ def _winners(
             ],
             "median steps": best["median_steps"],
             "success rate": [_pct(v) for v in best["success_rate"]],
+            "stayed rate": [_pct(v) for v in best["stayed_rate"]],
         }
     )
     text = (
         "Per scenario and loss, the configuration (optimizer+clip) with the lowest IQM of "
         "steps to target at its tuned lr on the reporting seeds (ties: the higher success "
-        "rate). The figure follows each winner: its median distance to the minimiser over "
+        "rate). Steps to target count until the first step within tol; the stayed rate is "
+        "the share of seeds still within tol at the last step: a winner with a low one "
+        "gets there fast and leaves again (a large lr that oscillates, or minibatch noise). "
+        "The figure follows each winner: its median distance to the minimiser over "
         "the reporting seeds, per step (dashed: the scenario's tol)."
     )
     tol = {name: p.scenarios[name].tol for name in p.scenarios}

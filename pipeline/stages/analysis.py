@@ -41,12 +41,16 @@ def read_record(path: Path) -> params.StudyRecord:
 
 def winners_text(summary: pd.DataFrame) -> str:
     """The winner of each scenario and loss, one line each."""
-    lines = ["Tuned winners (lowest IQM steps to target, 95% CI, reporting seeds):"]
+    lines = [
+        "Tuned winners (lowest IQM steps to target, 95% CI, reporting seeds; stayed: the"
+        " share of seeds still within tol at the end):"
+    ]
     for row in analysis.winners(summary).itertuples(index=False):
         ci = f"[{row.iqm_lo:.4g}, {row.iqm_hi:.4g}]"
         lines.append(
-            f"  {row.scenario:<11} {row.loss:<9} {row.optimizer}+{row.clip:<6} "
-            f"lr {row.tuned_lr:<9.3g} IQM {row.iqm_steps:.4g} {ci}"
+            f"  {row.scenario:<11} {row.loss:<9} {row.optimizer + '+' + row.clip:<16} "
+            f"lr {row.tuned_lr:<9.3g} IQM {row.iqm_steps:<6.4g} {ci:<16} "
+            f"stayed {row.stayed_rate:.0%}"
         )
     return "\n".join(lines)
 
