@@ -1,10 +1,37 @@
 """What the batched engines (engine.py, classify.py) owe every cell, checked the same way."""
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+
+def optimizer_settings(
+    rng: np.random.Generator,
+    optimizer: np.ndarray,
+    max_norm: tuple[float, float],
+    clip_value: tuple[float, float],
+) -> dict[str, np.ndarray]:
+    """Random per-cell optimizer and clipping settings, as both engines' Cells.of take them
+    (optimizer: each cell's index; 1 momentum, 2 nesterov, as in their OPTIMIZERS), the
+    clipping thresholds drawn uniformly from the given ranges."""
+    n = len(optimizer)
+    return {
+        "momentum": np.where(optimizer == 2, rng.uniform(0.1, 0.95, n), rng.choice([0.0, 0.9], n)),
+        "dampening": np.where(optimizer == 1, rng.choice([0.0, 0.2], n), 0.0),
+        "weight_decay": rng.choice([0.0, 0.01], n),
+        "beta1": rng.uniform(0.5, 0.95, n),
+        "beta2": rng.choice([0.99, 0.999], n),
+        "amsgrad": rng.integers(0, 2, n),
+        "centered": rng.integers(0, 2, n),
+        "lr_decay": rng.choice([0.0, 0.01], n),
+        "initial_accumulator_value": rng.choice([0.0, 0.1], n),
+        "max_norm": rng.uniform(*max_norm, n),
+        "norm_type": rng.choice([2.0, math.inf, 1.5], n),
+        "clip_value": rng.uniform(*clip_value, n),
+    }  # fmt: skip
 
 
 def bits(result: Any) -> dict[str, np.ndarray]:

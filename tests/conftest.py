@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 # pipeline` pins them for every stage: the tests compute the bits the stages compute.
 numerics.pin_kernels()
 
-# fixtures: `scheduler` (a real Dask cluster), `browser` (Chromium, offline tabs)
-pytest_plugins = ("tests.dask_cluster", "tests.browser")
+# fixtures: `scheduler` (a real Dask cluster), `browser` (Chromium, offline tabs),
+# `tiny_study` (a small study, trained once)
+pytest_plugins = ("tests.dask_cluster", "tests.browser", "tests.study_fixtures")
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # mlflow, dvc and the stages' `python` come from this venv
 PROJECT_FILES = (

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pytest
 
 from pipeline import params, protocol, record, runs, scenarios
 from pipeline import parts as st
@@ -86,3 +87,9 @@ def build(raw: dict, **study_: object) -> Study:
     report, traces = train(st.report_parts(p, data, lrs), chunk, steps)
     assert traces is not None  # asked for: the report part is traced
     return Study(p, data, tune, tuned, report, traces)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(raw_params: dict) -> Study:
+    """The committed params' study, shrunk (build()), trained once per test session."""
+    return build(raw_params)

@@ -148,14 +148,9 @@ def test_norm_clipped_mse_past_the_edge_stays_bounded(edges: pd.DataFrame) -> No
 
 # --- the tiny study: summary, winners, robustness, improvement, profiles ---------------
 @pytest.fixture(scope="module")
-def tiny(raw_params: dict) -> study_fixtures.Study:
-    return study_fixtures.build(raw_params)
-
-
-@pytest.fixture(scope="module")
-def summary(tiny: study_fixtures.Study) -> pd.DataFrame:
-    b = tiny.p.analysis.bootstrap
-    return analysis.summary(tiny.cells, b.reps, b.seed)
+def summary(tiny_study: study_fixtures.Study) -> pd.DataFrame:
+    b = tiny_study.p.analysis.bootstrap
+    return analysis.summary(tiny_study.cells, b.reps, b.seed)
 
 
 def test_winners_pick_the_lowest_iqm_per_scenario_and_loss(summary: pd.DataFrame) -> None:
@@ -185,9 +180,11 @@ def test_winners_break_ties_by_success_then_name() -> None:
     assert won["config"].tolist() == ["a-mse-adam-none", "b-l1-adam-norm"]
 
 
-def tasks(tiny: study_fixtures.Study, clip: str) -> tuple[list[str], np.ndarray]:
+def tasks(tiny_study: study_fixtures.Study, clip: str) -> tuple[list[str], np.ndarray]:
     """The optimizers and their steps (optimizers, scenario x loss, seeds), tuned rows."""
-    rows = tiny.report[(tiny.report["lr_kind"] == "tuned") & (tiny.report["clip"] == clip)]
+    rows = tiny_study.report[
+        (tiny_study.report["lr_kind"] == "tuned") & (tiny_study.report["clip"] == clip)
+    ]
     names = sorted(set(rows["optimizer"]))
     keys = sorted(set(zip(rows["scenario"], rows["loss"], strict=True)))
     steps = np.array(
@@ -207,13 +204,13 @@ def tasks(tiny: study_fixtures.Study, clip: str) -> tuple[list[str], np.ndarray]
 
 
 def test_improvement_is_the_pairwise_count_averaged_over_tasks(
-    tiny: study_fixtures.Study,
+    tiny_study: study_fixtures.Study,
 ) -> None:
     """P(a < b) is a direct pairwise count of runs, averaged over tasks."""
-    table = analysis.improvement(tiny.cells)
+    table = analysis.improvement(tiny_study.cells)
 
-    for clip in tiny.p.study.clips:
-        names, steps = tasks(tiny, clip)
+    for clip in tiny_study.p.study.clips:
+        names, steps = tasks(tiny_study, clip)
         for i, a in enumerate(names):
             for j, b in enumerate(names):
                 x, y = steps[i][:, :, None], steps[j][:, None, :]
@@ -225,7 +222,7 @@ def test_improvement_is_the_pairwise_count_averaged_over_tasks(
                 ]
                 assert got["probability"].tolist() == pytest.approx([count.mean()], abs=EXACT)
     pivot = table.pivot_table(index=["clip", "optimizer"], columns="versus", values="probability")
-    for clip in tiny.p.study.clips:
+    for clip in tiny_study.p.study.clips:
         m = pivot.loc[clip].to_numpy()
         np.testing.assert_allclose(m + m.T, 1.0, atol=EXACT)
         np.testing.assert_allclose(np.diag(m), 0.5, atol=EXACT)
@@ -241,12 +238,12 @@ def direct_ratios(medians: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_profiles_rho_and_scores_are_the_direct_ratios(tiny: study_fixtures.Study) -> None:
+def test_profiles_rho_and_scores_are_the_direct_ratios(tiny_study: study_fixtures.Study) -> None:
     """rho(tau) and the score follow from the direct ratios to the fastest optimizer."""
-    scores, curves = analysis.profiles(tiny.cells)
+    scores, curves = analysis.profiles(tiny_study.cells)
 
-    for clip in tiny.p.study.clips:
-        names, steps = tasks(tiny, clip)
+    for clip in tiny_study.p.study.clips:
+        names, steps = tasks(tiny_study, clip)
         r = direct_ratios(np.median(steps, axis=-1))
         for i, name in enumerate(names):
             row = scores[(scores["clip"] == clip) & (scores["optimizer"] == name)].iloc[0]
@@ -364,10 +361,10 @@ def test_twins_agree_bit_for_bit_on_the_exact_finals(twins: pd.DataFrame) -> Non
 
 
 @pytest.fixture(scope="module")
-def found(tiny: study_fixtures.Study, summary: pd.DataFrame, twins: pd.DataFrame) -> dict:
+def found(tiny_study: study_fixtures.Study, summary: pd.DataFrame, twins: pd.DataFrame) -> dict:
     """The analysis stage's tables of the tiny study (its edge part trained too)."""
-    edge, _ = study_fixtures.train(st.edge_parts(tiny.p, tiny.data), 10**6)
-    scores, _ = analysis.profiles(tiny.cells)
+    edge, _ = study_fixtures.train(st.edge_parts(tiny_study.p, tiny_study.data), 10**6)
+    scores, _ = analysis.profiles(tiny_study.cells)
     return {
         "summary": summary,
         "profiles": scores,
@@ -383,13 +380,13 @@ def leaves(value: object) -> list[object]:
 
 
 def test_headline_has_the_documented_keys_and_only_finite_numbers(
-    tiny: study_fixtures.Study, found: dict
+    tiny_study: study_fixtures.Study, found: dict
 ) -> None:
     """headline() has its documented keys, and every leaf is a finite number."""
     head = analysis.headline(found)
 
     assert set(head) == {"profile_score", "wins", "edges_agreeing", "twins_largest_rel_diff"}
-    s = tiny.p.study
+    s = tiny_study.p.study
     assert set(head["profile_score"]) == set(s.clips)
     assert all(set(v) == set(s.optimizers) for v in head["profile_score"].values())
     assert set(head["wins"]) == set(s.optimizers)

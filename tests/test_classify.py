@@ -10,7 +10,11 @@ import torch
 from torch import nn
 
 from pipeline import classify, engine, model
-from tests.batch_checks import assert_same_bits_alone_batched_or_permuted, bits
+from tests.batch_checks import (
+    assert_same_bits_alone_batched_or_permuted,
+    bits,
+    optimizer_settings,
+)
 
 STEPS = 200
 CLIPS = {  # name: (clip, its settings): clipping that bites at these gradients (~0.3)
@@ -304,18 +308,7 @@ def _mixed_cells(n: int, seed: int) -> classify.Cells:
         lr=np.where(rng.random(n) < 0.03, 1e307, 10 ** rng.uniform(-3, 0.7, n)),
         seed=rng.integers(0, 20, n),
         dataset=rng.integers(0, 2, n),
-        momentum=np.where(optimizer == 2, rng.uniform(0.1, 0.95, n), rng.choice([0.0, 0.9], n)),
-        dampening=np.where(optimizer == 1, rng.choice([0.0, 0.2], n), 0.0),
-        weight_decay=rng.choice([0.0, 0.01], n),
-        beta1=rng.uniform(0.5, 0.95, n),
-        beta2=rng.choice([0.99, 0.999], n),
-        amsgrad=rng.integers(0, 2, n),
-        centered=rng.integers(0, 2, n),
-        lr_decay=rng.choice([0.0, 0.01], n),
-        initial_accumulator_value=rng.choice([0.0, 0.1], n),
-        max_norm=rng.uniform(0.02, 0.5, n),
-        norm_type=rng.choice([2.0, math.inf, 1.5], n),
-        clip_value=rng.uniform(0.01, 0.2, n),
+        **optimizer_settings(rng, optimizer, (0.02, 0.5), (0.01, 0.2)),
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline import batched, engine, grid, record, reference
-from tests.batch_checks import assert_same_bits_alone_batched_or_permuted
+from tests.batch_checks import assert_same_bits_alone_batched_or_permuted, optimizer_settings
 
 STEPS = 500
 TUTORIAL = (np.array([[1.0, 2.0, 3.0]]), np.array([[2.0, 4.0, 6.0]]))
@@ -198,18 +198,7 @@ def _mixed_cells(n: int, seed: int) -> engine.Cells:
         seed=rng.integers(0, 20, n),
         dataset=rng.integers(0, 3, n),
         loss_param=rng.uniform(0.2, 2.0, n),
-        momentum=np.where(optimizer == 2, rng.uniform(0.1, 0.95, n), rng.choice([0.0, 0.9], n)),
-        dampening=np.where(optimizer == 1, rng.choice([0.0, 0.2], n), 0.0),
-        weight_decay=rng.choice([0.0, 0.01], n),
-        beta1=rng.uniform(0.5, 0.95, n),
-        beta2=rng.choice([0.99, 0.999], n),
-        amsgrad=rng.integers(0, 2, n),
-        centered=rng.integers(0, 2, n),
-        lr_decay=rng.choice([0.0, 0.01], n),
-        initial_accumulator_value=rng.choice([0.0, 0.1], n),
-        max_norm=rng.uniform(0.1, 2.0, n),
-        norm_type=rng.choice([2.0, math.inf, 1.5], n),
-        clip_value=rng.uniform(0.05, 1.0, n),
+        **optimizer_settings(rng, optimizer, (0.1, 2.0), (0.05, 1.0)),
     )
 
 

@@ -102,19 +102,14 @@ def test_a_configuration_that_never_reaches_the_target_gets_the_grid_lr_nearest_
 
 # --- the summary, on a real tiny study ------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny(raw_params: dict) -> study_fixtures.Study:
-    return study_fixtures.build(raw_params)
+def summary(tiny_study: study_fixtures.Study) -> pd.DataFrame:
+    b = tiny_study.p.analysis.bootstrap
+    return protocol.summary(tiny_study.report, tiny_study.tuned, b.reps, b.seed).set_index("config")
 
 
-@pytest.fixture(scope="module")
-def summary(tiny: study_fixtures.Study) -> pd.DataFrame:
-    b = tiny.p.analysis.bootstrap
-    return protocol.summary(tiny.report, tiny.tuned, b.reps, b.seed).set_index("config")
-
-
-def reporting_steps(tiny: study_fixtures.Study, kind: str) -> dict[str, np.ndarray]:
+def reporting_steps(tiny_study: study_fixtures.Study, kind: str) -> dict[str, np.ndarray]:
     """Each configuration's steps (never = +inf) over its reporting seeds, in seed order."""
-    rows = tiny.report[tiny.report["lr_kind"] == kind].sort_values("seed")
+    rows = tiny_study.report[tiny_study.report["lr_kind"] == kind].sort_values("seed")
     out = {}
     for key, part in rows.groupby(list(CONFIG)):
         steps = part["steps_to_target"].to_numpy(np.float64)
@@ -123,21 +118,21 @@ def reporting_steps(tiny: study_fixtures.Study, kind: str) -> dict[str, np.ndarr
 
 
 def test_summary_has_one_row_per_configuration_joined_with_its_tuning(
-    tiny: study_fixtures.Study, summary: pd.DataFrame
+    tiny_study: study_fixtures.Study, summary: pd.DataFrame
 ) -> None:
     """Every configuration once, with its tuned lr and the number of reporting seeds."""
-    assert sorted(summary.index) == sorted(tiny.tuned["config"])
-    tuned = tiny.tuned.set_index("config")
+    assert sorted(summary.index) == sorted(tiny_study.tuned["config"])
+    tuned = tiny_study.tuned.set_index("config")
     for name, row in summary.iterrows():
         assert row["tuned_lr"] == tuned.loc[name, "tuned_lr"]
-    assert (summary["reporting_seeds"] == len(tiny.p.study.seeds.report)).all()
+    assert (summary["reporting_seeds"] == len(tiny_study.p.study.seeds.report)).all()
 
 
 def test_summary_iqm_is_scipy_trim_mean_and_median_numpy_median(
-    tiny: study_fixtures.Study, summary: pd.DataFrame
+    tiny_study: study_fixtures.Study, summary: pd.DataFrame
 ) -> None:
     """iqm is scipy's trim_mean(0.25), median numpy's, success the finite fraction."""
-    for name, steps in reporting_steps(tiny, "tuned").items():
+    for name, steps in reporting_steps(tiny_study, "tuned").items():
         row = summary.loc[name]
 
         assert row["iqm_steps"] == pytest.approx(scipy.stats.trim_mean(steps, 0.25), rel=1e-12)
@@ -147,13 +142,13 @@ def test_summary_iqm_is_scipy_trim_mean_and_median_numpy_median(
 
 
 def test_summary_intervals_are_the_bootstrap_of_the_same_steps(
-    tiny: study_fixtures.Study, summary: pd.DataFrame
+    tiny_study: study_fixtures.Study, summary: pd.DataFrame
 ) -> None:
     """The intervals are bootstrap_ci of each configuration's steps alone, and contain it."""
-    b = tiny.p.analysis.bootstrap
+    b = tiny_study.p.analysis.bootstrap
     median = lambda v: np.median(v, axis=-1)  # noqa: E731  # the statistic, as summary's
 
-    for name, steps in reporting_steps(tiny, "tuned").items():
+    for name, steps in reporting_steps(tiny_study, "tuned").items():
         row = summary.loc[name]
         lo, hi = stats.bootstrap_ci(steps[None], stats.iqm, b.reps, protocol.LEVEL, b.seed)
         mlo, mhi = stats.bootstrap_ci(steps[None], median, b.reps, protocol.LEVEL, b.seed)
@@ -165,11 +160,11 @@ def test_summary_intervals_are_the_bootstrap_of_the_same_steps(
 
 
 def test_summary_default_median_is_the_default_lr_rows_median(
-    tiny: study_fixtures.Study, summary: pd.DataFrame
+    tiny_study: study_fixtures.Study, summary: pd.DataFrame
 ) -> None:
     """default_median_steps is the median of the default-lr rows' steps."""
-    report = tiny.report[tiny.report["lr_kind"] == "default"]
-    for name, steps in reporting_steps(tiny, "default").items():
+    report = tiny_study.report[tiny_study.report["lr_kind"] == "default"]
+    for name, steps in reporting_steps(tiny_study, "default").items():
         row = summary.loc[name]
         lrs = report.loc[
             [config_name(*k) == name for k in report[list(CONFIG)].itertuples(index=False)], "lr"
@@ -180,10 +175,10 @@ def test_summary_default_median_is_the_default_lr_rows_median(
 
 
 def test_summary_error_and_divergence_are_the_tuned_rows(
-    tiny: study_fixtures.Study, summary: pd.DataFrame
+    tiny_study: study_fixtures.Study, summary: pd.DataFrame
 ) -> None:
     """Errors and clip fraction are medians, diverged_rate a mean, of the tuned rows."""
-    tuned = tiny.report[tiny.report["lr_kind"] == "tuned"]
+    tuned = tiny_study.report[tiny_study.report["lr_kind"] == "tuned"]
     for key, rows in tuned.groupby(list(CONFIG)):
         row = summary.loc[config_name(*key)]
 
@@ -193,13 +188,21 @@ def test_summary_error_and_divergence_are_the_tuned_rows(
         assert row["diverged_rate"] == rows["diverged"].mean()
 
 
-def test_summary_does_not_depend_on_the_row_order(tiny: study_fixtures.Study) -> None:
+def test_summary_does_not_depend_on_the_row_order(tiny_study: study_fixtures.Study) -> None:
     """Shuffled report rows give the same summary (seeds are matched, not positions)."""
-    b = tiny.p.analysis.bootstrap
-    shuffled = tiny.report.sample(frac=1.0, random_state=1)
+    b = tiny_study.p.analysis.bootstrap
+    shuffled = tiny_study.report.sample(frac=1.0, random_state=1)
 
-    a = protocol.summary(tiny.report, tiny.tuned, b.reps, b.seed).set_index("config").sort_index()
-    s = protocol.summary(shuffled, tiny.tuned, b.reps, b.seed).set_index("config").sort_index()
+    a = (
+        protocol.summary(tiny_study.report, tiny_study.tuned, b.reps, b.seed)
+        .set_index("config")
+        .sort_index()
+    )
+    s = (
+        protocol.summary(shuffled, tiny_study.tuned, b.reps, b.seed)
+        .set_index("config")
+        .sort_index()
+    )
 
     pd.testing.assert_frame_equal(a, s, check_exact=True)
 
