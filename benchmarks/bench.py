@@ -4,7 +4,7 @@
                       no DVC outputs, no cache, no mlflow.db): the grid and the default study
   grid share          the part of it the grid takes: its stages and its MLflow runs
   no-op `dvc repro`   the same copy again, nothing changed
-  MLflow ingest       metric points per second through pipeline.tracking.publish (SQLite)
+  MLflow ingest       metric points per second through pipeline.tracking.store.publish (SQLite)
   peak memory         largest resident set of any process of the clean repros
 
 Per stage (medians): each stage's wall time inside the clean `dvc repro`, from DVC's own
@@ -92,10 +92,10 @@ def clean_repro(project: Path) -> tuple[float, dict[str, float]]:
 def ingest_rate(folder: Path, runs: int = 10, steps: int = 500, series: int = 8) -> float:
     """Metric points per second publishing `runs` runs of `series` x `steps` points each."""
     sys.path.insert(0, str(ROOT))
-    from pipeline import tracking
+    from pipeline.tracking import store
 
     cells = [
-        tracking.RunContent(
+        store.RunContent(
             name=f"cell{i}",
             key=f"bench-{i}",
             params={"lr": "0.1"},
@@ -104,10 +104,10 @@ def ingest_rate(folder: Path, runs: int = 10, steps: int = 500, series: int = 8)
         for i in range(runs)
     ]
     uri = f"sqlite:///{folder}/mlflow.db"
-    parent = tracking.RunContent(name="warm-up", key="warm-up")
-    tracking.publish(uri, "bench", [], parent, folder)  # database and experiment exist first
+    parent = store.RunContent(name="warm-up", key="warm-up")
+    store.publish(uri, "bench", [], parent, folder)  # database and experiment exist first
     start = time.perf_counter()
-    tracking.publish(uri, "bench", cells, tracking.RunContent(name="grid", key="grid"), folder)
+    store.publish(uri, "bench", cells, store.RunContent(name="grid", key="grid"), folder)
     return runs * steps * series / (time.perf_counter() - start)
 
 

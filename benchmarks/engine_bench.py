@@ -1,4 +1,4 @@
-"""Speed of the batched engine: cell-steps per second of pipeline.engine.train on one
+"""Speed of the batched engine: cell-steps per second of pipeline.engine.regression.train on one
 thread, float32, 500 steps, cells mixing every loss x optimizer x clip of the default
 grid (seeds varied); every step of every cell kept in memory up to 10^4 cells. Each run
 is a fresh process (its peak resident memory is its own); the line shows medians.
@@ -23,23 +23,25 @@ RECORD_UP_TO = 10_000  # beyond, every step of every cell would not fit: 10^5 ce
 
 def one(n: int) -> dict[str, float]:
     """Train n mixed cells once; the rate, the time, and this process's peak memory."""
-    from pipeline import numerics
+    from pipeline.run import numerics
 
     numerics.pin_kernels()  # as every stage does, before torch is imported
     import numpy as np
     import torch
 
-    from pipeline import data, engine, grid, params
+    from pipeline import grid, params
+    from pipeline.engine import regression
+    from pipeline.grid import data
 
     torch.set_num_threads(1)
     p = params.load_or_exit(ROOT / "params.yaml")
-    base = engine.Cells.from_grid(grid.cells(p.train))
+    base = regression.Cells.from_grid(grid.cells(p.train))
     cells = base.take(np.arange(n) % len(base))
-    cells = engine.Cells(**{**vars(cells), "seed": np.arange(n) % 1000})
+    cells = regression.Cells(**{**vars(cells), "seed": np.arange(n) % 1000})
     x, y = data.points(p.generate)
     record = np.arange(n) if n <= RECORD_UP_TO else ()
     start = time.perf_counter()
-    result = engine.train(cells, x, y, STEPS, record=record)
+    result = regression.train(cells, x, y, STEPS, record=record)
     seconds = time.perf_counter() - start
     assert result.trace.shape == (len(record), STEPS, 9)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB

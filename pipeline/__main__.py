@@ -4,7 +4,7 @@ Before anything is imported, two things happen here, at the edge:
 - the interpreter is checked for gradlab's dependencies: a stage started by a `python`
   that is not the project's (e.g. `.venv/bin/dvc repro` with a bare system Python on
   PATH) says so in one line instead of a traceback;
-- the CPU kernels torch may use are pinned (pipeline.numerics), which must happen before
+- the CPU kernels torch may use are pinned (pipeline.run.numerics), which must happen before
   torch is imported.
 """
 
@@ -13,7 +13,8 @@ import importlib.util
 import pkgutil
 import sys
 
-from pipeline import numerics, stages
+from pipeline import stages
+from pipeline.run import numerics
 
 EXIT_USAGE = 2
 # top-level modules of requirements.txt that the stages import

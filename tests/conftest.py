@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline import numerics, params
+from pipeline import params
+from pipeline.run import numerics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,7 +23,11 @@ numerics.pin_kernels()
 
 # fixtures: `scheduler` (a real Dask cluster), `browser` (Chromium, offline tabs),
 # `tiny_study` (a small study, trained once)
-pytest_plugins = ("tests.dask_cluster", "tests.browser", "tests.study_fixtures")
+pytest_plugins = (
+    "tests.helpers.dask_cluster",
+    "tests.helpers.browser",
+    "tests.helpers.study_fixtures",
+)
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # mlflow, dvc and the stages' `python` come from this venv
 PROJECT_FILES = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import record
+from pipeline.grid import trace
 from tests.conftest import (
     BIN,
     ROOT,
@@ -129,7 +129,7 @@ def test_every_cell_lands_in_mlflow_with_the_contract(built: Path) -> None:
         "bias",
     ):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, series)]
-        assert steps == record.history_steps(30, 30) == list(range(30)), series  # 30 points
+        assert steps == trace.history_steps(30, 30) == list(range(30)), series  # 30 points
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
         "mse-adam-norm.csv",
         "mse-adam-norm.png",

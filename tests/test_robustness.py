@@ -24,10 +24,10 @@ import psutil
 import pytest
 from mlflow import MlflowClient
 
-from pipeline.atomic import TMP_SUFFIX
-from pipeline.tracking import CONTENT_KEY, PARENT_RUN_TAG, PID_TAG
-from tests import dvc_files
+from pipeline.files.atomic import TMP_SUFFIX
+from pipeline.tracking.store import CONTENT_KEY, PARENT_RUN_TAG, PID_TAG
 from tests.conftest import cell_names, cell_table, copy_project, small_grid, write_params
+from tools import deps
 
 pytestmark = pytest.mark.slow
 BIN = str(Path(sys.executable).parent)  # dvc and the stages' `python` come from this venv
@@ -35,7 +35,7 @@ SEEDS = [1, 2, 3, 4]  # 32 cells: publishing them takes long enough to be interr
 OUTPUTS = ("data", "traces", "reports")  # every DVC output lives under one of these
 TRAINING_OUTPUTS = ("traces", "reports/cells.csv", "reports/metrics.json")  # stage train's
 # Seconds from SIGINT/SIGTERM to exit: the promise itself. Measured 0.06-0.4 s on a loaded
-# 2-core machine; without gc.freeze() in pipeline/interrupt.py it was 1.0-1.7 s, so a
+# 2-core machine; without gc.freeze() in pipeline/run/interrupt.py it was 1.0-1.7 s, so a
 # looser limit would hide that regression.
 STOP_LIMIT = 1.0
 
@@ -64,7 +64,7 @@ def dvc(
 
 def stage_cmd(root: Path, stage: str) -> list[str]:
     """The stage's `cmd` from the project's dvc.yaml, run by this venv's python."""
-    cmd = shlex.split(dvc_files.stages(root)[stage]["cmd"])
+    cmd = shlex.split(deps.stages(root)[stage]["cmd"])
     assert cmd[0] == "python", cmd
     return [sys.executable, *cmd[1:]]
 

@@ -10,8 +10,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import analysis, atomic, inputs, params, report
-from pipeline.manifest import combine, sha
+from pipeline import params
+from pipeline.files import atomic, inputs
+from pipeline.grid.manifest import combine, sha
+from pipeline.study import analysis, report
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import atomic, data, inputs, params, plots
-from pipeline import markdown as md
-from pipeline.manifest import Manifest, sha, stamp
-from pipeline.record import Measures
+from pipeline import params
+from pipeline.files import atomic, inputs
+from pipeline.files import markdown as md
+from pipeline.grid import data, plots
+from pipeline.grid.manifest import Manifest, sha, stamp
+from pipeline.grid.trace import Measures
 
 NUMBERS = ("final_loss", "final_weight", "final_bias", "dist_to_optimum")
 

@@ -9,8 +9,11 @@ import argparse
 import os
 from pathlib import Path
 
-from pipeline import atomic, drift, inputs, machine, params
-from pipeline.drift_report import as_markdown, as_text
+from pipeline import params
+from pipeline.drift import check
+from pipeline.drift.report import as_markdown, as_text
+from pipeline.files import atomic, inputs
+from pipeline.run import machine
 
 EXIT_DRIFT = 1
 
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     with inputs.or_exit():
-        report = drift.load(args.tables, args.env, args.baseline_rev, p.drift)
+        report = check.load(args.tables, args.env, args.baseline_rev, p.drift)
     ran_on = machine.describe(machine.cpuinfo())
     print(as_text(report, args.baseline_rev, ran_on))
     text = as_markdown(report, args.baseline_rev, ran_on)

@@ -2,7 +2,7 @@
 
 DVC does not notice a library upgrade; every stage depends on this file, so a new
 torch, another thread count or a CPU that runs other kernels shows up as a changed
-dependency. Only what decides numbers is here (pipeline.numerics); what merely
+dependency. Only what decides numbers is here (pipeline.run.numerics); what merely
 describes the machine (CPU model, host) is not, so another machine computing the same
 bits leaves this file, dvc.lock and git status unchanged. The stage also validates the
 whole params.yaml first: bad params stop the pipeline before DVC deletes any other
@@ -16,7 +16,9 @@ import re
 import sys
 from pathlib import Path
 
-from pipeline import atomic, machine, numerics, params
+from pipeline import params
+from pipeline.files import atomic
+from pipeline.run import machine, numerics
 
 # the libraries whose versions decide a byte of an output: numbers (torch, numpy), their
 # text (pandas writes the CSVs), the tables (pyarrow writes the parquet files), the plots

@@ -4,7 +4,10 @@ study's: every scenario's points for every study seed, and the classification po
 import argparse
 from pathlib import Path
 
-from pipeline import atomic, data, params, scenarios
+from pipeline import params
+from pipeline.files import atomic
+from pipeline.grid import data
+from pipeline.study import scenarios
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,8 +31,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import atomic, grid, inputs, interrupt, machine, params, record, study_runs, tracking
-from pipeline.manifest import Entry, Manifest, combine, sha, stamped
+from pipeline import grid, params
+from pipeline.files import atomic, inputs
+from pipeline.grid import trace
+from pipeline.grid.manifest import Entry, Manifest, combine, sha, stamped
+from pipeline.run import interrupt, machine
+from pipeline.tracking import store, study_runs
 
 EXIT_TRACKING = 1
 FINAL = (  # final metrics of each cell run (names are an API)
@@ -87,27 +91,27 @@ def staleness(trained: Manifest, current: Sequence[grid.Cell]) -> str | None:
 
 def cell_content(
     entry: Entry, data: str, folder: Path, plots: Path, tags: dict[str, str], points: int
-) -> tracking.RunContent:
+) -> store.RunContent:
     """One cell's MLflow run: settings as params, histories at history_steps, final metrics."""
     cell, m = entry.cell, entry.measures
-    trace = folder / f"{cell.name}.csv"
-    frame = record.read_frame(trace)
-    keep = frame.iloc[record.history_steps(len(frame), points)]
+    csv = folder / f"{cell.name}.csv"
+    frame = trace.read_frame(csv)
+    keep = frame.iloc[trace.history_steps(len(frame), points)]
     history = [
         (name, float(value), int(step))
-        for name in record.HISTORY
+        for name in trace.HISTORY
         for step, value in zip(keep["step"], keep[name], strict=True)
     ]
     finals = [(name, float(m[name]), 0) for name in FINAL if m.get(name) is not None]  # type: ignore[arg-type]
     diverged = {"diverged_reason": str(m["diverged_reason"])} if m["diverged"] else {}
     plot = plots / "cells" / f"{cell.name}.png"
-    return tracking.RunContent(
+    return store.RunContent(
         name=cell.name,
         key=entry.key(data),
         params={k: str(v) for k, v in cell.settings().items()},
         tags={**tags, "cell": cell.name, "diverged": str(bool(m["diverged"])).lower(), **diverged},
         metrics=history + finals,
-        artifacts=[trace, plot] if plot.exists() else [trace],
+        artifacts=[csv, plot] if plot.exists() else [csv],
     )
 
 
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     if note := staleness(trained, grid.cells(p.train)):
         print(note, file=sys.stderr)
     root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
-    uri = tracking.default_uri(root)
+    uri = store.default_uri(root)
     with interrupt.exit_on_signal():
         try:
             start = time.perf_counter()
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             middle = time.perf_counter()
             studied, study_key = _publish_study(args, p, root, uri)
             end = time.perf_counter()
-        except tracking.TrackingError as e:
+        except store.TrackingError as e:
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_TRACKING) from None
     print(top(ranking, args.ranking))
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  study: {studied.created} new configuration runs, {studied.present} already there "
         f"({end - middle:.1f} s)"
     )
-    print(tracking.ui_hint(uri, outcome.experiment_id))
+    print(store.ui_hint(uri, outcome.experiment_id))
     print(f"(the study: #/experiments/{studied.experiment_id}/runs)")
     receipt = {
         "grid": {"experiment": p.publish.experiment, "parent": grid_key},
@@ -221,13 +225,13 @@ def _publish(
     trained: Manifest,
     root: Path,
     uri: str,
-) -> tuple[tracking.Outcome, str]:
+) -> tuple[store.Outcome, str]:
     keys = [e.key(trained.data) for e in trained.entries]
     reports = [args.ranking, *sorted(args.report), *sorted(args.plots.glob("*.png"))]
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
-    known = tracking.published_keys(uri, p.experiment)
+    known = store.published_keys(uri, p.experiment)
     if known and known[1].issuperset([*keys, parent_key]):
-        return tracking.Outcome(known[0], 0, len(keys)), parent_key
+        return store.Outcome(known[0], 0, len(keys)), parent_key
     tags = {**_tags(root, args.env), "data_hash": trained.data[:16]}
     contents = [
         cell_content(e, trained.data, args.traces, args.plots, tags, p.points)
@@ -235,7 +239,7 @@ def _publish(
     ]
     with tempfile.TemporaryDirectory(prefix="gradlab-publish-") as tmp:
         dot = next((r for r in args.report if r.name == "graph.dot"), Path("-"))
-        parent = tracking.RunContent(
+        parent = store.RunContent(
             name=f"grid-{parent_key[:8]}",
             key=parent_key,
             tags=tags,
@@ -243,21 +247,21 @@ def _publish(
             params={"cells": str(len(keys)), "points": str(p.points), "source": trained.source},
         )
         progress = partial(tqdm, desc="publish grid", unit="run")
-        return tracking.publish(uri, p.experiment, contents, parent, root, progress), parent_key
+        return store.publish(uri, p.experiment, contents, parent, root, progress), parent_key
 
 
 def _publish_study(
     args: argparse.Namespace, p: params.Params, root: Path, uri: str
-) -> tuple[tracking.Outcome, str]:
+) -> tuple[store.Outcome, str]:
     summaries = [args.study_summary, args.study_class_summary]
     files = [args.study_cells, args.study_traces, args.study_classes, *summaries]
     files += sorted(args.study_report)
     names = [name for path in summaries for name in study_runs.configs(path)]
     parent_key, run_keys = study_runs.keys(files, names)
     experiment = p.publish.study_experiment
-    known = tracking.published_keys(uri, experiment)
+    known = store.published_keys(uri, experiment)
     if known and known[1].issuperset([*run_keys.values(), parent_key]):
-        return tracking.Outcome(known[0], 0, len(names)), parent_key
+        return store.Outcome(known[0], 0, len(names)), parent_key
     import pandas as pd
 
     tags = _tags(root, args.env)
@@ -271,7 +275,7 @@ def _publish_study(
     classes = pd.read_parquet(args.study_classes, filters=report_rows)
     class_summary = pd.read_csv(args.study_class_summary)
     contents += study_runs.contents(class_summary, classes, None, run_keys, tags, seeds)
-    parent = tracking.RunContent(
+    parent = store.RunContent(
         name=f"study-{parent_key[:8]}",
         key=parent_key,
         tags=tags,
@@ -279,4 +283,4 @@ def _publish_study(
         params={"configurations": str(len(names)), "cells": str(len(cells))},
     )
     progress = partial(tqdm, desc="publish study", unit="run")
-    return tracking.publish(uri, experiment, contents, parent, root, progress), parent_key
+    return store.publish(uri, experiment, contents, parent, root, progress), parent_key

@@ -1,7 +1,7 @@
 """Stage `study`: every cell of the study trained by the batched engine, in chunks.
 
 Tunes first (every configuration x lr x tuning seed), picks each configuration's lr
-(pipeline.protocol), then reports (tuned and default lr x fresh reporting seeds, each
+(pipeline.study.protocol), then reports (tuned and default lr x fresh reporting seeds, each
 traced at log-spaced steps), the fine grids around the stability edges and the headline
 grid's twins (traced at every step); then the classification, tuned and reported the same
 way. Writes one row per cell to cells.parquet (classification: classes.parquet) and the
@@ -19,13 +19,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline import atomic, cluster, data, grid, interrupt, params, protocol, record, runs
-from pipeline import parts as st
-from pipeline import scenarios as sc
-from pipeline.configs import CONFIG
+from pipeline import grid, params
+from pipeline.files import atomic
+from pipeline.grid import data, trace
+from pipeline.run import cluster, interrupt
+from pipeline.study import chunks, protocol
+from pipeline.study import design as st
+from pipeline.study import scenarios as sc
+from pipeline.study.configuration import CONFIG
 
 TUNE_COLUMNS = (*CONFIG, "lr", "steps_to_target")  # what tuning needs of each tune row
-Write = Callable[[str, runs.Columns], None]  # table name, its next rows
+Write = Callable[[str, chunks.Columns], None]  # table name, its next rows
 
 
 def where(p: params.Params) -> cluster.Where:
@@ -39,7 +43,7 @@ class Tables:
     def __init__(self) -> None:
         self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def write(self, name: str, columns: runs.Columns, tmp: Path) -> None:
+    def write(self, name: str, columns: chunks.Columns, tmp: Path) -> None:
         table = pa.table(columns)
         if name not in self.writers:
             self.writers[name] = pq.ParquetWriter(tmp, table.schema, compression="zstd")
@@ -51,13 +55,13 @@ class Tables:
 
 
 def train(
-    chunks: list[runs.Chunk], here: cluster.Session, desc: str, write: Write
-) -> list[runs.Columns]:
+    todo: list[chunks.Chunk], here: cluster.Session, desc: str, write: Write
+) -> list[chunks.Columns]:
     """Every chunk trained, its rows written; the tune columns of each chunk returned."""
     kept = []
-    with tqdm(total=sum(len(c.part) for c in chunks), desc=desc, unit="cell") as bar:
-        results = here.map(runs.train_chunk, chunks)
-        for chunk, (rows, traces) in zip(chunks, results, strict=True):
+    with tqdm(total=sum(len(c.part) for c in todo), desc=desc, unit="cell") as bar:
+        results = here.map(chunks.train_chunk, todo)
+        for chunk, (rows, traces) in zip(todo, results, strict=True):
             interrupt.check()
             write("cells", rows)
             if traces is not None:
@@ -92,19 +96,19 @@ def main(argv: list[str] | None = None) -> None:
         tables = Tables()
         tmp = {"cells": cells_tmp, "traces": traces_tmp, "classes": classes_tmp}
 
-        def write(name: str, columns: runs.Columns) -> None:
+        def write(name: str, columns: chunks.Columns) -> None:
             tables.write(name, columns, tmp[name])
 
-        tune_rows = train(runs.chunks(st.tune_parts(p, points), s.engine.chunk), w, "tune", write)
+        tune_rows = train(chunks.chunks(st.tune_parts(p, points), s.engine.chunk), w, "tune", write)
         import pandas as pd
 
         tuned = protocol.tune(pd.concat([pd.DataFrame(r) for r in tune_rows], ignore_index=True))
         lrs = dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))
-        steps = np.array(record.history_steps(s.steps, s.trace_points))
-        later = runs.chunks(st.report_parts(p, points, lrs), s.engine.chunk, steps)
-        later += runs.chunks(st.edge_parts(p, points), s.engine.chunk)
+        steps = np.array(trace.history_steps(s.steps, s.trace_points))
+        later = chunks.chunks(st.report_parts(p, points, lrs), s.engine.chunk, steps)
+        later += chunks.chunks(st.edge_parts(p, points), s.engine.chunk)
         twins = st.twin_part(p, grid.cells(p.train), x, y)
-        later += runs.chunks([twins], s.engine.chunk, np.arange(twins.steps))
+        later += chunks.chunks([twins], s.engine.chunk, np.arange(twins.steps))
         train(later, w, "report", write)
         classify_(p, sc.read_classes_or_exit(args.classes, p), w, write)
         tables.close()
@@ -123,12 +127,12 @@ def classify_(p: params.Params, data: sc.Classes, here: cluster.Session, write: 
 
     size = p.study.engine.chunk
     tune = st.class_tune_part(p, data)
-    rows = list(here.map(runs.train_class_chunk, runs.class_chunks(tune, size)))
+    rows = list(here.map(chunks.train_class_chunk, chunks.class_chunks(tune, size)))
     for r in rows:
         write("classes", r)
     tuned = protocol.tune(pd.concat([pd.DataFrame(r) for r in rows], ignore_index=True))
     report = st.class_report_part(
         p, data, dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))
     )
-    for r in here.map(runs.train_class_chunk, runs.class_chunks(report, size)):
+    for r in here.map(chunks.train_class_chunk, chunks.class_chunks(report, size)):
         write("classes", r)

@@ -15,19 +15,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pipeline import (
-    atomic,
-    data,
-    grid,
-    interrupt,
-    manifest,
-    numerics,
-    params,
-    pool,
-    record,
-    results,
-)
-from pipeline.reference import train_cell
+from pipeline import grid, params
+from pipeline.files import atomic
+from pipeline.grid import data, manifest, table, trace
+from pipeline.grid.reference import train_cell
+from pipeline.run import interrupt, numerics, pool
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,17 +44,17 @@ def main(argv: list[str] | None = None) -> None:
         atomic.replacing(args.traces, directory=True) as folder,
         closing(traces),  # workers stopped at once on an error or a signal
     ):
-        for trace in tqdm(traces, total=len(cells), desc="train", unit="cell"):
+        for done in tqdm(traces, total=len(cells), desc="train", unit="cell"):
             interrupt.check()  # a signal swallowed inside a finalizer stops us here
-            text = record.to_frame(trace).to_csv(index=False)
-            (folder / f"{trace.cell.name}.csv").write_text(text, encoding="utf-8")
-            entries[trace.cell.name] = manifest.Entry(
-                trace.cell, manifest.sha(text.encode()), record.measures(trace, optimum)
+            text = trace.to_frame(done).to_csv(index=False)
+            (folder / f"{done.cell.name}.csv").write_text(text, encoding="utf-8")
+            entries[done.cell.name] = manifest.Entry(
+                done.cell, manifest.sha(text.encode()), trace.measures(done, optimum)
             )
         trained = manifest.Manifest(
             manifest.sha(args.data.read_bytes()), optimum, [entries[c.name] for c in cells]
         )
         trained.write(folder)
-    frame = results.table(trained)
-    atomic.write_text(args.cells, results.to_csv(frame))
-    atomic.write_json(args.metrics, results.headline(frame))
+    frame = table.table(trained)
+    atomic.write_text(args.cells, table.to_csv(frame))
+    atomic.write_json(args.metrics, table.headline(frame))

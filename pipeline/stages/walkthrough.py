@@ -1,9 +1,9 @@
 """Stage `walkthrough`: the tutorial's single step, replayed exactly and checked by hand.
 
 Seeded y = Wx + b, x = 1, 2, 3 with targets 2x, one forward/backward and one SGD step;
-every .grad autograd fills is set beside its closed form (pipeline.closed_form), for the
+every .grad autograd fills is set beside its closed form (pipeline.grid.closed_form), for the
 tutorial's MSE and for every loss of the training grid. The step's autograd graph is
-drawn with torchviz. The Step and its JSON and Markdown are in pipeline.walkthrough_report.
+drawn with torchviz. The Step and its JSON and Markdown are in pipeline.grid.walkthrough_report.
 """
 
 import argparse
@@ -15,10 +15,13 @@ import torch
 from torch import optim
 from torchviz import make_dot
 
-from pipeline import atomic, closed_form, numerics, params
-from pipeline.data import TUTORIAL_X
-from pipeline.model import make_loss, seeded_model
-from pipeline.walkthrough_report import Step, cross_entropy_section, report, to_json
+from pipeline import params
+from pipeline.files import atomic
+from pipeline.grid import closed_form
+from pipeline.grid.data import TUTORIAL_X
+from pipeline.grid.model import make_loss, seeded_model
+from pipeline.grid.walkthrough_report import Step, cross_entropy_section, report, to_json
+from pipeline.run import numerics
 
 
 def _flat(t: torch.Tensor | None) -> list[float]:

@@ -1,0 +1,1 @@
+"""The nightly drift check: this run's tables against the baseline committed in git."""

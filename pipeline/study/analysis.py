@@ -1,0 +1,226 @@
+"""What the study found, as tables: every number the report shows comes from here.
+
+Each function takes the study's per-cell table (pipeline.study.chunks' columns) and returns one
+table, a pure function of it (no file, no plot):
+- summary: one row per configuration (pipeline.study.protocol's measures);
+- stability: per gradient-descent configuration, the largest lr that converged on the
+  fine grid around the analytic edge, beside the edge, and what happened past it;
+- robustness: per scenario and loss, how far the loss's own minimiser and the best
+  trained configuration land from the line the data were drawn from;
+- improvement: per clipping mode, each optimizer's probability of needing fewer steps
+  than each other (rliable), averaged over scenarios x losses;
+- profiles: per clipping mode, each optimizer's performance profile over scenarios x
+  losses (AlgoPerf's rho(tau), tau in [1, 4]) and its integrated score;
+- twins: the headline grid's cells through both engines, their finals side by side.
+tables() computes all of them (the classification's table is classes(), of its own cells).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.study import protocol, stats
+from pipeline.study.configuration import CONFIG, config_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TAUS = np.round(np.arange(1.0, 4.0001, 0.05), 2)  # the profile's tau grid, to AlgoPerf's 4
+PROFILE_AT = (1.0, 1.5, 2.0, 3.0, 4.0)  # the taus profiles.csv keeps
+FINALS = ("final_loss", "final_weight", "final_bias", "max_grad_norm", "clip_fraction")
+EXACT = ("final_loss", "final_weight", "final_bias", "clip_fraction")  # twins: alike
+
+
+def summary(cells: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    """One row per configuration: tuned on the tune part, measured on the report part."""
+    tuned = protocol.tune(cells[cells["part"] == "tune"])
+    return protocol.summary(cells[cells["part"] == "report"], tuned, reps, seed)
+
+
+BLOWN = 1e6  # past the edge, a run this far out (in units of the minimiser's size) blew up
+CLASS_MEDIANS = {"accuracy": "median_accuracy", "angle_deg": "median_angle_deg"}
+
+
+def classes(rows: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    """One row per classification configuration: the protocol's measures (target: every
+    training point right), the median accuracy and boundary angle to y = 2x."""
+    tuned = protocol.tune(rows[rows["part"] == "tune"])
+    return protocol.summary(rows[rows["part"] == "report"], tuned, reps, seed, CLASS_MEDIANS)
+
+
+def stability(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration of the edge part: max_stable_lr (the largest grid lr up
+    to which every lr converged to within tol of the minimiser), theory_lr, their ratio,
+    grid_step (relative), agrees (within one grid step), and what the grid lrs past the
+    edge did: converged, diverged (non-finite, or farther than BLOWN times the minimiser's
+    size from it) or stayed bounded (neither: an oscillation that neither grows nor dies)."""
+    import pandas as pd
+
+    edge = cells[cells["part"] == "edge"].sort_values([*CONFIG, "lr"], kind="stable")
+    rows = []
+    for key, part in edge.groupby(list(CONFIG), sort=False):
+        lr, theory = part["lr"].to_numpy(), float(part["theory_lr"].iloc[0])
+        converged = part["steps_to_target"].to_numpy() >= 0
+        scale = np.maximum(1.0, np.hypot(part["target_weight"], part["target_bias"]))
+        blown = (part["diverged"].to_numpy() == 1) | (
+            part["target_error"].to_numpy() > BLOWN * scale.to_numpy()
+        )
+        first_bad = int(np.argmin(converged)) if not converged.all() else len(lr)
+        stable = float(lr[first_bad - 1]) if first_bad > 0 else float("nan")
+        past = lr > theory * (1 + 1e-9)  # the grid is symmetric about the edge: never empty
+        step = float(np.median(np.diff(lr) / theory))
+        rows.append(
+            {
+                "config": config_name(*key),
+                **dict(zip(CONFIG, key, strict=True)),
+                "max_stable_lr": stable,
+                "theory_lr": theory,
+                "ratio": stable / theory,
+                "grid_step": step,
+                "agrees": bool(abs(stable - theory) <= (1 + 1e-6) * step * theory),
+                "past_converged": float(converged[past].mean()),
+                "past_diverged": float(blown[past].mean()),
+                "past_bounded": float((~converged & ~blown)[past].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def robustness(cells: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario and loss: the median (over reporting seeds) distance from the loss's
+    minimiser on the data to the line the data were drawn from, and the trained distance
+    of the configuration `best` names for that scenario and loss (tuned lr, reporting seeds)."""
+    report = cells[(cells["part"] == "report") & (cells["lr_kind"] == "tuned")]
+    report = report.assign(
+        minimiser_error=np.hypot(
+            report["target_weight"] - report["line_weight"],
+            report["target_bias"] - report["line_bias"],
+        )
+    )
+    keys = ["scenario", "loss"]
+    per = report.groupby(keys, sort=True)["minimiser_error"].median()
+    chosen = best[[*keys, "optimizer", "clip"]]
+    merged = report.merge(chosen, on=[*keys, "optimizer", "clip"])
+    trained = merged.groupby(keys, sort=True)["true_error"].median().rename("trained_error")
+    out = per.to_frame().join(trained).reset_index().merge(chosen, on=keys)
+    return out[[*keys, "optimizer", "clip", "minimiser_error", "trained_error"]]
+
+
+def winners(summary_: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario and loss, the configuration with the lowest IQM steps-to-target (ties:
+    the higher success rate, then the name), with its interval."""
+    ranked = summary_.sort_values(
+        ["scenario", "loss", "iqm_steps", "success_rate", "config"],
+        ascending=[True, True, True, False, True],
+        kind="stable",
+    )
+    return ranked.groupby(["scenario", "loss"], sort=False).head(1).reset_index(drop=True)
+
+
+def _scores(report: pd.DataFrame, clip: str, median: bool) -> tuple[list[str], np.ndarray]:
+    """optimizers and (optimizers, workloads[, runs]) steps at each tuned lr for `clip`;
+    workloads = scenario x loss; median over runs when `median`."""
+    part = report[(report["clip"] == clip) & (report["lr_kind"] == "tuned")]
+    part = part.sort_values(["optimizer", "scenario", "loss", "seed"], kind="stable")
+    optimizers = list(dict.fromkeys(part["optimizer"]))
+    steps = stats.steps_or_inf(part["steps_to_target"]).reshape(
+        len(optimizers), -1, part["seed"].nunique()
+    )
+    return optimizers, (np.median(steps, axis=-1) if median else steps)
+
+
+def improvement(cells: pd.DataFrame) -> pd.DataFrame:
+    """Long format: clip, optimizer, versus, probability (optimizer needs fewer steps)."""
+    import pandas as pd
+
+    report = cells[cells["part"] == "report"]
+    rows = []
+    for clip in dict.fromkeys(report["clip"]):
+        names, steps = _scores(report, clip, median=False)
+        matrix = stats.improvement_matrix(steps)
+        rows += [
+            {"clip": clip, "optimizer": a, "versus": b, "probability": float(matrix[i, j])}
+            for i, a in enumerate(names)
+            for j, b in enumerate(names)
+        ]
+    return pd.DataFrame(rows)
+
+
+def profiles(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores: clip, optimizer, score, rho at PROFILE_AT; curves: clip, optimizer, tau, rho)."""
+    import pandas as pd
+
+    report = cells[cells["part"] == "report"]
+    scores, curves = [], []
+    for clip in dict.fromkeys(report["clip"]):
+        names, medians = _scores(report, clip, median=True)
+        rho, score = stats.performance_profile(medians, TAUS), stats.profile_score(medians, 4.0)
+        for i, name in enumerate(names):
+            at = {f"rho_{t:g}": float(rho[i, np.flatnonzero(t == TAUS)[0]]) for t in PROFILE_AT}
+            scores.append({"clip": clip, "optimizer": name, "score": float(score[i]), **at})
+            curves += [
+                {"clip": clip, "optimizer": name, "tau": float(t), "rho": float(r)}
+                for t, r in zip(TAUS, rho[i], strict=True)
+            ]
+    return pd.DataFrame(scores), pd.DataFrame(curves)
+
+
+def twins(cells: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Per headline cell: each final of the reference engine (reference: reports/cells.csv)
+    and of the batched engine, and the largest relative difference over EXACT (the
+    engines compute them alike; max_grad_norm is not among them: the reference takes a
+    float64 hypot of the float32 gradients, the batched engine torch's float32 norm)."""
+    import pandas as pd
+
+    twin = cells[cells["part"] == "twin"].set_index("name")
+    ref = reference.set_index("cell")
+    rows = []
+    for name in ref.index:
+        row: dict[str, object] = {"cell": name}
+        worst = 0.0
+        for measure in FINALS:
+            a, b = float(ref.loc[name, measure]), float(twin.loc[name, measure])
+            row[f"reference_{measure}"], row[f"batched_{measure}"] = a, b
+            if measure in EXACT and a != b:
+                worst = max(worst, abs(a - b) / max(abs(a), 1e-300))
+        row["largest_rel_diff"] = worst
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tables(
+    cells: pd.DataFrame, grid: pd.DataFrame, reps: int, seed: int
+) -> dict[str, pd.DataFrame]:
+    """Every regression table of the report, by name (curves: the profiles' rho(tau));
+    `grid`: train's cells.csv, the twins' reference; reps, seed: the bootstrap's."""
+    summary_ = summary(cells, reps, seed)
+    scores, curves = profiles(cells)
+    return {
+        "summary": summary_,
+        "stability": stability(cells),
+        "robustness": robustness(cells, winners(summary_)),
+        "improvement": improvement(cells),
+        "profiles": scores,
+        "curves": curves,
+        "twins": twins(cells, grid),
+    }
+
+
+def headline(found: dict[str, pd.DataFrame]) -> dict[str, object]:
+    """The study's few figures for `dvc metrics` / `dvc exp show`: each optimizer's
+    performance-profile score per clipping mode, its wins (scenario x loss), how many
+    measured edges agree with closed form, and the twins' largest difference."""
+    scores = found["profiles"]
+    wins = winners(found["summary"])["optimizer"].value_counts()
+    stability_ = found["stability"]
+    return {
+        "profile_score": {
+            clip: {r.optimizer: round(float(r.score), 6) for r in part.itertuples()}
+            for clip, part in scores.groupby("clip", sort=False)
+        },
+        "wins": {name: int(wins.get(name, 0)) for name in dict.fromkeys(scores["optimizer"])},
+        "edges_agreeing": float(stability_["agrees"].mean()) if len(stability_) else 0.0,
+        "twins_largest_rel_diff": float(found["twins"]["largest_rel_diff"].max()),
+    }

@@ -1,0 +1,185 @@
+"""Training the study's parts in chunks, and the per-cell tables their results make.
+
+A chunk is a slice of a Part's cells; `train_chunk` is the function every worker runs
+(pipeline.run.cluster sends it wherever the chunk runs). It returns columns: one row per
+cell, its settings and measures (`CELL_COLUMNS`), and, for chunks asked to, the cells'
+values at chosen steps (`TRACE_COLUMNS`). The caller writes them as they arrive.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.engine import classification, regression
+from pipeline.study.design import ClassPart, Part
+
+Columns = dict[str, npt.NDArray[np.generic]]
+SETTINGS = (  # regression.Cells' float settings, as the table names them
+    "lr", "loss_param", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps",
+    "alpha", "lr_decay", "initial_accumulator_value", "max_norm", "norm_type", "clip_value",
+    "amsgrad", "centered",
+)  # fmt: skip
+MEASURES = (  # regression.Result's per-cell measures
+    "init_weight", "init_bias", "final_weight", "final_bias", "final_loss", "diverged_step",
+    "steps_run", "max_grad_norm", "clip_fraction", "steps_to_target", "target_error",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Chunk:
+    part: Part  # the cells of this chunk only
+    trace_steps: npt.NDArray[np.int64] | None = None  # record these steps of every cell
+
+
+def chunks(
+    parts: list[Part], size: int, trace_steps: npt.NDArray[np.int64] | None = None
+) -> list[Chunk]:
+    """Every part cut into chunks of at most `size` cells, in order."""
+    out = []
+    for part in parts:
+        for start in range(0, len(part), size):
+            index = np.arange(start, min(start + size, len(part)))
+            out.append(Chunk(take(part, index), trace_steps))
+    return out
+
+
+def take(part: Part, index: npt.NDArray[np.int64]) -> Part:
+    """The part's cells at `index`, with their targets, labels and lines."""
+    return replace(
+        part,
+        cells=part.cells.take(index),
+        target=part.target[index],
+        tol=part.tol[index],
+        labels={k: v[index] for k, v in part.labels.items()},
+        line=part.line[index],
+        theory_lr=part.theory_lr[index],
+        start=None if part.start is None else part.start[index],
+    )
+
+
+def train_chunk(chunk: Chunk) -> tuple[Columns, Columns | None]:
+    """Train the chunk's cells: (their rows of the cells table, their trace rows or None)."""
+    import torch
+
+    p = chunk.part
+    dtype = getattr(torch, p.dtype)
+    every = np.arange(len(p)) if chunk.trace_steps is not None else ()
+    result = regression.train(
+        p.cells, p.x, p.y, p.steps, dtype, record=every, target=p.target, tol=p.tol,
+        batch_size=p.batch_size, start=p.start,
+    )  # fmt: skip
+    rows = cell_rows(p, result)
+    traces = None if chunk.trace_steps is None else trace_rows(p, result, chunk.trace_steps)
+    return rows, traces
+
+
+def _labels(p: Part) -> Columns:
+    n = len(p)
+    return {
+        "part": np.full(n, p.part),
+        **{k: p.labels[k] for k in ("scenario", "loss", "optimizer", "clip")},
+        **{k: p.labels.get(k, np.full(n, "")) for k in ("name", "lr_kind")},  # twin, report
+        "seed": p.cells.seed,
+    }
+
+
+def cell_rows(p: Part, r: regression.Result) -> Columns:
+    """One row per cell: labels, settings, data and target, then the measures."""
+    line = np.asarray(p.target, dtype=np.float64)
+    return {
+        **_labels(p),
+        **{k: getattr(p.cells, k) for k in SETTINGS},
+        "batch_size": np.full(len(p), p.batch_size),
+        "steps": np.full(len(p), p.steps),
+        "dtype": np.full(len(p), p.dtype),
+        "target_weight": line[:, 0],
+        "target_bias": line[:, 1],
+        "tol": p.tol,
+        "theory_lr": p.theory_lr,
+        "line_weight": p.line[:, 0],  # the line the data were drawn from
+        "line_bias": p.line[:, 1],
+        **{
+            k: np.asarray(getattr(r, k)).astype(np.float64 if k not in INT else np.int64)
+            for k in MEASURES
+        },
+        "true_error": np.hypot(r.final_weight - p.line[:, 0], r.final_bias - p.line[:, 1]).astype(
+            np.float64
+        ),
+        "diverged": (r.diverged_step >= 0).astype(np.int64),
+        # reached the target and still there at the end: a first hit can be left again
+        "within_at_end": ((r.steps_to_target >= 0) & (r.target_error <= p.tol)).astype(np.int64),
+        "diverged_reason": np.where(
+            r.diverged_reason >= 0,
+            np.array(regression.REASONS)[np.maximum(r.diverged_reason, 0)],
+            "",
+        ),
+    }
+
+
+INT = ("diverged_step", "steps_run", "steps_to_target")
+VALUE = {"loss": "loss_value"}  # a trace's loss value, apart from the loss's name
+
+
+def trace_rows(p: Part, r: regression.Result, steps: npt.NDArray[np.int64]) -> Columns:
+    """Long format: per traced cell (all but those at the library's default lr) and chosen
+    step it kept, its labels, the step, the engine's TRACE values (in the dtype trained)
+    and its distance to the target after the step."""
+    steps = steps[steps < p.steps]
+    traced = np.flatnonzero(p.labels.get("lr_kind", np.full(len(p), "")) != "default")
+    cell, step = (a.ravel() for a in np.meshgrid(traced, steps, indexing="ij"))
+    kept = step < r.steps_run[cell]
+    cell, step = cell[kept], step[kept]
+    flat = r.trace[cell, step, :]  # (rows, 9)
+    w, b = (flat[:, regression.TRACE.index(c)].astype(np.float64) for c in ("weight", "bias"))
+    return {
+        **{k: v[cell] for k, v in _labels(p).items()},
+        "lr": p.cells.lr[cell],
+        "step": step.astype(np.int32),
+        **{VALUE.get(c, c): flat[:, i] for i, c in enumerate(regression.TRACE)},
+        "error": np.hypot(w - p.target[cell, 0], b - p.target[cell, 1]).astype(flat.dtype),
+    }
+
+
+# --- classification ------------------------------------------------------------------------
+CLASS_MEASURES = (  # classification.Result's per-cell measures
+    "final_loss", "accuracy", "angle_deg", "steps_to_target", "diverged_step", "steps_run",
+    "max_grad_norm", "clip_fraction",
+)  # fmt: skip
+
+
+def class_chunks(part: ClassPart, size: int) -> list[ClassPart]:
+    """The part cut into chunks of at most `size` cells, in order."""
+    return [
+        replace(
+            part,
+            cells=part.cells.take(index),
+            names={k: v[index] for k, v in part.names.items()},
+        )
+        for start in range(0, len(part), size)
+        for index in [np.arange(start, min(start + size, len(part)))]
+    ]
+
+
+def train_class_chunk(p: ClassPart) -> Columns:
+    """Train a chunk of classification cells: their rows of the classes table."""
+    import torch
+
+    r = classification.train(p.cells, p.x, p.labels, p.steps, getattr(torch, p.dtype))
+    shared, n = p.cells.shared, len(p)
+    return {
+        "part": np.full(n, p.part),
+        **{k: p.names[k] for k in ("scenario", "loss", "optimizer", "clip")},
+        "lr_kind": p.names.get("lr_kind", np.full(n, "")),
+        "seed": shared.seed,
+        "label_smoothing": p.cells.label_smoothing,
+        **{k: getattr(shared, k) for k in SETTINGS if k != "loss_param"},
+        "steps": np.full(n, p.steps),
+        "dtype": np.full(n, p.dtype),
+        **{
+            k: np.asarray(getattr(r, k)).astype(np.int64 if k in INT else np.float64)
+            for k in CLASS_MEASURES
+        },
+        "diverged": (r.diverged_step >= 0).astype(np.int64),
+        "within_at_end": (r.accuracy == 1).astype(np.int64),  # still every point right
+    }

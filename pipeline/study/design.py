@@ -1,0 +1,373 @@
+"""The study's cells, as columns: what each part of the study trains, on which data.
+
+A configuration is (scenario, loss, optimizer, clip); its cells sweep the learning rate
+and the seeds. Four parts, each a list of `Part`s of one scenario (the engine trains
+one data shape at a time):
+- tune: every configuration x lr (the log grid, the library's default, and fractions of
+  the analytic stability edge for gradient descent) x tuning seed;
+- report: every configuration at its tuned lr (pipeline.study.protocol picks it from the tune
+  part) and at the library's default lr, x reporting seed, fresh;
+- edge: gradient descent with and without momentum around each analytic stability edge,
+  on a fine lr grid, in float64 and full batch, started next to the minimiser (inside the
+  quadratic zone of Huber and smooth L1, where pipeline.study.stability's edges hold);
+- twin: the headline grid's cells exactly (seed 42, its data and settings), whose finals
+  the report sets beside the reference engine's.
+Nothing here trains or writes: pipeline.study.chunks does.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline import grid, params
+from pipeline.engine import classification, regression
+from pipeline.study import minimiser, scenarios, stability
+from pipeline.study.configuration import config_name, default_lr
+
+Array = npt.NDArray[np.float64]
+EDGE_OPTIMIZERS = ("sgd", "momentum", "nesterov")  # those with a closed-form edge
+EDGE_LOSSES = ("mse", "huber", "smoothl1")  # quadratic near their minimiser
+START = 1e-4  # the edge part starts this far (relative) from the minimiser: no transient leaves
+# the quadratic zone (at 1e-3 some momentum runs did, and missed the edge by 2-8%)
+
+
+@dataclass(frozen=True)
+class Part:
+    """Cells trained together (one engine call: one number of points, batch size, steps
+    and dtype): the engine's inputs and each cell's labels."""
+
+    part: str  # "tune", "report", "edge" or "twin"
+    cells: regression.Cells
+    x: Array  # (datasets, n)
+    y: Array
+    steps: int
+    dtype: str
+    batch_size: int
+    target: Array  # (cells, 2): the minimiser of the cell's loss on its data
+    tol: Array  # (cells,): steps-to-target counts steps until within tol of target
+    labels: dict[str, npt.NDArray[np.str_]]  # scenario, loss, optimizer, clip (name, lr_kind)
+    line: Array  # (cells, 2): the (slope, intercept) the cell's data were drawn from
+    theory_lr: Array  # (cells,): the analytic stability edge (edge part; nan elsewhere)
+    start: Array | None = None  # (cells, 2): the initial point, if not the seed's
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+
+def lr_grid(p: params.LrGrid) -> Array:
+    """10 ** (k / per_decade) for every k with the value in [low, high]."""
+    k = np.arange(
+        math.ceil(round(math.log10(p.low) * p.per_decade, 9)),
+        math.floor(round(math.log10(p.high) * p.per_decade, 9)) + 1,
+    )
+    return 10.0 ** (k / p.per_decade)
+
+
+def mse_edge(train: params.TrainParams, optimizer: params.OptimizerName, x: Array) -> float:
+    """The analytic stability edge of `optimizer` on MSE for points x (y does not matter:
+    MSE's Hessian is (2/n) X^T X)."""
+    h = stability.hessian("mse", {}, x, np.zeros_like(x), 0.0, 0.0)
+    hyper = getattr(train.optimizers, optimizer).model_dump()
+    return float(stability.edge(optimizer, hyper, float(stability.lam_max(h))))
+
+
+def lrs(p: params.Params, optimizer: params.OptimizerName, x: Array) -> Array:
+    """The main part's learning rates of `optimizer` on points x, sorted, each once."""
+    extra = [default_lr(optimizer)]
+    if optimizer in EDGE_OPTIMIZERS:
+        extra += [f * mse_edge(p.train, optimizer, x) for f in p.study.lr.near_edge]
+    return np.unique(np.concatenate([lr_grid(p.study.lr), extra]))
+
+
+def _columns(train: params.TrainParams, loss: str, optimizer: str, clip: str) -> dict[str, object]:
+    """The engine's settings of one configuration, from params (lr and seed replaced later)."""
+    base = grid.cell(train, loss, optimizer, clip, 0, "")  # type: ignore[arg-type]
+    return regression.settings(base)
+
+
+def _stack(blocks: Sequence[dict[str, npt.ArrayLike]]) -> dict[str, npt.NDArray[np.generic]]:
+    """Blocks of columns (each value an array or one value for the block) as one table; a
+    setting a block lacks (adam's betas in an sgd block) takes the engine's default."""
+    names = list(dict.fromkeys(k for b in blocks for k in b))
+    sizes = [np.size(b["lr"]) for b in blocks]
+    out = {}
+    for name in names:
+        default = regression.DEFAULTS.get(name, 0.0)
+        columns = [
+            np.broadcast_to(np.asarray(b.get(name, default)), (n,))
+            for b, n in zip(blocks, sizes, strict=True)
+        ]
+        out[name] = np.concatenate(columns)
+    return out
+
+
+def _part(
+    part: str,
+    scenario: str,
+    blocks: list[dict[str, npt.ArrayLike]],
+    data: scenarios.Points,
+    steps: int,
+    dtype: str,
+    batch_size: int,
+    tol: float,
+) -> Part:
+    """A Part from blocks of columns: settings, `dataset` (row of data), labels, and
+    `theory_lr` where a block has one."""
+    table = _stack(blocks)
+    theory = table.pop("theory_lr").astype(np.float64) if "theory_lr" in table else None
+    labels: dict[str, npt.NDArray[np.str_]] = {
+        k: table.pop(k).astype(str) for k in ("name", "lr_kind") if k in table
+    }
+    labels |= {k: table[k].astype(str) for k in ("loss", "optimizer", "clip")}
+    cells = regression.Cells.of(**table)  # type: ignore[arg-type]
+    target = np.empty((len(cells), 2))
+    for loss in np.unique(labels["loss"]):
+        at = labels["loss"] == loss
+        kwargs = _loss_kwargs(blocks, str(loss))
+        w, b = minimiser.minimisers(str(loss), kwargs, data.x, data.y)  # type: ignore[arg-type]
+        rows = cells.dataset[at]
+        target[at] = np.stack([w[rows], b[rows]], axis=1)
+    labels["scenario"] = np.full(len(cells), scenario)
+    return Part(
+        part, cells, data.x, data.y, steps, dtype, batch_size, target,
+        np.full(len(cells), tol), labels, np.tile(np.array(data.line), (len(cells), 1)),
+        np.full(len(cells), np.nan) if theory is None else theory,
+    )  # fmt: skip
+
+
+def merge(parts: Sequence[Part]) -> list[Part]:
+    """Parts that one engine call can train together (the same part name, number of
+    points, batch size, steps and dtype) as one: fewer, larger calls, since a step's cost
+    is mostly per call until cells number thousands. Datasets are stacked; order kept."""
+    groups: dict[tuple[object, ...], list[Part]] = {}
+    for q in parts:
+        groups.setdefault((q.part, q.x.shape[1], q.batch_size, q.steps, q.dtype), []).append(q)
+    merged = []
+    for members in groups.values():
+        offsets = np.cumsum([0, *(len(q.x) for q in members)])[:-1]
+        cells = [
+            replace(q.cells, dataset=q.cells.dataset + o)
+            for q, o in zip(members, offsets, strict=True)
+        ]
+        columns = {
+            f.name: np.concatenate([getattr(c, f.name) for c in cells])
+            for f in fields(regression.Cells)
+        }
+        first = members[0]
+        merged.append(
+            replace(
+                first,
+                cells=regression.Cells(**columns),
+                x=np.concatenate([q.x for q in members]),
+                y=np.concatenate([q.y for q in members]),
+                target=np.concatenate([q.target for q in members]),
+                tol=np.concatenate([q.tol for q in members]),
+                labels={k: np.concatenate([q.labels[k] for q in members]) for k in first.labels},
+                line=np.concatenate([q.line for q in members]),
+                theory_lr=np.concatenate([q.theory_lr for q in members]),
+                start=None if first.start is None else np.concatenate([q.start for q in members]),  # type: ignore[misc]
+            )
+        )
+    return merged
+
+
+def _loss_kwargs(blocks: Sequence[dict[str, npt.ArrayLike]], loss: str) -> dict[str, float]:
+    """The loss's keyword arguments as closed_form and minimiser take them."""
+    block = next(b for b in blocks if b["loss"] == loss)
+    p = float(np.asarray(block.get("loss_param", 1.0)))
+    return {"smoothl1": {"beta": p}, "huber": {"delta": p}}.get(loss, {})
+
+
+def _config_blocks(
+    p: params.Params,
+    name: str,
+    points: scenarios.Points,
+    rates: dict[str, Array],
+    seeds: list[int],
+) -> list[dict[str, npt.ArrayLike]]:
+    """Blocks of cells of every configuration of scenario `name` x its lrs x seeds;
+    rates: per optimizer (or per configuration name) the learning rates to try."""
+    s = p.study
+    rows = [points.seeds.index(seed) for seed in seeds]
+    blocks = []
+    for loss in dict.fromkeys(s.losses):
+        for optimizer in dict.fromkeys(s.optimizers):
+            for clip in dict.fromkeys(s.clips):
+                config = config_name(name, loss, optimizer, clip)
+                tried = rates[config] if config in rates else rates[optimizer]
+                lr, row = (a.ravel() for a in np.meshgrid(tried, rows, indexing="ij"))
+                block: dict[str, npt.ArrayLike] = dict(_columns(p.train, loss, optimizer, clip))  # type: ignore[arg-type]
+                block |= {"lr": lr, "seed": np.array(points.seeds)[row], "dataset": row}
+                blocks.append(block)
+    return blocks
+
+
+def tune_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part]:
+    """Tuning: every configuration x lr (`lrs`) x tuning seed, one Part per scenario."""
+    s = p.study
+    parts = []
+    for name in s.scenarios:
+        points, scenario = data[name], p.scenarios[name]
+        rates: dict[str, Array] = {o: lrs(p, o, points.x[0]) for o in dict.fromkeys(s.optimizers)}
+        blocks = _config_blocks(p, name, points, rates, s.seeds.tune)
+        parts.append(
+            _part("tune", name, blocks, points, s.steps, s.dtype, scenario.batch_size, scenario.tol)
+        )
+    return merge(parts)
+
+
+def report_parts(
+    p: params.Params, data: dict[str, scenarios.Points], tuned: dict[str, float]
+) -> list[Part]:
+    """Reporting: every configuration at its tuned lr (`tuned`: configuration name -> lr)
+    and at the library's default lr, x each reporting seed (fresh: none tuned on)."""
+    s = p.study
+    parts = []
+    for name in s.scenarios:
+        points, scenario = data[name], p.scenarios[name]
+        rates = {
+            config_name(name, loss, o, c): np.array(
+                [tuned[config_name(name, loss, o, c)], default_lr(o)]
+            )
+            for loss in s.losses
+            for o in s.optimizers
+            for c in s.clips
+        }
+        blocks = _config_blocks(p, name, points, rates, s.seeds.report)
+        for block in blocks:  # the first lr of each block is the tuned one, then the default
+            n = len(s.seeds.report)
+            block["lr_kind"] = np.repeat(np.array(["tuned", "default"]), n)
+        parts.append(
+            _part(
+                "report", name, blocks, points, s.steps, s.dtype, scenario.batch_size, scenario.tol
+            )
+        )
+    return merge(parts)
+
+
+def edge_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part]:
+    """Around each analytic edge, for the first reporting seed's data: edge * (1 + k step)."""
+    s, e = p.study, p.study.stability
+    seed = s.seeds.report[0]
+    k = np.arange(-round(e.span / e.step), round(e.span / e.step) + 1)
+    parts = []
+    for name in s.scenarios:
+        points = data[name]
+        row = points.seeds.index(seed)
+        one = scenarios.Points(
+            [seed], points.x[row : row + 1], points.y[row : row + 1], points.line
+        )
+        blocks: list[dict[str, npt.ArrayLike]] = []
+        for loss in [x for x in dict.fromkeys(s.losses) if x in EDGE_LOSSES]:
+            kwargs = getattr(p.train.losses, loss).model_dump()
+            w, b = minimiser.minimisers(loss, kwargs, one.x, one.y)
+            lam = float(stability.lam_max(stability.hessian(loss, kwargs, one.x, one.y, w, b))[0])
+            for optimizer in [o for o in dict.fromkeys(s.optimizers) if o in EDGE_OPTIMIZERS]:
+                hyper = getattr(p.train.optimizers, optimizer).model_dump()
+                theory = float(stability.edge(optimizer, hyper, lam))
+                if not math.isfinite(theory):
+                    continue  # no curvature at the minimiser (e.g. every point in the linear zone)
+                for clip in dict.fromkeys(s.clips):
+                    block: dict[str, npt.ArrayLike] = dict(_columns(p.train, loss, optimizer, clip))  # type: ignore[arg-type]
+                    grid_lr: dict[str, npt.ArrayLike] = {"lr": theory * (1 + k * e.step)}
+                    grid_lr["theory_lr"] = theory
+                    blocks.append(block | grid_lr | {"seed": seed, "dataset": 0})
+        if blocks:
+            part = _part("edge", name, blocks, one, e.steps, "float64", 0, e.tol)
+            # inside the quadratic zone: the minimiser, moved by START (relative) along
+            # (1, -1): where the analysis of the edge holds for Huber and smooth L1 too
+            offset = START * np.maximum(np.abs(part.target), 1.0) * np.array([1.0, -1.0])
+            parts.append(replace(part, start=part.target + offset))
+    return merge(parts)
+
+
+def twin_part(p: params.Params, cells: Sequence[grid.Cell], x: Array, y: Array) -> Part:
+    """The headline grid's cells, exactly, on its points (x, y of shape (n,))."""
+    blocks = [regression.settings(c) | {"dataset": 0, "name": c.name} for c in cells]
+    data = scenarios.Points([0], x[None, :], y[None, :], (math.nan, math.nan))
+    dtype = cells[0].dtype if cells else "float32"
+    steps = cells[0].steps if cells else 0
+    tol = p.study.stability.tol
+    return _part("twin", "grid", blocks, data, steps, dtype, 0, tol)  # type: ignore[arg-type]
+
+
+# --- classification: nn.Linear(2, 2) on points labelled by their side of y = 2x ----------
+CLASSES = "classes"  # the classification's scenario name in every table
+
+
+@dataclass(frozen=True)
+class ClassPart:
+    """Classification cells trained together (pipeline.engine.classification), and their labels."""
+
+    part: str  # "tune" or "report"
+    cells: classification.Cells
+    x: Array  # (datasets, n, 2)
+    labels: npt.NDArray[np.int64]  # (datasets, n): 1 above y = 2x
+    steps: int
+    dtype: str
+    names: dict[str, npt.NDArray[np.str_]]  # scenario, loss, optimizer, clip, lr_kind
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+
+def _class_part(
+    p: params.Params, part: str, data: scenarios.Classes, rates: dict[str, Array], seeds: list[int]
+) -> ClassPart:
+    """Every classification configuration x its lrs (`rates`, by configuration) x seeds."""
+    s, c = p.study, p.study.classification
+    rows = [data.seeds.index(seed) for seed in seeds]
+    blocks = []
+    for loss in dict.fromkeys(c.losses):
+        for optimizer in dict.fromkeys(s.optimizers):
+            for clip in dict.fromkeys(s.clips):
+                tried = rates[config_name(CLASSES, loss, optimizer, clip)]
+                lr, row = (a.ravel() for a in np.meshgrid(tried, rows, indexing="ij"))
+                block: dict[str, npt.ArrayLike] = dict(_columns(p.train, "mse", optimizer, clip))  # type: ignore[arg-type]
+                block.pop("loss_param", None)  # the regression loss's: none here
+                block |= {"loss": loss, "lr": lr, "seed": np.array(data.seeds)[row], "dataset": row}
+                block["label_smoothing"] = c.label_smoothing if loss == "ce" else 0.0
+                if len(tried) == 2 and part == "report":  # tuned first, then the default
+                    block["lr_kind"] = np.repeat(np.array(["tuned", "default"]), len(rows))
+                blocks.append(block)
+    table = _stack(blocks)
+    names = {k: table.pop(k).astype(str) for k in ("lr_kind",) if k in table}
+    names |= {k: table[k].astype(str) for k in ("optimizer", "clip")}
+    names["loss"] = table.pop("loss").astype(str)
+    names["scenario"] = np.full(len(names["loss"]), CLASSES)
+    smoothing = table.pop("label_smoothing")
+    cells = classification.Cells.of(names["loss"], smoothing, **table)  # type: ignore[arg-type]
+    return ClassPart(part, cells, data.x, data.labels, s.steps, s.dtype, names)
+
+
+def class_tune_part(p: params.Params, data: scenarios.Classes) -> ClassPart:
+    """Tuning: every classification configuration x the log lr grid (and the library's
+    default) x tuning seed; the target is every training point classified right."""
+    s = p.study
+    rates = {
+        config_name(CLASSES, loss, o, c): np.unique(np.append(lr_grid(s.lr), default_lr(o)))
+        for loss in s.classification.losses
+        for o in s.optimizers
+        for c in s.clips
+    }
+    return _class_part(p, "tune", data, rates, s.seeds.tune)
+
+
+def class_report_part(
+    p: params.Params, data: scenarios.Classes, tuned: dict[str, float]
+) -> ClassPart:
+    """Reporting: each classification configuration at its tuned and default lr x
+    reporting seed."""
+    s = p.study
+    rates = {
+        config_name(CLASSES, loss, o, c): np.array(
+            [tuned[config_name(CLASSES, loss, o, c)], default_lr(o)]
+        )
+        for loss in s.classification.losses
+        for o in s.optimizers
+        for c in s.clips
+    }
+    return _class_part(p, "report", data, rates, s.seeds.report)

@@ -1,0 +1,108 @@
+"""The comparison's protocol, on the study's per-cell table (one row per cell).
+
+1. Tune: per configuration (scenario, loss, optimizer, clip), the lr with the lowest
+   median steps-to-target over the tuning seeds (ties: the smaller lr). DeepOBS tunes on
+   a log grid and picks by final performance; "Descending through a Crowded Valley"
+   tunes on one seed; here every tuning seed counts and the measure is loss-agnostic.
+2. Report: the tuned lr on fresh reporting seeds: interquartile mean and median of
+   steps-to-target with 95% bootstrap confidence intervals (rliable), success rate,
+   final distance to the minimiser, divergence; tunability (the width in decades of the
+   lr window within 2x of the best tuning median); one shot at the library's default lr;
+   the stayed rate (still within the target at the last step: a first hit can be left).
+Steps-to-target is +inf where the target was never reached (pipeline.study.stats).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.study import stats
+from pipeline.study.configuration import CONFIG, config_name, default_lr
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TUNABILITY_FACTOR = 2.0  # the lr window within 2x of the best median
+LEVEL = 0.95  # confidence of the intervals
+
+
+def _configs(frame: pd.DataFrame) -> list[str]:
+    return [config_name(*row) for row in frame[list(CONFIG)].itertuples(index=False)]
+
+
+def tune(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration of the tune rows: its name, CONFIG, `tuned_lr`, the
+    tuning median at it, and `tunability` (decades)."""
+    import pandas as pd
+
+    medians = (
+        cells.assign(steps=stats.steps_or_inf(cells["steps_to_target"]))
+        .groupby([*CONFIG, "lr"], sort=True)["steps"]
+        .median()
+    )
+    rows = []
+    for key, part in medians.groupby(level=list(CONFIG), sort=False):
+        lrs = part.index.get_level_values("lr").to_numpy()
+        m = part.to_numpy()
+        best = int(stats.tuned(lrs, m, default_lr(key[2])))
+        rows.append(
+            {
+                "config": config_name(*key),
+                **dict(zip(CONFIG, key, strict=True)),
+                "tuned_lr": float(lrs[best]),
+                "tune_median": float(m[best]),
+                "tunability": float(stats.tunability(lrs, m, TUNABILITY_FACTOR)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+MEDIANS = {"target_error": "median_error", "true_error": "median_true_error"}  # regression
+
+
+def summary(
+    report: pd.DataFrame,
+    tuned: pd.DataFrame,
+    reps: int,
+    seed: int,
+    medians: dict[str, str] = MEDIANS,
+) -> pd.DataFrame:
+    """One row per configuration: `tuned` (from `tune`) joined with the measures of its
+    reporting seeds at the tuned lr (the median of each column of `medians`, under its
+    name), and the median steps at the library's default lr."""
+    at = report[report["lr_kind"] == "tuned"].sort_values([*CONFIG, "seed"], kind="stable")
+    shot = report[report["lr_kind"] == "default"]
+    names = np.array(_configs(at))
+    order = list(dict.fromkeys(names))
+    runs = len(at) // len(order)
+    steps = stats.steps_or_inf(at["steps_to_target"]).reshape(len(order), runs)
+    lo_iqm, hi_iqm = stats.bootstrap_ci(steps, stats.iqm, reps, LEVEL, seed)
+    lo_med, hi_med = stats.bootstrap_ci(steps, lambda v: np.median(v, axis=-1), reps, LEVEL, seed)
+    by = {
+        "config": order,
+        "iqm_steps": stats.iqm(steps),
+        "iqm_lo": lo_iqm,
+        "iqm_hi": hi_iqm,
+        "median_steps": np.median(steps, axis=-1),
+        "median_lo": lo_med,
+        "median_hi": hi_med,
+        "success_rate": np.isfinite(steps).mean(axis=-1),  # reached the target at some step
+    }
+    import pandas as pd
+
+    measures = pd.DataFrame(by)
+    grouped = at.assign(config=names).groupby("config", sort=False)
+    # reached it and still within it at the last step: a first hit can be left again
+    measures["stayed_rate"] = grouped["within_at_end"].mean().reindex(order).to_numpy()
+    for column, name in medians.items():
+        measures[name] = grouped[column].median().reindex(order).to_numpy()
+    measures["diverged_rate"] = grouped["diverged"].mean().reindex(order).to_numpy()
+    measures["clip_fraction"] = grouped["clip_fraction"].median().reindex(order).to_numpy()
+    shot_steps = stats.steps_or_inf(shot["steps_to_target"])
+    default = shot.assign(config=_configs(shot), steps=shot_steps).groupby("config")["steps"]
+    measures["default_lr"] = [default_lr(c.split("-")[2]) for c in order]  # type: ignore[arg-type]
+    measures["default_median_steps"] = default.median().reindex(order).to_numpy()
+    measures["reporting_seeds"] = runs
+    return tuned.merge(measures, on="config", how="right", validate="one_to_one")

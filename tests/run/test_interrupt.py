@@ -1,0 +1,54 @@
+"""interrupt: SIGINT/SIGTERM become a clean exit 130/143, even when first swallowed."""
+
+import gc
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.run import interrupt
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze() -> Iterator[None]:
+    yield
+    gc.unfreeze()  # exit_on_signal freezes the heap to exit fast
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_exits_with_the_shell_code_after_cleanup(sig: int, code: int) -> None:
+    """A signal inside the block runs `finally` blocks, then exits 130 (INT) or 143 (TERM)."""
+    cleaned = []
+    with pytest.raises(SystemExit) as exit_, interrupt.exit_on_signal():
+        try:
+            os.kill(os.getpid(), sig)  # handled before the next bytecode
+            pytest.fail("the signal did not interrupt the block")
+        finally:
+            cleaned.append(True)
+    assert exit_.value.code == code and cleaned == [True]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_signal_swallowed_by_a_finalizer_is_raised_at_the_next_check() -> None:
+    """Python only prints an exception raised in __del__; check() raises it again."""
+
+    class SignalledWhileFinalizing:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(1000))  # the handler runs here, inside the finalizer
+
+    with pytest.raises(SystemExit) as exit_, interrupt.exit_on_signal():
+        SignalledWhileFinalizing()  # collected at once; its Terminated is swallowed
+        interrupt.check()
+        pytest.fail("check() did not raise the swallowed signal")
+    assert exit_.value.code == 143
+
+
+def test_handlers_are_restored_and_nothing_is_pending_afterwards() -> None:
+    """Outside the block the previous handlers are back and check() is quiet."""
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with interrupt.exit_on_signal():
+        pass
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    interrupt.check()

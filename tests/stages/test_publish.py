@@ -1,0 +1,215 @@
+"""Stage publish: MLflow gets what train wrote, never what params.yaml says now."""
+
+import itertools
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from pipeline import grid, params
+from pipeline.grid import trace
+from pipeline.grid.manifest import Manifest
+from pipeline.stages import compare, env, generate, publish, train, walkthrough
+from tests.conftest import BIN, copy_project, missing, sandbox_env, small_grid, write_params
+
+
+def argv(**paths: Path) -> list[str]:
+    return [arg for name, path in paths.items() for arg in (f"--{name}", str(path))]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, raw_params: dict) -> Path:
+    """Every stage's outputs but publish's for a 2 x 2 x 2 grid of 30 steps."""
+    root = tmp_path_factory.mktemp("project")
+    p = write_params(root / "params.yaml", small_grid(raw_params))
+    reports, data = root / "reports", root / "data/points.csv"
+    env.main(argv(params=p, out=reports / "env.json"))
+    generate.main(argv(params=p, out=data))
+    cells = {"cells": reports / "cells.csv", "metrics": reports / "metrics.json"}
+    train.main(argv(params=p, data=data, traces=root / "traces", **cells))
+    outs = {"ranking": reports / "compare.md", "curves": reports / "curves.csv"}
+    compare.main(
+        argv(
+            params=p,
+            traces=root / "traces",
+            data=data,
+            env=reports / "env.json",
+            **outs,
+            plots=reports / "plots",
+        )
+    )
+    walkthrough.main(argv(params=p, out=reports / "walkthrough"))
+    return root
+
+
+def publish_argv(root: Path, ranking: Path | None = None) -> list[str]:
+    r = root / "reports"
+    return [
+        *argv(params=root / "params.yaml", env=r / "env.json", traces=root / "traces"),
+        *argv(ranking=ranking or r / "compare.md", plots=r / "plots"),
+        "--report",
+        str(r / "cells.csv"),
+        str(r / "walkthrough/walkthrough.md"),
+        str(r / "walkthrough/graph.dot"),
+        *[arg for name in STUDY for arg in (f"--study-{name}", str(r / f"study/{name}"))],
+        "--study-report",
+        str(r / "study/index.html"),
+        "--receipt",
+        str(r / "published.json"),
+    ]
+
+
+STUDY = ("cells", "traces", "classes", "class-summary", "summary", "metrics")  # not built here
+
+
+def test_a_cell_run_holds_the_trained_settings_and_its_whole_history(project: Path) -> None:
+    """cell_content takes params from the manifest's cell and histories from its trace:
+    at history_steps, one point per series and step."""
+    trained = Manifest.read(project / "traces")
+    entry = trained.entries[0]
+
+    content = publish.cell_content(
+        entry, trained.data, project / "traces", project / "reports/plots", {}, points=8
+    )
+
+    assert content.params == {k: str(v) for k, v in entry.cell.settings().items()}
+    assert content.params["steps"] == "30"
+    loss_steps = [s for name, _, s in content.metrics if name == "loss"]
+    assert loss_steps == trace.history_steps(30, 8) and loss_steps[-1] == 29
+    assert {name for name, _, _ in content.metrics} >= set(trace.HISTORY) | {"final_loss"}
+    assert content.key == entry.key(trained.data)
+
+
+def test_staleness_names_what_changed_since_training(
+    project: Path, committed: params.Params
+) -> None:
+    """A grid that gained a cell, lost one and changed another is described in one line."""
+    trained = Manifest.read(project / "traces")
+    now = list(trained.cells())
+    gone = now.pop()
+    changed = grid.Cell(**{**now[0].__dict__, "steps": 100})
+    added = grid.cells(committed.train)[-1]
+
+    line = publish.staleness(trained, [changed, *now[1:], added])
+
+    assert line is not None and "\n" not in line and "stage train is stale" in line
+    assert f"not trained: {added.name}" in line and f"no longer in the grid: {gone.name}" in line
+    assert f"settings changed: {changed.name}" in line
+    assert publish.staleness(trained, trained.cells()) is None
+
+
+def test_a_ranking_from_other_training_outputs_is_refused(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """compare.md stamped with other training outputs: exit 2 naming stage compare, no run."""
+    stale = tmp_path / "compare.md"
+    text = (project / "reports/compare.md").read_text()
+    stale.write_text(text.replace(Manifest.read(project / "traces").source, "0" * 16))
+
+    with pytest.raises(SystemExit) as exit_:
+        publish.main(publish_argv(project, ranking=stale))
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and "stage compare is stale" in line and "dvc repro" in line
+    assert not (project / "mlflow.db").exists()
+
+
+def test_the_graph_svg_is_drawn_at_publish_time(tmp_path: Path, project: Path) -> None:
+    """With Graphviz the walkthrough's DOT becomes graph.svg for the parent run; without it,
+    nothing (the tracked outputs never depend on it)."""
+    dot = project / "reports/walkthrough/graph.dot"
+    if subprocess.run(["which", "dot"], capture_output=True).returncode != 0:
+        missing("Graphviz's dot is not installed (apt-get install graphviz)")
+
+    (svg,) = publish.graph_svg(dot, tmp_path)
+
+    assert b"<svg" in svg.read_bytes() and b"MseLossBackward0" in svg.read_bytes()
+    assert publish.graph_svg(tmp_path / "absent.dot", tmp_path) == []
+
+
+# --- the sequence a user hit: experiments, a failed one, then make publish ----------------
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    run = subprocess.run(
+        [f"{BIN}/dvc", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=sandbox_env(root.parent),
+        timeout=600,
+    )
+    assert not check or run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+def cell_runs(root: Path) -> list:
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    exp = client.get_experiment_by_name("gradlab")
+    found = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in found if "mlflow.parentRunId" in r.data.tags]
+
+
+def assert_runs_match_their_histories(root: Path) -> None:
+    """Every cell run's `steps` param is its loss history's length (or where it diverged),
+    and no two runs hold the same content."""
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    runs = cell_runs(root)
+    for run in runs:
+        last = max(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+        stop = run.data.metrics.get("diverged_step")
+        assert (stop if stop is not None else last + 1) == int(run.data.params["steps"])
+    keys = [r.data.tags["content_key"] for r in runs]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.slow
+def test_publish_after_a_failed_experiment_publishes_what_was_trained(
+    tmp_path: Path, raw_params: dict
+) -> None:
+    """exp run (steps 60), a failed exp run (steps 100 left in params.yaml), make publish:
+    no new run, every run's steps matches its history; a cell added but not trained is
+    named in one note, not a traceback."""
+    root = copy_project(tmp_path / "p")
+    write_params(root / "params.yaml", small_grid(raw_params))
+    subprocess.run(["git", "commit", "-qam", "small grid"], cwd=root, check=True)
+    dvc(root, "exp", "run", "-S", "train.optimizers.adam.lr=0.2", "-S", "train.steps=60")
+    failed = dvc(
+        root, "exp", "run", "-S", "train.steps=100", "-S", "train.optimizers.sgd.lr=-1", check=False
+    )
+    said = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "train.optimizers.sgd.lr = -1" in said
+    assert "`git checkout params.yaml` restores the committed values" in said
+    left = params.read_yaml(root / "params.yaml")
+    assert left["train"]["steps"] == 100  # type: ignore[index]  # DVC's behaviour
+    left["train"]["optimizers"]["sgd"]["lr"] = 0.05  # type: ignore[index]  # the user fixes lr
+    write_params(root / "params.yaml", left)  # type: ignore[arg-type]
+
+    run = dvc(root, "repro", "--force", "--single-item", "publish")  # what `make publish` runs
+
+    assert "0 new cell runs, 8 already there" in run.stdout
+    (note,) = [line for line in run.stderr.splitlines() if line.startswith("note:")]
+    assert "stage train is stale" in note and "published what was trained" in note
+    assert_runs_match_their_histories(root)
+    assert {r.data.params["steps"] for r in cell_runs(root)} == {"60"}
+    left["train"]["grid"]["losses"] = ["mse", "l1", "huber"]  # type: ignore[index]
+    write_params(root / "params.yaml", left)  # type: ignore[arg-type]
+
+    again = dvc(root, "repro", "--force", "--single-item", "publish")
+
+    assert "Traceback" not in again.stderr and "not trained: huber-sgd-none" in again.stderr
+    assert len(cell_runs(root)) == 8
+
+
+@pytest.mark.parametrize(("steps", "points"), [(500, 30), (2000, 30), (30, 8), (7, 30), (1, 2)])
+def test_history_steps_are_log_spaced_with_the_first_and_last(steps: int, points: int) -> None:
+    """About `points` distinct steps, increasing, dense first (no gap shrinks by more than
+    rounding), always 0 and steps - 1; every step when there are no more steps than points."""
+    got = trace.history_steps(steps, points)
+
+    gaps = [b - a for a, b in itertools.pairwise(got)]
+    assert got[0] == 0 and got[-1] == steps - 1 and len(set(got)) == len(got)
+    assert len(got) <= points + 1 and all(g >= 1 for g in gaps)
+    assert all(later >= earlier - 1 for earlier, later in itertools.pairwise(gaps))
+    assert len(got) == steps or max(gaps[:3]) < min(gaps[-3:])
+    if steps <= points:
+        assert got == list(range(steps))

@@ -1,0 +1,281 @@
+"""The study's report page, from a tiny synthetic study run through the real analysis:
+every section, no URL, equal bytes for equal inputs, the winners' numbers as the summary
+has them; and, in a real browser offline, every figure drawn."""
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import params
+from pipeline.study import analysis, report
+from pipeline.study.analysis import FINALS
+from tests.conftest import ROOT
+from tests.helpers.browser import offline_tab
+
+SECTIONS = ("protocol", "winners", "tuned", "sensitivity", "stability", "clipping",
+            "robustness", "improvement", "profiles", "twins", "classification")  # fmt: skip
+FIGURES = ("winners", "tuned", "sensitivity", "clipping", "robustness", "improvement", "profiles")
+SCENARIOS, LOSSES = ("tutorial", "noisy"), ("mse", "l1")
+OPTIMIZERS, CLIPS = ("sgd", "adam"), ("none", "norm")
+TUNE_LRS, TUNE_SEEDS, REPORT_SEEDS = (1e-3, 1e-2, 1e-1), (0, 1), (100, 101, 102, 103)
+TRACE_STEPS = (0, 1, 2, 5, 10, 20, 50, 100)
+
+
+def _cell(part: str, config: tuple[str, ...], lr: float, seed: int, steps: int) -> dict:
+    """One row of the study's cells with what the analysis reads; steps -1: never."""
+    scenario, loss, optimizer, clip = config
+    error = 0.005 if steps >= 0 else 0.5
+    return {
+        "part": part, "scenario": scenario, "loss": loss, "optimizer": optimizer,
+        "clip": clip, "name": "", "lr_kind": "", "seed": seed, "lr": lr, "theory_lr": np.nan,
+        "steps_to_target": steps, "target_error": error, "true_error": error + 0.01,
+        "diverged": 0, "clip_fraction": 0.0 if clip == "none" else 0.2,
+        "within_at_end": int(steps >= 0 and seed % 3 != 0),  # some reach it, then leave
+        "init_weight": 0.5, "init_bias": 0.5, "target_weight": 2.0, "target_bias": 0.01,
+        "line_weight": 2.0, "line_bias": 0.0, **dict.fromkeys(FINALS, 0.0),
+    }  # fmt: skip
+
+
+def synthetic_study() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """cells (tune, report, edge and twin parts), traces and the grid's cells.csv of a
+    2 x 2 x 2 x 2 study: seeded steps, some never reached."""
+    rng = np.random.default_rng(0)
+    configs = [(s, lo, o, c) for s in SCENARIOS for lo in LOSSES for o in OPTIMIZERS for c in CLIPS]
+    rows = []
+    for config in configs:
+        for i, lr in enumerate(TUNE_LRS):
+            for seed in TUNE_SEEDS:
+                steps = -1 if i == 0 else int(rng.integers(5, 200))
+                rows.append(_cell("tune", config, lr, seed, steps))
+        for kind in ("tuned", "default"):
+            for seed in REPORT_SEEDS:
+                never = rng.random() < (0.1 if kind == "tuned" else 0.5)
+                row = _cell("report", config, 0.1, seed, -1 if never else int(rng.integers(5, 200)))
+                rows.append(row | {"lr_kind": kind})
+    theory = 0.3  # sgd on mse around its edge: stable up to it, beyond it diverged unclipped
+    for clip in CLIPS:
+        for k in range(-2, 3):
+            row = _cell("edge", ("tutorial", "mse", "sgd", clip), theory * (1 + 0.05 * k), 0, 10)
+            if k > 0:
+                row |= {"steps_to_target": -1, "diverged": int(clip == "none")}
+            rows.append(row | {"theory_lr": theory, "init_weight": 2.0001, "init_bias": 0.0099})
+    names = [f"mse-sgd-{c}" for c in CLIPS]
+    for name, clip in zip(names, CLIPS, strict=True):
+        finals = {"final_loss": 1e-6, "final_weight": 1.99, "final_bias": 0.003}
+        rows.append(_cell("twin", ("grid", "mse", "sgd", clip), 0.05, 42, 30) | finals)
+        rows[-1]["name"] = name
+    cells = pd.DataFrame(rows)
+    grid = cells[cells["part"] == "twin"].rename(columns={"name": "cell"})
+    grid = grid.assign(final_loss=[1e-6, 1.5e-6])  # the second cell differs by a half
+    report_rows = cells[(cells["part"] == "report") & (cells["lr_kind"] == "tuned")]
+    traces = pd.DataFrame(
+        [
+            {**{k: r[k] for k in ("part", "scenario", "loss", "optimizer", "clip", "lr_kind")},
+             "seed": r["seed"], "step": step, "error": float(np.exp(-step / 10) + 1e-3)}
+            for _, r in report_rows.iterrows()
+            for step in TRACE_STEPS
+        ]
+    )  # fmt: skip
+    return cells, traces, grid
+
+
+Inputs = tuple[
+    dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, params.StudyRecord, params.Bootstrap
+]
+
+
+@pytest.fixture(scope="module")
+def study() -> Inputs:
+    """The report's inputs: the tables, the cells and traces, what the study ran (the
+    committed params' study and scenarios) and the bootstrap."""
+    p = params.load(ROOT / "params.yaml")
+    cells, traces, grid = synthetic_study()
+    ran = params.StudyRecord(
+        study=p.study, scenarios={name: p.scenarios[name] for name in p.study.scenarios}
+    )
+    b = p.analysis.bootstrap
+    return analysis.tables(cells, grid, b.reps, b.seed), cells, traces, ran, b
+
+
+@pytest.fixture(scope="module")
+def page(study: Inputs) -> str:
+    return report.html(*study)
+
+
+class Tables(HTMLParser):
+    """Every <table> of a page, under the id of its <section>: rows of cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: dict[str, list[list[list[str]]]] = {}
+        self.section, self.cell = "", None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "section":
+            self.section = dict(attrs).get("id") or ""
+        elif tag == "table":
+            self.found.setdefault(self.section, []).append([])
+        elif tag == "tr":
+            self.found[self.section][-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.found[self.section][-1][-1].append(self.cell)
+            self.cell = None
+
+
+def tables_of(page: str) -> dict[str, list[list[list[str]]]]:
+    parser = Tables()
+    parser.feed(page)
+    return parser.found
+
+
+def number(text: str) -> float:
+    return float("inf") if text == "∞" else float(text.rstrip("%"))
+
+
+def test_the_page_has_every_section_in_order(page: str) -> None:
+    """One <section id=...> per part of the report, in the report's order, each with a
+    paragraph saying what it shows."""
+    ids = re.findall(r'<section id="(\w+)"><h2>[^<]+</h2><p>[^<]', page)
+    assert tuple(ids) == SECTIONS
+
+
+def test_the_page_names_no_url_and_fetches_nothing(page: str) -> None:
+    """Offline: no http(s) URL anywhere, and every href or src points inside the page."""
+    assert "http://" not in page and "https://" not in page
+    links = re.findall(r'(?:href|src)="([^"]*)"', page)
+    assert links and all(link.startswith("#") for link in links)
+    assert "<script" not in page and "<link" not in page and "<img" not in page
+
+
+def test_every_figure_is_inline_svg(page: str) -> None:
+    """Each figure section holds an inline <svg> with a viewBox, and no two elements on
+    the page share an id (the figures' ids are salted per figure)."""
+    for name in FIGURES:
+        section = page.split(f'<section id="{name}">')[1].split("</section>")[0]
+        assert re.search(r"<svg [^>]*viewBox=", section), name
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+
+
+def test_equal_inputs_give_equal_bytes(study: Inputs, page: str) -> None:
+    """A second page from the same inputs is byte for byte the first."""
+    assert report.html(*study) == page
+
+
+def test_the_winners_table_shows_the_summary_numbers(study: Inputs, page: str) -> None:
+    """Each winners row: the configuration analysis.winners picks, its tuned lr, IQM and
+    interval, median, success and stayed rates, to the 4 significant digits shown."""
+    header, *rows = tables_of(page)["winners"][0]
+    assert header == [
+        "scenario", "loss", "config", "tuned lr", "IQM steps [95% CI]", "median steps",
+        "success rate", "stayed rate",
+    ]  # fmt: skip
+    best = analysis.winners(study[0]["summary"]).set_index(["scenario", "loss"])
+    assert len(rows) == len(best) == len(SCENARIOS) * len(LOSSES)
+    assert (best["stayed_rate"] != best["success_rate"]).any()  # the two columns tell apart
+    for scenario, loss, config, lr, iqm, median, success, stayed in rows:
+        want = best.loc[(scenario, loss)]
+        assert config == f"{want['optimizer']}+{want['clip']}"
+        value, lo, hi = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", iqm).groups()  # type: ignore[union-attr]
+        got = [number(lr), number(value), number(lo), number(hi), number(median)]
+        shown = ["tuned_lr", "iqm_steps", "iqm_lo", "iqm_hi", "median_steps"]
+        assert got == pytest.approx([float(want[c]) for c in shown], rel=5e-4)
+        assert number(success) == pytest.approx(100 * want["success_rate"], abs=0.5)
+        assert number(stayed) == pytest.approx(100 * want["stayed_rate"], abs=0.5)
+
+
+def test_the_sentences_count_what_the_tables_hold(page: str) -> None:
+    """The stability sentence counts the edges that agree; the twins sentence finds the
+    cell whose finals differ (final_loss by a half)."""
+    assert "2 of 2 measured edges agree with the closed form" in page
+    assert "unclipped MSE runs diverged in 100% of the lrs" in page
+    assert "the largest relative difference is 0.333 (mse-sgd-norm); 1 of 2 cells" in page
+
+
+def test_classification_is_shown_when_present_and_said_absent_otherwise(
+    study: Inputs, page: str
+) -> None:
+    """No "classes" table, or an empty one: a line says so. With one: its main columns in
+    a table, every column in a second one (folded)."""
+    tables, cells, traces, ran, bootstrap = study
+    absent = "Classification results are not in this study."
+    assert absent in page
+    assert absent in report.html(
+        {**tables, "classes": pd.DataFrame()}, cells, traces, ran, bootstrap
+    )
+    classes = pd.DataFrame(
+        {"config": ["points-ce-sgd-none"], "tuned_lr": [0.1], "tunability": [0.4],
+         "iqm_steps": [12.5], "iqm_lo": [10.0], "iqm_hi": [np.inf], "success_rate": [0.9],
+         "median_accuracy": [0.975], "median_angle_deg": [1.25]}
+    )  # fmt: skip
+
+    found = tables_of(report.html({**tables, "classes": classes}, cells, traces, ran, bootstrap))
+
+    (header, row), (every, _) = found["classification"]
+    assert header == [c for c in classes.columns if c != "tunability"]
+    assert row == ["points-ce-sgd-none", "0.1", "12.5", "10", "∞", "0.9", "0.975", "1.25"]
+    assert every == list(classes.columns)
+
+
+# --- in a real browser ------------------------------------------------------------------
+# Per section: each <svg>'s rendered size, its paths with a non-empty box, and whether
+# every <use> finds the marker it points at.
+READ_FIGURES = """() => [...document.querySelectorAll('section')].map(s => ({
+  id: s.id,
+  svgs: [...s.querySelectorAll('svg')].map(svg => {
+    const box = svg.getBoundingClientRect();
+    const drawn = [...svg.querySelectorAll('path')].filter(p => {
+      const b = p.getBBox(); return (p.getAttribute('d') || '').trim() && (b.width || b.height);
+    });
+    const uses = [...svg.querySelectorAll('use')];
+    return {width: box.width, height: box.height, paths: drawn.length, uses: uses.length,
+            resolved: uses.every(u => document.getElementById(
+              (u.getAttribute('xlink:href') || u.getAttribute('href')).slice(1)))};
+  }),
+}))"""
+
+
+def open_offline(chromium: Any, page_file: Path, screenshot: Path) -> tuple[list[dict], list[str]]:
+    """`page_file` in Chromium with every non-file:// request aborted; what READ_FIGURES
+    reads, and the requests that were tried (none, for an offline page)."""
+    with offline_tab(chromium, page_file) as (tab, log):
+        tab.screenshot(path=str(screenshot), full_page=True)
+        sections = tab.evaluate(READ_FIGURES)
+    assert log.errors == []
+    return sections, log.requested
+
+
+@pytest.mark.slow
+def test_the_page_draws_every_figure_offline_in_chromium(
+    browser: Any,
+    page: str,
+    tmp_path: Path,
+) -> None:
+    """Opened from disk with the network blocked: nothing requested, no console error,
+    every figure section's SVG laid out at a real size, with drawn paths and resolved
+    markers."""
+    (tmp_path / "index.html").write_text(page)
+
+    sections, requested = open_offline(browser, tmp_path / "index.html", tmp_path / "report.png")
+
+    assert requested == []
+    assert [s["id"] for s in sections] == list(SECTIONS)
+    for section in sections:
+        svgs = section["svgs"]
+        assert (len(svgs) >= 1) == (section["id"] in FIGURES), section
+        for svg in svgs:
+            assert svg["width"] > 200 and svg["height"] > 100, section["id"]
+            assert svg["paths"] > 10 and svg["resolved"], section["id"]

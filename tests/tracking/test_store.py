@@ -1,0 +1,161 @@
+"""MLflow publishing against a real SQLite store in tmp_path: contract and idempotency."""
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from pipeline.tracking import store
+
+
+def _content(name: str, key: str, tmp_path: Path) -> store.RunContent:
+    artifact = tmp_path / f"{name}.csv"
+    artifact.write_text("step,loss\n0,1.0\n")
+    return store.RunContent(
+        name=name,
+        key=key,
+        params={"lr": "0.1"},
+        tags={"cell": name},
+        metrics=[("loss", 1.0, 0), ("loss", 0.5, 10), ("final_loss", 0.25, 0)],
+        artifacts=[artifact],
+    )
+
+
+@pytest.fixture
+def uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def _runs(uri: str, status: str | None = None) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("test")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in runs if status is None or r.info.status == status]
+
+
+def _publish(
+    uri: str, tmp_path: Path, keys: list[str], parent_key: str = "p1", **kw
+) -> store.Outcome:
+    cells = [_content(f"cell{i}", k, tmp_path) for i, k in enumerate(keys)]
+    parent = store.RunContent(name="grid", key=parent_key)
+    return store.publish(uri, "test", cells, parent, tmp_path, **kw)
+
+
+def test_default_uri_is_absolute_sqlite_at_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without MLFLOW_TRACKING_URI the uri is sqlite:///<absolute root>/mlflow.db."""
+    assert store.default_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert store.default_uri(tmp_path) == "http://127.0.0.1:5999"
+
+
+@pytest.mark.parametrize(
+    ("uri", "words"),
+    [
+        ("./mlruns", "file store is deprecated"),
+        ("file:///tmp/mlruns", "file store is deprecated"),
+        ("sqlte:///tmp/mlflow.db", "unknown scheme 'sqlte'"),
+        ("htp://127.0.0.1:5000", "unknown scheme 'htp'"),
+    ],
+)
+def test_unusable_uris_are_refused_with_the_fix(uri: str, words: str) -> None:
+    """A file uri or a misspelt scheme is refused naming the URI and what to use."""
+    with pytest.raises(store.TrackingError, match=words) as caught:
+        store.check_uri(uri)
+    assert uri in str(caught.value)
+
+
+def test_publish_creates_nested_runs_with_params_metrics_tags_artifacts(
+    uri: str, tmp_path: Path
+) -> None:
+    """Each cell lands once, nested under the parent, with its history, params and artifact."""
+    outcome = _publish(uri, tmp_path, ["a", "b"])
+    assert (outcome.created, outcome.present) == (2, 0)
+    runs = {r.info.run_name: r for r in _runs(uri)}
+    assert set(runs) == {"grid", "cell0", "cell1"}
+    parent_id = runs["grid"].info.run_id
+    cell = runs["cell0"]
+    assert cell.data.tags["mlflow.parentRunId"] == parent_id
+    assert cell.data.tags["content_key"] == "a" and cell.data.params == {"lr": "0.1"}
+    history = MlflowClient(uri).get_metric_history(cell.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 1.0), (10, 0.5)]
+    assert [a.path for a in MlflowClient(uri).list_artifacts(cell.info.run_id)] == ["cell0.csv"]
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+
+
+def test_publishing_again_adds_nothing(uri: str, tmp_path: Path) -> None:
+    """A second publish of the same content creates no run, and the fast path sees them all."""
+    _publish(uri, tmp_path, ["a", "b"])
+    outcome = _publish(uri, tmp_path, ["a", "b"])
+    assert (outcome.created, outcome.present) == (0, 2) and len(_runs(uri)) == 3
+    assert store.published_keys(uri, "test") == (outcome.experiment_id, {"a", "b", "p1"})
+
+
+def test_changed_cell_gets_a_new_run_and_the_old_stays(uri: str, tmp_path: Path) -> None:
+    """Changing one cell's content adds one run; the earlier run is kept."""
+    _publish(uri, tmp_path, ["a", "b"])
+    outcome = _publish(uri, tmp_path, ["a", "b2"], parent_key="p2")
+    keys = sorted(r.data.tags["content_key"] for r in _runs(uri))
+    assert outcome.created == 1 and keys == ["a", "b", "b2", "p1", "p2"]
+
+
+def test_interrupt_marks_open_runs_killed_and_next_publish_completes(
+    uri: str, tmp_path: Path
+) -> None:
+    """Ctrl-C mid-publish ends the open runs KILLED; the next publish adds only what is missing."""
+
+    def interrupt_after_one(runs):
+        for i, run in enumerate(runs):
+            if i == 1:
+                raise KeyboardInterrupt
+            yield run
+
+    with pytest.raises(KeyboardInterrupt):
+        _publish(uri, tmp_path, ["a", "b", "c"], progress=interrupt_after_one)
+    assert {r.info.status for r in _runs(uri)} == {"FINISHED", "KILLED"}
+    assert not _runs(uri, "RUNNING")
+    outcome = _publish(uri, tmp_path, ["a", "b", "c"])
+    finished = [r.data.tags["content_key"] for r in _runs(uri, "FINISHED")]
+    assert outcome.created == 2 and sorted(finished) == ["a", "b", "c", "p1"]
+
+
+def test_runs_left_running_by_a_dead_process_are_closed_as_killed(uri: str, tmp_path: Path) -> None:
+    """A RUNNING run whose gradlab process is gone is marked KILLED at the next publish."""
+    _publish(uri, tmp_path, ["a"])
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("test").experiment_id
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    tags = {store.HOST_TAG: socket.gethostname(), store.PID_TAG: str(dead)}
+    orphan = client.create_run(exp, tags=tags, run_name="orphan").info.run_id
+    alive = client.create_run(exp, tags={**tags, store.PID_TAG: str(os.getpid())}).info.run_id
+    _publish(uri, tmp_path, ["a"])
+    assert client.get_run(orphan).info.status == "KILLED"
+    assert client.get_run(alive).info.status == "RUNNING"
+
+
+def test_unreachable_server_fails_fast_naming_the_uri(tmp_path: Path) -> None:
+    """A closed port fails within seconds with the URI and the fix in one message."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends
+    uri = f"http://127.0.0.1:{port}"
+    start = time.monotonic()
+    with pytest.raises(store.TrackingError, match="cannot reach") as caught:
+        _publish(uri, tmp_path, ["a"])
+    assert time.monotonic() - start < 10
+    assert uri in str(caught.value) and "make publish" in str(caught.value)
+
+
+def test_database_uri_without_its_driver_says_which_uri_to_use(tmp_path: Path) -> None:
+    """postgresql:// maps to psycopg 3, which is not installed: one line names the fix."""
+    uri = "postgresql://u:p@127.0.0.1:1/db"
+    with pytest.raises(store.TrackingError, match=r"postgresql\+psycopg2://") as caught:
+        _publish(uri, tmp_path, ["a"])
+    assert uri in str(caught.value)

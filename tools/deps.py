@@ -1,0 +1,83 @@
+"""The project files each DVC stage runs: its entry point and every `pipeline` module it
+imports, transitively (at the top, inside functions, for typing: each one loads code, and
+importing a module runs its package's __init__.py too).
+
+tests/test_layout.py checks that every stage of dvc.yaml and env/dvc.yaml lists exactly
+these as its `pipeline/` deps; tools/sync_deps.py rewrites them.
+"""
+
+import ast
+import shlex
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "pipeline"
+# dvc.yaml holds the pipeline; env/dvc.yaml its always-changed first stage (see that file)
+DVC_FILES = ("dvc.yaml", "env/dvc.yaml")
+
+
+def stages(root: Path = ROOT) -> dict[str, dict]:
+    """Every stage of the project's pipeline files, by name (names are unique across them)."""
+    found: dict[str, dict] = {}
+    for name in DVC_FILES:
+        more = YAML(typ="safe").load((root / name).read_text())["stages"]
+        if found.keys() & more.keys():
+            raise ValueError(f"{name} repeats a stage name: {sorted(found.keys() & more.keys())}")
+        found |= more
+    return found
+
+
+def module_file(name: str, root: Path = ROOT) -> Path | None:
+    """The file of project module `name` (pipeline, pipeline.x, pipeline.x.y), or None."""
+    if name != "pipeline" and not name.startswith("pipeline."):
+        return None
+    base = root.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported(path: Path, root: Path = ROOT) -> set[Path]:
+    """The project files `path` imports anywhere (top level, in functions, for typing),
+    with each parent package's __init__.py."""
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        for name in names:
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                if (file := module_file(".".join(parts[:i]), root)) is not None:
+                    found.add(file)
+    return found
+
+
+def closure(entry: Path, root: Path = ROOT) -> set[Path]:
+    """`entry` and every project file it imports, transitively."""
+    todo, seen = [entry], set()
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(imported(path, root) - seen)
+    return seen
+
+
+def entry_point(cmd: str, root: Path = ROOT) -> Path:
+    """The stage module a dvc.yaml command runs: `python -m pipeline STAGE ...`."""
+    words = shlex.split(cmd)
+    if words[:3] != ["python", "-m", "pipeline"]:
+        raise ValueError(f"not a `python -m pipeline STAGE` command: {cmd}")
+    return root / "pipeline" / "stages" / f"{words[3]}.py"
+
+
+def derived(cmd: str, root: Path = ROOT) -> set[Path]:
+    """The project files a stage's command runs: its stage module, `python -m pipeline`'s
+    __main__.py, and what they import."""
+    return closure(entry_point(cmd, root), root) | closure(root / "pipeline" / "__main__.py", root)
