@@ -61,3 +61,13 @@ def read_traces(folder: Path, names: Sequence[str]) -> dict[str, "pd.DataFrame"]
     if missing:
         raise InputError("\n".join(missing))
     return {name: trace.read_frame(path) for name, path in paths.items()}
+
+
+def read_table(path: Path, stage: str) -> "pd.DataFrame":
+    """A parquet or CSV table written by `stage`; InputError if missing."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found (run `dvc repro {stage}`)") from None

@@ -6,7 +6,6 @@ from the current params.yaml, which may have changed since training (`dvc exp ru
 leaves its edits behind even when the run fails).
 """
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -15,25 +14,12 @@ from pathlib import Path
 from typing import Self
 
 from pipeline import grid
+from pipeline.files.digest import combine, sha
 from pipeline.files.inputs import InputError, read_json
 from pipeline.grid.trace import Measures
 
 FILE = "manifest.json"
 FORMAT = 1
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def combine(*shas: str) -> str:
-    """A short digest of several sha256 digests (a hash of hashes: length-safe)."""
-    return hashlib.sha256(b"".join(bytes.fromhex(s) for s in shas)).hexdigest()[:16]
-
-
-def digest(*parts: bytes) -> str:
-    """A short digest of several byte strings: combine() of their sha256."""
-    return combine(*(sha(part) for part in parts))
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from pipeline import figures
 from pipeline.grid import Cell
 from pipeline.grid.surface import Array, Point, Surface, bounds
 
 DPI = 80  # small PNGs: 84 per-cell plots must be drawn in about a second
 PNG_METADATA = {"Software": None}  # savefig stamps the matplotlib version unless told not to
 PNG_COMPRESSION = 1  # zlib level: 3x faster to write than the default 6, files ~1.5x larger
-COLORS = tuple(  # one per optimizer: matplotlib's default cycle
-    f"tab:{c}"
-    for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")
-)
 
 
 @dataclass(frozen=True)
@@ -71,8 +68,7 @@ def _finish(fig: Figure, panels: dict[str, Axes]) -> None:
 
 
 def _colors(curves: Sequence[Curve]) -> dict[str, str]:
-    optimizers = dict.fromkeys(r.cell.optimizer for r in curves)
-    return {name: COLORS[i % len(COLORS)] for i, name in enumerate(optimizers)}
+    return figures.colors(list(dict.fromkeys(r.cell.optimizer for r in curves)))
 
 
 def loss_figure(curves: Sequence[Curve], threshold: float) -> Figure:

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import grid, params
-from pipeline.files import atomic
+from pipeline.files import atomic, digest
 from pipeline.grid import data, manifest, table, trace
 from pipeline.grid.reference import train_cell
 from pipeline.run import interrupt, numerics, pool
@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> None:
             text = trace.to_frame(done).to_csv(index=False)
             (folder / f"{done.cell.name}.csv").write_text(text, encoding="utf-8")
             entries[done.cell.name] = manifest.Entry(
-                done.cell, manifest.sha(text.encode()), trace.measures(done, optimum)
+                done.cell, digest.sha(text.encode()), trace.measures(done, optimum)
             )
         trained = manifest.Manifest(
-            manifest.sha(args.data.read_bytes()), optimum, [entries[c.name] for c in cells]
+            digest.sha(args.data.read_bytes()), optimum, [entries[c.name] for c in cells]
         )
         trained.write(folder)
     frame = table.table(trained)

@@ -27,6 +27,7 @@ from pipeline.study.configuration import CONFIG, config_name
 if TYPE_CHECKING:
     import pandas as pd
 
+NEVER = 2.0  # a miss (+inf steps) counts, and is drawn, as this multiple of the step budget
 TAUS = np.round(np.arange(1.0, 4.0001, 0.05), 2)  # the profile's tau grid, to AlgoPerf's 4
 PROFILE_AT = (1.0, 1.5, 2.0, 3.0, 4.0)  # the taus profiles.csv keeps
 FINALS = ("final_loss", "final_weight", "final_bias", "max_grad_norm", "clip_fraction")
@@ -190,11 +191,31 @@ def twins(cells: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def sensitivity(cells: pd.DataFrame, steps: int) -> pd.DataFrame:
+    """Per configuration and lr (index: CONFIG, lr): the 25, 50 and 75% quantiles
+    (columns) of steps to target over the tuning seeds; a miss counts as NEVER x the step
+    budget `steps`, a start within tol as 1 step (the report's log axis)."""
+    tune = cells[cells["part"] == "tune"]
+    counted = np.clip(stats.steps_or_inf(tune["steps_to_target"]), 1.0, NEVER * steps)
+    by = tune.assign(counted=counted).groupby([*CONFIG, "lr"], sort=True)["counted"]
+    return by.quantile([0.25, 0.5, 0.75]).unstack()
+
+
+def clip_ratios(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario, loss and optimizer (index): IQM steps with each clip mode over IQM
+    steps without (columns). 0: only the clipped runs reached the target; inf: only the
+    unclipped ones; NaN: neither."""
+    iqm = summary.set_index(list(CONFIG))["iqm_steps"].unstack("clip")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return iqm.drop(columns="none").div(iqm["none"], axis=0)
+
+
 def tables(
-    cells: pd.DataFrame, grid: pd.DataFrame, reps: int, seed: int
+    cells: pd.DataFrame, grid: pd.DataFrame, reps: int, seed: int, steps: int
 ) -> dict[str, pd.DataFrame]:
     """Every regression table of the report, by name (curves: the profiles' rho(tau));
-    `grid`: train's cells.csv, the twins' reference; reps, seed: the bootstrap's."""
+    `grid`: train's cells.csv, the twins' reference; reps, seed: the bootstrap's; steps:
+    the study's step budget."""
     summary_ = summary(cells, reps, seed)
     scores, curves = profiles(cells)
     return {
@@ -205,6 +226,8 @@ def tables(
         "profiles": scores,
         "curves": curves,
         "twins": twins(cells, grid),
+        "sensitivity": sensitivity(cells, steps),
+        "clip_ratios": clip_ratios(summary_),
     }
 
 
@@ -224,3 +247,19 @@ def headline(found: dict[str, pd.DataFrame]) -> dict[str, object]:
         "edges_agreeing": float(stability_["agrees"].mean()) if len(stability_) else 0.0,
         "twins_largest_rel_diff": float(found["twins"]["largest_rel_diff"].max()),
     }
+
+
+def winners_text(summary: pd.DataFrame) -> str:
+    """The winner of each scenario and loss, one line each."""
+    lines = [
+        "Tuned winners (lowest IQM steps to target, 95% CI, reporting seeds; stayed: the"
+        " share of seeds still within tol at the end):"
+    ]
+    for row in winners(summary).itertuples(index=False):
+        ci = f"[{row.iqm_lo:.4g}, {row.iqm_hi:.4g}]"
+        lines.append(
+            f"  {row.scenario:<11} {row.loss:<9} {row.optimizer + '+' + row.clip:<16} "
+            f"lr {row.tuned_lr:<9.3g} IQM {row.iqm_steps:<6.4g} {ci:<16} "
+            f"stayed {row.stayed_rate:.0%}"
+        )
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import params
-from pipeline.grid.manifest import combine, sha
+from pipeline.files.digest import combine, sha
 from pipeline.study.configuration import CONFIG
 from pipeline.tracking import store
 

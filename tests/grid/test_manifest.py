@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from pipeline import grid, params
+from pipeline.files.digest import sha
 from pipeline.files.inputs import InputError
-from pipeline.grid.manifest import Entry, Manifest, sha, stamp, stamped
+from pipeline.grid.manifest import Entry, Manifest, stamp, stamped
 
 MEASURES = {"final_loss": 0.5, "diverged": 0, "diverged_step": None}
 

@@ -1,6 +1,5 @@
 """Stage publish: MLflow gets what train wrote, never what params.yaml says now."""
 
-import itertools
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,8 @@ from pipeline import grid, params
 from pipeline.grid import trace
 from pipeline.grid.manifest import Manifest
 from pipeline.stages import compare, env, generate, publish, train, walkthrough
+from pipeline.tracking import grid_runs
+from pipeline.tracking import publish as publishing
 from tests.conftest import BIN, copy_project, missing, sandbox_env, small_grid, write_params
 
 
@@ -69,7 +70,7 @@ def test_a_cell_run_holds_the_trained_settings_and_its_whole_history(project: Pa
     trained = Manifest.read(project / "traces")
     entry = trained.entries[0]
 
-    content = publish.cell_content(
+    content = grid_runs.cell_content(
         entry, trained.data, project / "traces", project / "reports/plots", {}, points=8
     )
 
@@ -91,12 +92,12 @@ def test_staleness_names_what_changed_since_training(
     changed = grid.Cell(**{**now[0].__dict__, "steps": 100})
     added = grid.cells(committed.train)[-1]
 
-    line = publish.staleness(trained, [changed, *now[1:], added])
+    line = publishing.staleness(trained, [changed, *now[1:], added])
 
     assert line is not None and "\n" not in line and "stage train is stale" in line
     assert f"not trained: {added.name}" in line and f"no longer in the grid: {gone.name}" in line
     assert f"settings changed: {changed.name}" in line
-    assert publish.staleness(trained, trained.cells()) is None
+    assert publishing.staleness(trained, trained.cells()) is None
 
 
 def test_a_ranking_from_other_training_outputs_is_refused(
@@ -122,10 +123,10 @@ def test_the_graph_svg_is_drawn_at_publish_time(tmp_path: Path, project: Path) -
     if subprocess.run(["which", "dot"], capture_output=True).returncode != 0:
         missing("Graphviz's dot is not installed (apt-get install graphviz)")
 
-    (svg,) = publish.graph_svg(dot, tmp_path)
+    (svg,) = grid_runs.graph_svg(dot, tmp_path)
 
     assert b"<svg" in svg.read_bytes() and b"MseLossBackward0" in svg.read_bytes()
-    assert publish.graph_svg(tmp_path / "absent.dot", tmp_path) == []
+    assert grid_runs.graph_svg(tmp_path / "absent.dot", tmp_path) == []
 
 
 # --- the sequence a user hit: experiments, a failed one, then make publish ----------------
@@ -198,18 +199,3 @@ def test_publish_after_a_failed_experiment_publishes_what_was_trained(
 
     assert "Traceback" not in again.stderr and "not trained: huber-sgd-none" in again.stderr
     assert len(cell_runs(root)) == 8
-
-
-@pytest.mark.parametrize(("steps", "points"), [(500, 30), (2000, 30), (30, 8), (7, 30), (1, 2)])
-def test_history_steps_are_log_spaced_with_the_first_and_last(steps: int, points: int) -> None:
-    """About `points` distinct steps, increasing, dense first (no gap shrinks by more than
-    rounding), always 0 and steps - 1; every step when there are no more steps than points."""
-    got = trace.history_steps(steps, points)
-
-    gaps = [b - a for a, b in itertools.pairwise(got)]
-    assert got[0] == 0 and got[-1] == steps - 1 and len(set(got)) == len(got)
-    assert len(got) <= points + 1 and all(g >= 1 for g in gaps)
-    assert all(later >= earlier - 1 for earlier, later in itertools.pairwise(gaps))
-    assert len(got) == steps or max(gaps[:3]) < min(gaps[-3:])
-    if steps <= points:
-        assert got == list(range(steps))

@@ -99,7 +99,7 @@ def study() -> Inputs:
         study=p.study, scenarios={name: p.scenarios[name] for name in p.study.scenarios}
     )
     b = p.analysis.bootstrap
-    return analysis.tables(cells, grid, b.reps, b.seed), cells, traces, ran, b
+    return analysis.tables(cells, grid, b.reps, b.seed, p.study.steps), cells, traces, ran, b
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,296 @@
+"""The report's sections: each says what it shows and how to read it, then its tables and
+figures. Every number comes from analysis's tables (pipeline.study.analysis)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline import figures as toolkit
+from pipeline import params
+from pipeline.study import analysis
+from pipeline.study.protocol import LEVEL
+from pipeline.study.report import figures, markup
+from pipeline.study.report.markup import details, number, order_of, percent, section, table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CLASS_COLUMNS = ("config", "tuned_lr", "iqm_steps", "iqm_lo", "iqm_hi", "success_rate",
+                 "stayed_rate", "median_accuracy", "median_angle_deg")  # fmt: skip  # shown
+REFERENCE = "noisy"  # the Gaussian-noise scenario the outlier scenarios shift points of
+DASH = toolkit.DASH
+
+
+def protocol(
+    p: params.StudyRecord, b: params.Bootstrap, summary: pd.DataFrame, stability: pd.DataFrame
+) -> str:
+    import pandas as pd
+
+    s, listed = p.study, ", ".join
+    shot = summary.drop_duplicates("optimizer")
+    default = listed(f"{r.optimizer} {r.default_lr:g}" for r in shot.itertuples())
+    edge = listed(order_of(stability["optimizer"], s.optimizers)) if len(stability) else "none"
+    text = (
+        "Each configuration (scenario &times; loss &times; optimizer &times; clip) trains the "
+        f"linear model y = w x + b for {s.steps} steps in {s.dtype}. <b>Tuning</b>: every lr "
+        f"of a log grid from {s.lr.low:g} to {s.lr.high:g} at {s.lr.per_decade} points a "
+        f"decade, the library's default ({default}) and, for {edge}, "
+        f"{listed(f'{f:g}' for f in s.lr.near_edge)} &times; the analytic MSE stability edge, "
+        f"on tuning seeds {listed(map(str, s.seeds.tune))}. The tuned lr has the lowest "
+        "median steps-to-target over the tuning seeds (ties: the smaller lr; never reached "
+        "at any lr: the grid lr nearest the default). <b>Reporting</b>: the tuned lr, and "
+        f"the default once more, on fresh seeds {listed(map(str, s.seeds.report))}. "
+        "<b>Measure</b>: the steps until the distance of (w, b) to the minimiser of the "
+        "configuration's own loss on that seed's data is at most the scenario's tol (below); "
+        "never within the budget counts as +&infin;, drawn and written &ldquo;never&rdquo;. "
+        "<b>Statistics</b>: over the reporting seeds, the interquartile mean (IQM: the mean "
+        "once a quarter of the runs is dropped at each end, as rliable; &infin; when more "
+        "than a quarter never reached the target), the median and the success rate, with "
+        f"{LEVEL:.0%} percentile bootstrap intervals ({b.reps} resamples, seed "
+        f"{b.seed})."
+    )
+    rows = []
+    for name in s.scenarios:
+        scenario = p.scenarios[name].model_dump()
+        rest = {k: v for k, v in scenario.items() if k not in ("kind", "tol", "batch_size")}
+        batch, settings = (
+            str(scenario["batch_size"] or "full"),
+            listed(f"{k} {v:g}" for k, v in rest.items()),
+        )
+        rows.append([name, scenario["kind"], scenario["tol"], batch, settings])
+    scenarios = pd.DataFrame(rows, columns=["scenario", "kind", "tol", "batch", "settings"])
+    return section("protocol", "Protocol", text, table(scenarios))
+
+
+def winners(
+    summary: pd.DataFrame, traces: pd.DataFrame, p: params.StudyRecord, order: dict[str, list[str]]
+) -> str:
+    import pandas as pd
+
+    rank = {k: {v: i for i, v in enumerate(order[k])} for k in ("scenario", "loss")}
+    best = analysis.winners(summary).sort_values(
+        ["scenario", "loss"], key=lambda column: column.map(rank[column.name]), kind="stable"
+    )
+    frame = pd.DataFrame(
+        {
+            "scenario": best["scenario"],
+            "loss": best["loss"],
+            "config": best["optimizer"] + "+" + best["clip"],
+            "tuned lr": best["tuned_lr"],
+            f"IQM steps [{LEVEL:.0%} CI]": [
+                f"{number(r.iqm_steps)} [{number(r.iqm_lo)}, {number(r.iqm_hi)}]"
+                for r in best.itertuples()
+            ],
+            "median steps": best["median_steps"],
+            "success rate": [percent(v) for v in best["success_rate"]],
+            "stayed rate": [percent(v) for v in best["stayed_rate"]],
+        }
+    )
+    text = (
+        "Per scenario and loss, the configuration (optimizer+clip) with the lowest IQM of "
+        "steps to target at its tuned lr on the reporting seeds (ties: the higher success "
+        "rate). Steps to target count until the first step within tol; the stayed rate is "
+        "the share of seeds still within tol at the last step: a winner with a low one "
+        "gets there fast and leaves again (a large lr that oscillates, or minibatch noise). "
+        "The figure follows each winner: its median distance to the minimiser over "
+        "the reporting seeds, per step (dashed: the scenario's tol)."
+    )
+    tol = {name: p.scenarios[name].tol for name in p.scenarios}
+    figure = toolkit.svg("winners", lambda: figures.winners(best, traces, tol, p.study.steps))
+    return section("winners", "Tuned winners", text, table(frame), figure if len(traces) else "")
+
+
+def tuned(summary: pd.DataFrame, order: dict[str, list[str]], steps: int) -> str:
+    iqm = summary["iqm_steps"].to_numpy(np.float64)
+    text = (
+        "Each optimizer &times; clip mode at its own tuned lr: the dot is the IQM of steps to "
+        f"target over the reporting seeds, the bar its {LEVEL:.0%} interval (log "
+        "scale); a triangle "
+        "on the &ldquo;never&rdquo; line: the IQM is infinite; a bar reaching it: the "
+        f"interval is open. {int((summary['success_rate'] == 1).sum())} of {len(summary)} "
+        "configurations reached the target on every reporting seed; "
+        f"{int(np.isinf(iqm).sum())} have an infinite IQM."
+    )
+    figure = toolkit.svg("tuned", lambda: figures.tuned(summary, order, steps))
+    every = details("Every configuration (the summary table)", table(summary))
+    return section("tuned", "Tuned comparison", text, figure, every)
+
+
+def sensitivity(
+    quantiles: pd.DataFrame, stability: pd.DataFrame, order: dict[str, list[str]], steps: int
+) -> str:
+    edges = stability[stability["clip"] == "none"] if len(stability) else stability
+    text = (
+        "How much the lr matters, from the tuning runs: per lr, the median of steps to "
+        "target over the tuning seeds (line) and, without clipping, their 25&ndash;75% range "
+        "(band); solid: no clipping, dashed: norm clipping (value clipping left out, for "
+        "legibility). Dotted verticals: the analytic stability edges (the stability table's "
+        "theory_lr), in the optimizer's colour; &ldquo;never&rdquo;: not reached in the budget."
+    )
+    figure = toolkit.svg("sensitivity", lambda: figures.sensitivity(quantiles, edges, order, steps))
+    return section("sensitivity", "Learning-rate sensitivity", text, figure)
+
+
+def stability(stab: pd.DataFrame) -> str:
+    if stab.empty:
+        return section("stability", "Stability edges", "No stability edges in this study.")
+    mse = stab[stab["loss"] == "mse"]
+    bare, clipped = mse[mse["clip"] == "none"], mse[mse["clip"] != "none"]
+    low, high = stab["ratio"].min(), stab["ratio"].max()
+    ratios = f"every ratio {low:.3g}" if low == high else f"ratios {low:.3g} to {high:.3g}"
+    text = (
+        "Gradient descent with and without momentum on a fine lr grid around each analytic "
+        "edge (float64, full batch, started next to the minimiser): max_stable_lr is the "
+        "largest grid lr up to which every run converged, ratio = max_stable_lr / theory_lr, "
+        "past_*: what the grid lrs beyond the edge did. "
+        f"{int(stab['agrees'].sum())} of {len(stab)} measured edges agree with the closed form "
+        f"within one grid step ({percent(float(stab['grid_step'].median()))}; {ratios}). Past "
+        f"the edge, unclipped MSE runs diverged in {percent(float(bare['past_diverged'].mean()))} "
+        f"of the lrs; clipped ones stayed bounded in "
+        f"{percent(float(clipped['past_bounded'].mean()))} and diverged in "
+        f"{percent(float(clipped['past_diverged'].mean()))}."
+    )
+    past = ("past_converged", "past_diverged", "past_bounded")
+    brief = (
+        stab.groupby(["loss", "clip"], sort=False)
+        .agg(
+            edges=("agrees", "size"),
+            agree=("agrees", "sum"),
+            median_ratio=("ratio", "median"),
+            **{c: (c, "mean") for c in past},
+        )
+        .reset_index()
+    )
+    brief[list(past)] = brief[list(past)].map(markup.percent)
+    return section(
+        "stability",
+        "Stability edges",
+        text,
+        table(brief),
+        details("Every edge (the stability table)", table(stab)),
+    )
+
+
+def clipping(ratios: pd.DataFrame, order: dict[str, list[str]]) -> str:
+    if "none" not in order["clip"] or len(order["clip"]) < 2:
+        text = "No clipped and unclipped runs to set side by side in this study."
+        return section("clipping", "Where clipping matters", text)
+    said = []
+    for clip in ratios.columns:
+        r = ratios[clip].to_numpy(np.float64)
+        both = np.isfinite(r) & (r > 0)
+        said.append(
+            f"clip {clip} is over 2&times; faster in {int((both & (r < 0.5)).sum())} and over "
+            f"2&times; slower in {int((both & (r > 2)).sum())} of {len(r)}, reaches a target the "
+            f"unclipped run never did in {int((r == 0).sum())} and misses one it reached in "
+            f"{int(np.isinf(r).sum())}"
+        )
+    median = ratios.groupby(level="scenario").median()
+    per = "; ".join(
+        f"{s} " + ", ".join(f"{c} &times;{median.loc[s, c]:.2g}" for c in ratios.columns)
+        for s in order["scenario"]
+        if s in median.index
+    )
+    text = (
+        "Per scenario, the IQM of steps with clipping over the IQM without, per optimizer "
+        "(rows), loss and clip mode (columns), each at its own tuned lr. Blue: clipping is "
+        "faster, red: slower; 0: only the clipped runs reached the target, &infin;: only the "
+        f"unclipped ones, {DASH}: neither. Over (scenario, loss, optimizer): {'; '.join(said)}. "
+        f"Median ratio per scenario: {per}."
+    )
+    figure = toolkit.svg("clipping", lambda: figures.clipping(ratios, order))
+    return section("clipping", "Where clipping matters", text, figure)
+
+
+def robustness(robust: pd.DataFrame, p: params.StudyRecord, order: dict[str, list[str]]) -> str:
+    present = order_of(robust["scenario"], order["scenario"])
+    outliers = [s for s in present if s in p.scenarios and p.scenarios[s].kind == "outliers"]
+    shown = [s for s in present if s == REFERENCE or s in outliers] or present
+    text = (
+        "How far each fit lands from the line the data were drawn from (log scale): grey, "
+        "the minimiser of the loss on the data; blue, the tuned winner (named under its "
+        "bars) after training; medians over the reporting seeds. Drawn for the outlier "
+        f"scenarios and {REFERENCE} as reference; the table has every scenario."
+    )
+    figure = toolkit.svg("robustness", lambda: figures.robustness(robust, shown, order["loss"]))
+    every = details("Every scenario (the robustness table)", table(robust))
+    return section("robustness", "Robustness to outliers", text, figure, every)
+
+
+def improvement(improvement: pd.DataFrame, order: dict[str, list[str]]) -> str:
+    clips = order_of(improvement["clip"], order["clip"])
+    names = order_of(improvement["optimizer"], order["optimizer"])
+    others = improvement[improvement["optimizer"] != improvement["versus"]]
+    mean = others.groupby(["clip", "optimizer"])["probability"].mean()
+    best = [f"clip {c}: {mean[c].idxmax()} ({mean[c].max():.2f})" for c in clips if c in mean]
+    text = (
+        "Cell (row, column): the probability that a run of the row's optimizer needs fewer "
+        "steps than one of the column's (rliable's probability of improvement, each at its "
+        "tuned lr, averaged over scenarios &times; losses); 0.5 is a tie. The highest mean "
+        f"over the others: {'; '.join(best)}."
+    )
+    figure = toolkit.svg("improvement", lambda: figures.improvement(improvement, clips, names))
+    return section("improvement", "Probability of improvement", text, figure)
+
+
+def profiles(curves: pd.DataFrame, scores: pd.DataFrame, order: dict[str, list[str]]) -> str:
+    clips = order_of(curves["clip"], order["clip"])
+    names = order_of(curves["optimizer"], order["optimizer"])
+    top = scores.sort_values("score", ascending=False, kind="stable").drop_duplicates("clip")
+    top = top.set_index("clip").reindex([c for c in clips if c in set(top["clip"])])
+    listed = [
+        f"clip {c}: {r.optimizer} ({r.score:.2f})"
+        for c, r in zip(top.index, top.itertuples(), strict=True)
+    ]
+    text = (
+        "Performance profiles (AlgoPerf): &rho;(&tau;) is the share of workloads (scenario "
+        "&times; loss) on which the optimizer's median steps are within &tau; &times; the "
+        "best optimizer's; higher and further left is better; the score (in the legend) is "
+        f"the normalised area up to &tau; = 4. Best score: {'; '.join(listed)}."
+    )
+    figure = toolkit.svg("profiles", lambda: figures.profiles(curves, scores, clips, names))
+    return section("profiles", "Performance profiles", text, figure, table(scores))
+
+
+def twins(twins: pd.DataFrame) -> str:
+    if twins.empty:
+        return section("twins", "Twins", "No twin cells in this study.")
+    worst = twins.sort_values("largest_rel_diff", ascending=False, kind="stable").head(5)
+    top, same = worst.iloc[0], int((twins["largest_rel_diff"] == 0).sum())
+    apart = [m for m in analysis.FINALS if m not in analysis.EXACT]
+    skipped = f"(Not compared: {', '.join(apart)}, taken in different precision.) " if apart else ""
+    found = (
+        f"the largest relative difference is {top['largest_rel_diff']:.3g} ({top['cell']}); "
+        f"{same} of {len(twins)} cells agree bit for bit"
+        if top["largest_rel_diff"] > 0
+        else f"all {len(twins)} cells agree bit for bit (largest relative difference 0)"
+    )
+    text = (
+        f"The headline grid's {len(twins)} cells, each trained by the reference engine and "
+        f"by the batched one; over their finals ({', '.join(analysis.EXACT)}), {found}. "
+        f"{skipped}Below, the five largest differences."
+    )
+    columns = {"cell": "cell", "largest_rel_diff": "largest rel. diff"}  # short headers
+    for m in analysis.EXACT:
+        for side in ("reference", "batched"):
+            columns[f"{side}_{m}"] = f"{m.removeprefix('final_')} {side}"
+    largest = worst[[c for c in columns if c in worst.columns]].rename(columns=columns)
+    return section("twins", "Twins: reference and batched engine", text, table(largest, 9))
+
+
+def classification(tables: dict[str, pd.DataFrame]) -> str:
+    classes = tables.get("classes")
+    if classes is None or classes.empty:
+        text = "Classification results are not in this study."
+        return section("classification", "Classification", text)
+    shown = [c for c in CLASS_COLUMNS if c in classes.columns] or list(classes.columns)
+    text = (
+        "Points labelled by their side of a line, fitted by a linear classifier: per "
+        "configuration, its tuned lr, the IQM of steps until every training point is "
+        f"classified right with its {LEVEL:.0%} interval, the success rate, and the "
+        "median accuracy and angle to the true boundary over the reporting seeds."
+    )
+    every = details("Every column (the classes table)", table(classes))
+    return section("classification", "Classification", text, table(classes[shown]), every)

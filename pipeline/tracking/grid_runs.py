@@ -1,0 +1,57 @@
+"""The grid's MLflow runs, built from what train wrote: one run per trained cell (its
+settings as params, its histories at log-spaced steps, its finals, its trace and plot)
+under one parent per grid that holds the comparison's reports."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from pipeline.grid import trace
+from pipeline.grid.manifest import Entry
+from pipeline.tracking import store
+
+FINAL = (  # final metrics of each cell run (names are an API)
+    "final_loss",
+    "final_weight",
+    "final_bias",
+    "dist_to_optimum",
+    "max_grad_norm",
+    "clip_fraction",
+    "diverged",
+    "diverged_step",
+)
+
+
+def cell_content(
+    entry: Entry, data: str, folder: Path, plots: Path, tags: dict[str, str], points: int
+) -> store.RunContent:
+    """One cell's MLflow run: settings as params, histories at history_steps, final metrics."""
+    cell, m = entry.cell, entry.measures
+    csv = folder / f"{cell.name}.csv"
+    frame = trace.read_frame(csv)
+    keep = frame.iloc[trace.history_steps(len(frame), points)]
+    history = [
+        (name, float(value), int(step))
+        for name in trace.HISTORY
+        for step, value in zip(keep["step"], keep[name], strict=True)
+    ]
+    finals = [(name, float(m[name]), 0) for name in FINAL if m.get(name) is not None]  # type: ignore[arg-type]
+    diverged = {"diverged_reason": str(m["diverged_reason"])} if m["diverged"] else {}
+    plot = plots / "cells" / f"{cell.name}.png"
+    return store.RunContent(
+        name=cell.name,
+        key=entry.key(data),
+        params={k: str(v) for k, v in cell.settings().items()},
+        tags={**tags, "cell": cell.name, "diverged": str(bool(m["diverged"])).lower(), **diverged},
+        metrics=history + finals,
+        artifacts=[csv, plot] if plot.exists() else [csv],
+    )
+
+
+def graph_svg(dot: Path, folder: Path) -> list[Path]:
+    """The walkthrough's graph drawn by Graphviz into `folder`, or nothing without it."""
+    if shutil.which("dot") is None or not dot.exists():
+        return []
+    svg = folder / "graph.svg"
+    subprocess.run(["dot", "-Tsvg", str(dot), "-o", str(svg)], check=True)
+    return [svg]

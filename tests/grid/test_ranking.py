@@ -1,0 +1,180 @@
+"""The grid's comparison (pipeline.grid.ranking): first steps below a threshold, the
+ranking and its Markdown, curves.csv and the environment section, on hand-made cells."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import grid, params
+from pipeline.files.digest import sha
+from pipeline.grid import ranking
+from pipeline.grid.manifest import Entry, Manifest
+from pipeline.grid.trace import Measures
+from tests.conftest import ROOT
+
+COMMITTED = ROOT / "params.yaml"
+
+
+def hand_cells(tmp_path: Path) -> list[grid.Cell]:
+    """The cells of a 2 x 2 x 2 grid (mse, l1 x sgd, adam x none, norm) of 30 steps."""
+    data = params.read_yaml(COMMITTED)
+    assert isinstance(data, dict)
+    data["train"]["steps"] = 30
+    grid_ = {"losses": ["mse", "l1"], "optimizers": ["sgd", "adam"], "clips": ["none", "norm"]}
+    data["train"]["grid"] = {**grid_, "seeds": [42]}
+    return grid.cells(params.parse(data).train)
+
+
+def hand_measures(final_loss: float | None, dist: float, step: int | None) -> Measures:
+    return {
+        "final_loss": final_loss,
+        "final_weight": 2.0,
+        "final_bias": 0.0,
+        "dist_to_optimum": dist,
+        "init_weight": 0.5,
+        "init_bias": 0.5,
+        "max_grad_norm": 3.0,
+        "clip_fraction": 0.0,
+        "steps_run": 3,
+        "diverged": int(step is not None),
+        "diverged_step": step,
+        "diverged_reason": "loss" if step is not None else None,
+    }
+
+
+def hand_manifest(cells: list[grid.Cell], measures: dict[str, Measures]) -> Manifest:
+    entries = [Entry(c, sha(c.name.encode()), measures[c.name]) for c in cells]
+    return Manifest(sha(b"points"), (2.0, 0.0), entries)
+
+
+def hand_trace(losses: list[float]) -> pd.DataFrame:
+    n = len(losses)
+    return pd.DataFrame(
+        {
+            "step": range(n),
+            "loss": losses,
+            "grad_norm": [1.0] * n,
+            "weight": np.linspace(0.5, 2.0, n),
+            "bias": np.zeros(n),
+        }
+    )
+
+
+def test_first_below_is_the_first_step_strictly_below_threshold() -> None:
+    """first_below is the first step whose loss is < threshold, even if it rises again."""
+    trace = hand_trace([5.0, 0.1, 0.05, 0.2, 0.01])
+    assert ranking.first_below(trace, 0.1) == 2
+
+
+def test_first_below_is_never_when_no_loss_falls_below() -> None:
+    """first_below is "never" when no step's loss is below the threshold."""
+    assert ranking.first_below(hand_trace([5.0, 0.5, 0.2]), 0.1) == "never"
+
+
+def test_ranking_puts_diverged_cells_last_then_orders_by_distance_loss_name(
+    tmp_path: Path,
+) -> None:
+    """Diverged cells go last even with the lowest loss; the rest by distance to the
+    generating line, then loss, then name."""
+    cells = hand_cells(tmp_path)
+    traces = {c.name: hand_trace([1.0, 0.5]) for c in cells}
+    measures = {c.name: hand_measures(0.5, 1.0, None) for c in cells}
+    measures["mse-sgd-none"] = hand_measures(None, math.inf, 1)
+    measures["l1-adam-norm"] = hand_measures(0.0, 5.0, 3)
+    measures["mse-adam-norm"] = hand_measures(0.1, 0.3, None)
+    measures["l1-sgd-none"] = hand_measures(0.1, 0.2, None)
+
+    table = ranking.ranked(hand_manifest(cells, measures), traces, threshold=1e-4)
+
+    assert list(table["cell"][:2]) == ["l1-sgd-none", "mse-adam-norm"]
+    assert list(table["cell"][-2:]) == ["l1-adam-norm", "mse-sgd-none"]
+    rest = list(table["cell"][2:-2])
+    assert rest == sorted(rest)
+    assert list(table["diverged"][-2:]) == ["step 3 (loss)", "step 1 (loss)"]
+    assert list(table.columns) == [
+        "cell",
+        "loss",
+        "optimizer",
+        "clip",
+        "seed",
+        "final_loss",
+        "final_weight",
+        "final_bias",
+        "dist_to_optimum",
+        "first_below",
+        "max_grad_norm",
+        "clip_fraction",
+        "diverged",
+    ]
+
+
+def test_markdown_has_a_header_a_rule_and_one_row_per_cell(tmp_path: Path) -> None:
+    """frame_table gives header, rule and one `|`-delimited row per cell, numbers to 4 digits."""
+    cells = hand_cells(tmp_path)
+    traces = {c.name: hand_trace([1.0, 0.5]) for c in cells}
+    measures = {c.name: hand_measures(0.123456, 1.0, None) for c in cells}
+    measures[cells[0].name] = hand_measures(None, 2.0, 0)
+
+    table = ranking.ranked(hand_manifest(cells, measures), traces, 1e-4)
+    lines = ranking.frame_table(table).splitlines()
+
+    assert len(lines) == 2 + len(cells)
+    assert set(lines[1]) <= {"|", "-", ":", " "}
+    assert [line.split("|")[1].strip() for line in lines[2:]] == [
+        *sorted(c.name for c in cells[1:]),
+        cells[0].name,
+    ]
+    assert "0.1235" in lines[2] and "n/a" in lines[-1]
+    assert len({len(line) for line in lines}) == 1  # columns line up
+
+
+def test_curves_keep_every_stride_th_step_and_the_last(tmp_path: Path) -> None:
+    """curves keeps steps 0, k, 2k, ... and each cell's last step, in long format."""
+    cells = hand_cells(tmp_path)[:2]
+    trained = hand_manifest(cells, {c.name: hand_measures(0.5, 1.0, None) for c in cells})
+    traces = {cells[0].name: hand_trace([1.0] * 8), cells[1].name: hand_trace([1.0] * 3)}
+
+    got = ranking.curves(trained, traces, stride=3)
+
+    assert list(got.columns) == [
+        "cell",
+        "loss",
+        "optimizer",
+        "clip",
+        "seed",
+        "step",
+        "loss_value",
+        "grad_norm",
+    ]
+    assert got.groupby("cell", sort=False)["step"].apply(list).to_dict() == {
+        cells[0].name: [0, 3, 6, 7],
+        cells[1].name: [0, 2],
+    }
+
+
+def test_curves_with_stride_1_keep_every_step(tmp_path: Path) -> None:
+    """At stride 1 curves holds every row of every trace."""
+    cells = hand_cells(tmp_path)[:2]
+    trained = hand_manifest(cells, {c.name: hand_measures(0.5, 1.0, None) for c in cells})
+    traces = {c.name: hand_trace([3.0, 2.0, 1.0]) for c in cells}
+
+    assert len(ranking.curves(trained, traces, stride=1)) == 6
+
+
+def test_environment_is_a_section_with_a_row_per_field() -> None:
+    """environment renders a heading and a field | value row per key, lists joined."""
+    fingerprint = {"torch": "2.13.0+cpu", "threads": 1, "deterministic": True, "cpu_flags": ["avx"]}
+
+    lines = ranking.environment(fingerprint | {"none": []}).splitlines()
+
+    assert lines[:2] == ["## Environment (what decides the numbers)", ""]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[4:]]
+    assert rows == [
+        ["torch", "2.13.0+cpu"],
+        ["threads", "1"],
+        ["deterministic", "true"],
+        ["cpu_flags", "avx"],
+        ["none", "none"],
+    ]
