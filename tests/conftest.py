@@ -93,7 +93,6 @@ def small_grid(data: dict, **grid: list) -> dict:
         stability={"steps": 100, "step": 0.05, "span": 0.1, "tol": 1.0e-4},
         classification={**data["study"]["classification"], "losses": ["ce"]},
     )
-    data["study"]["engine"].update(workers=1)
     return data
 
 

@@ -8,6 +8,7 @@ import itertools
 from dataclasses import asdict, dataclass
 from typing import Literal, Self, cast
 
+from pipeline.clips import CLIPS
 from pipeline.params import ClipName, LossName, OptimizerName, TrainParams
 
 Scalar = float | bool | str | list[float]
@@ -51,11 +52,8 @@ class Cell:
 
 
 def _clip_kwargs(p: TrainParams, clip: ClipName) -> dict[str, Scalar]:
-    if clip in ("norm", "handnorm"):
-        return dict(p.clips.norm.model_dump())
-    if clip in ("value", "handvalue"):
-        return dict(p.clips.value.model_dump())
-    return {}
+    section = CLIPS[clip].section  # the thresholds of its section (handnorm's are norm's)
+    return dict(getattr(p.clips, section).model_dump()) if section else {}
 
 
 def cell(

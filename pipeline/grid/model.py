@@ -1,29 +1,14 @@
-"""The tutorial's model and the closed sets of losses and optimizers gradlab compares."""
+"""The tutorial's model, and each loss and optimizer of the grid as torch builds it (their
+torch classes are named in their modules: pipeline.losses, pipeline.optimizers)."""
 
 from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn, optim
 
+from pipeline.losses import LOSSES
+from pipeline.optimizers import OPTIMIZERS
 from pipeline.params import LossName, OptimizerName
-
-# Adding a loss or an optimizer is one line here plus its section in params.py/params.yaml.
-LOSSES: dict[LossName, type[nn.Module]] = {
-    "mse": nn.MSELoss,
-    "l1": nn.L1Loss,
-    "smoothl1": nn.SmoothL1Loss,
-    "huber": nn.HuberLoss,
-}
-# class, and keyword arguments fixed by the name (not tunable in params.yaml)
-OPTIMIZERS: dict[OptimizerName, tuple[type[optim.Optimizer], dict[str, bool]]] = {
-    "sgd": (optim.SGD, {}),
-    "momentum": (optim.SGD, {}),
-    "nesterov": (optim.SGD, {"nesterov": True}),
-    "adam": (optim.Adam, {}),
-    "adamw": (optim.AdamW, {}),
-    "rmsprop": (optim.RMSprop, {}),
-    "adagrad": (optim.Adagrad, {}),
-}
 
 Kwargs = Mapping[str, float | bool | str | list[float]]
 
@@ -46,13 +31,22 @@ def seeded_model(seed: int, dtype: torch.dtype = torch.float32) -> SimpleModel:
     return SimpleModel().to(dtype)
 
 
+def loss_class(name: str) -> type[nn.Module]:
+    """torch.nn's class of a loss (regression or classification) named in its module."""
+    return getattr(nn, LOSSES[name].torch)  # type: ignore[no-any-return]
+
+
+def optimizer_class(name: OptimizerName) -> type[optim.Optimizer]:
+    return getattr(optim, OPTIMIZERS[name].torch)  # type: ignore[no-any-return]
+
+
 def make_loss(name: LossName, kwargs: Kwargs) -> nn.Module:
-    return LOSSES[name](**kwargs)
+    return loss_class(name)(**kwargs)
 
 
 def make_optimizer(
     name: OptimizerName, kwargs: Kwargs, parameters: Iterable[nn.Parameter]
 ) -> optim.Optimizer:
-    cls, fixed = OPTIMIZERS[name]
     args: dict[str, object] = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-    return cls(parameters, **args, **fixed)  # type: ignore[arg-type]  # kwargs checked by params.py
+    fixed = OPTIMIZERS[name].fixed
+    return optimizer_class(name)(parameters, **args, **fixed)  # type: ignore[arg-type]  # checked by params

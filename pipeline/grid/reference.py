@@ -10,7 +10,7 @@ import math
 import torch
 
 from pipeline import grid
-from pipeline.clip import CLIPS
+from pipeline.clips import CLIPS
 from pipeline.grid import trace
 from pipeline.grid.model import make_loss, make_optimizer, seeded_model
 
@@ -37,7 +37,7 @@ def train_cell(cell: grid.Cell, x: torch.Tensor, y: torch.Tensor) -> trace.Trace
     weight, bias = model.linear.weight, model.linear.bias
     criterion = make_loss(cell.loss, cell.loss_kwargs)
     optimizer = make_optimizer(cell.optimizer, cell.optimizer_kwargs, model.parameters())
-    clip = CLIPS[cell.clip]
+    clip = CLIPS[cell.clip].reference
     initial = (weight.item(), bias.item())
     rows: list[trace.Row] = []
     stop: tuple[int, str] | None = None

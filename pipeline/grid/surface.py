@@ -7,7 +7,8 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
 
-from pipeline.grid import Cell, closed_form
+from pipeline.grid import Cell
+from pipeline.losses import LOSSES
 
 Array = npt.NDArray[np.float64]
 Bounds = tuple[float, float, float, float]  # weight min, weight max, bias min, bias max
@@ -40,7 +41,7 @@ class Surface:
         w = np.linspace(bounds[0], bounds[1], RESOLUTION)
         b = np.linspace(bounds[2], bounds[3], RESOLUTION)
         errors = w[None, :, None] * x + b[:, None, None] - y
-        values = closed_form.TERMS[cell.loss].value(errors, kwargs).mean(axis=-1)
+        values = LOSSES[cell.loss].value(errors, kwargs).mean(axis=-1)
         return cls(w, b, values, bounds)
 
     def draw(self, ax: Axes, optimum: Point) -> None:

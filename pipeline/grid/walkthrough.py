@@ -19,6 +19,7 @@ from pipeline.grid import closed_form
 from pipeline.grid.data import TUTORIAL_X
 from pipeline.grid.model import make_loss, seeded_model
 from pipeline.grid.walkthrough_report import Step
+from pipeline.losses import ce
 
 
 def _flat(t: torch.Tensor | None) -> list[float]:
@@ -97,7 +98,7 @@ def classify_step(seed: int, smoothing: float) -> dict[str, object]:
     value = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)(linear(x), labels)
     value.backward()
     w, b = linear.weight.detach().numpy(), linear.bias.detach().numpy()
-    loss, dw, db = closed_form.cross_entropy(w, b, x.numpy(), CLASS_LABELS, smoothing)
+    loss, dw, db = ce.closed_form(w, b, x.numpy(), CLASS_LABELS, smoothing)
     autograd = {"weight": _flat(linear.weight.grad), "bias": _flat(linear.bias.grad)}
     oracle = {"weight": dw.flatten().tolist(), "bias": db.tolist()}
     diff = max(abs(a - c) for k in autograd for a, c in zip(autograd[k], oracle[k], strict=True))

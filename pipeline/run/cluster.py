@@ -1,18 +1,22 @@
-"""Where the chunks of a study run, with results coming back in chunk order wherever it is.
+"""Where work runs, for every stage that spreads it (train's grid cells, the study's
+chunks): one mechanism, `session(where)`, and one knob, params.yaml's `env.workers` and
+`env.scheduler`. Results come back in order, and are the same bits wherever they ran.
 
-- `Where()` (workers=1, no scheduler): every chunk runs in this process, one after the
-  other; Dask is not even imported (the fast path for small studies).
-- `Where(workers=n)`: a `distributed.LocalCluster` of n single-threaded worker processes
-  on 127.0.0.1, started for this call and closed after it.
+- `Where()` (workers 1, no scheduler): every item runs in this process, one after the
+  other; Dask is not even imported.
+- `Where(workers=n)`: this process and n - 1 spawned ones share the items
+  (pipeline.run.local): no core idles while the others start; a process that dies has
+  its items run again here.
 - `Where(scheduler="tcp://host:8786")`, or DASK_SCHEDULER_ADDRESS in the environment: a
-  running Dask cluster, which stays up afterwards.
+  running Dask cluster, beyond this machine; a chunk whose worker dies runs again on
+  another (`distributed.scheduler.allowed-failures`), one that raises is retried RETRIES
+  times.
 
-The same bits wherever a chunk runs: each chunk runs behind `_pinned`, which in each
-process pins the ATen and MKL kernels before torch is imported, then the thread count and
-deterministic kernels (pipeline.run.numerics), and refuses a process whose torch release or
-kernel set differs from the caller's. The work and the chunk travel as pickled bytes,
-unpickled only after the pins, so unpickling cannot import torch first. An external
-worker thus needs no special environment, only the caller's checkout (the same commit:
+The same bits wherever an item runs: each process is pinned by `_prepare` (the ATen and
+MKL kernels before torch is imported, then the thread count and deterministic kernels:
+pipeline.run.numerics), which refuses a process whose torch release or kernel set differs
+from the caller's. On Dask the work and the chunk travel as pickled bytes, unpickled only
+after the pins. An external worker needs only the caller's checkout (the same commit:
 nothing checks it) and venv. A cluster on 127.0.0.1 (use a LAN address to share it):
 
     dask scheduler --host 127.0.0.1 --port 8786 --dashboard-address 127.0.0.1:8787
@@ -20,39 +24,34 @@ nothing checks it) and venv. A cluster on 127.0.0.1 (use a LAN address to share 
     PYTHONPATH=$PWD dask worker tcp://127.0.0.1:8786 --host 127.0.0.1 --nthreads 1 --nworkers 2
 
 `--dashboard-address`: without it the scheduler serves HTTP on 0.0.0.0:8787, even with
-`--no-dashboard`. `--nthreads 1`: torch's settings are per process, so one chunk at a
-time per process. No `--preload` that imports torch. A process that starts a
-LocalCluster must guard its entry point with `if __name__ == "__main__":` (as
-`python -m pipeline` does): workers are spawned, which re-imports the main module.
-
-A chunk whose worker dies is run again on another (the scheduler's
-`distributed.scheduler.allowed-failures`, 3 by default); one that raises is retried
-RETRIES times; then `ClusterError` names it. On KeyboardInterrupt or Terminated
-(pipeline.run.interrupt) the chunks not yet done are cancelled and our LocalCluster killed
-within about a second; chunks already running on an external cluster finish there unseen.
+`--no-dashboard`. `--nthreads 1`: torch's settings are per process. No `--preload` that
+imports torch. An item that fails everywhere is a `ClusterError` naming it. On
+KeyboardInterrupt or Terminated (pipeline.run.interrupt) what is not done is cancelled and
+local workers are terminated at once; chunks already running on an external cluster finish
+there unseen.
 """
 
-import asyncio
 import gc
 import importlib.metadata
-import logging
 import os
 import pickle
 import platform
 import socket
-import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from pipeline.run import interrupt, machine, numerics
+from pipeline import lazy
+from pipeline.run import interrupt, local, machine, numerics
 
 if TYPE_CHECKING:
-    from distributed import Client, Future, LocalCluster, Nanny
+    from distributed import Client, Future
+
+    from pipeline import params
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -71,10 +70,10 @@ class ClusterError(Exception):
 
 @dataclass(frozen=True)
 class Where:
-    """Where chunks run. `workers` is ignored when a scheduler is used."""
+    """Where work runs. `workers` is ignored when a scheduler is used."""
 
     scheduler: str | None = None  # else DASK_SCHEDULER_ADDRESS, else this machine
-    workers: int = 1  # 1: this process; more: a LocalCluster of that many processes
+    workers: int = 1  # processes on this machine, this one included
     threads: int = 1  # torch threads in each process that computes a chunk, this one too
     deterministic: bool = True  # torch.use_deterministic_algorithms in each of them
 
@@ -106,7 +105,7 @@ def _prepare(pins: _Pins) -> None:
     here = f"{socket.gethostname()} (pid {os.getpid()})"
     if _build() != pins.build:
         raise RuntimeError(f"{here} has {_build()}; the study needs {pins.build}")
-    if "torch" not in sys.modules:
+    if not lazy.loaded("torch"):
         numerics.pin_kernels()
     import torch
 
@@ -151,23 +150,23 @@ def map_chunks(
 
 
 class Session:
-    """Where one stage's chunks run: this process (no client) or a Dask cluster."""
+    """Where one stage's chunks run: this machine's processes (no client) or a Dask cluster."""
 
-    def __init__(self, client: "Client | None", pins: _Pins) -> None:
-        self.client, self.pins = client, pins
+    def __init__(self, client: "Client | None", pins: _Pins, workers: int = 1) -> None:
+        self.client, self.pins, self.workers = client, pins, workers
 
     def map(
         self,
         work: Callable[[C], R],
         chunks: Sequence[C],
         progress: Callable[[int, int], None] | None = None,
-    ) -> Iterator[R]:
+    ) -> Generator[R, None, None]:
         """As map_chunks, on this session's cluster (or process)."""
         if not chunks:
             return
         results: Iterator[object]
         if self.client is None:
-            results = _here(work, chunks, self.pins)
+            results = _here(work, chunks, self.pins, self.workers)
         else:
             results = _in_order(self.client, pickle.dumps(work), chunks, self.pins)
         with closing(results):  # type: ignore[type-var]  # generators close
@@ -182,35 +181,19 @@ class Session:
 
 @contextmanager
 def session(where: Where) -> Iterator[Session]:
-    """One cluster (ours, started here and closed on leaving, or the scheduler's) or this
-    process, for every map of a stage: a LocalCluster's workers start once."""
+    """This machine's processes, or the Dask cluster of a scheduler (connected once for
+    every map of a stage, closed on leaving)."""
     pins = _Pins(where.threads, where.deterministic, _build())
     target = _target(where)
-    if target is None and where.workers == 1:
-        yield Session(None, pins)
+    if target is None:
+        yield Session(None, pins, where.workers)
         return
-    from distributed import Client, LocalCluster  # here: the in-process path never pays for it
-
-    with ExitStack() as stack:
-        if target is None:
-            cluster = LocalCluster(
-                n_workers=where.workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,  # no dashboard (bokeh is not installed anyway)
-                # the scheduler serves HTTP (health, metrics) even so, on 8787 if it is free:
-                # any free loopback port instead, so that two studies never compete for it
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            )
-            stack.callback(_close, cluster)
-            client = Client(cluster, set_as_default=False)
-            stack.callback(client.close)
-        else:
-            client = _connect(*target)
-            stack.callback(client.close)
-            _wait_for_workers(client, target[0])
+    client = _connect(*target)
+    try:
+        _wait_for_workers(client, target[0])
         yield Session(client, pins)
+    finally:
+        client.close()
 
 
 def _target(where: Where) -> tuple[str, str] | None:
@@ -222,14 +205,17 @@ def _target(where: Where) -> tuple[str, str] | None:
     return None
 
 
-def _here(work: Callable[[C], R], chunks: Sequence[C], pins: _Pins) -> Generator[R, None, None]:
+def _here(
+    work: Callable[[C], R], chunks: Sequence[C], pins: _Pins, workers: int
+) -> Generator[R, None, None]:
+    """This process and workers - 1 spawned ones (pipeline.run.local), each pinned."""
     _prepare(pins)
-    for index, chunk in enumerate(chunks):
-        try:
-            result = work(chunk)
-        except Exception as error:  # the same error as on a cluster, wherever it ran
-            raise ClusterError(_failed(index, len(chunks), error)) from error
-        yield result
+    try:
+        yield from local.ordered(work, chunks, workers, partial(_prepare, pins))
+    except local.ItemError as error:  # the same error as on a cluster, wherever it ran
+        raise ClusterError(
+            f"chunks[{error.index}] (of {len(chunks)}) failed on every try: {error}"
+        ) from error
 
 
 def _connect(address: str, source: str) -> "Client":
@@ -291,20 +277,6 @@ def _in_order(
             client.cancel(list(pending))
 
 
-def _close(cluster: "LocalCluster") -> None:
-    """Close `cluster` at once: LocalCluster.close() lets a worker finish its running chunk
-    for up to 4 s (a thread cannot be interrupted); by then no one wants its result."""
-    log = logging.getLogger("distributed.nanny")
-    level = log.level
-    # "still alive after 0.4 seconds, killing" is what we ask for: a worker with torch
-    # loaded takes longer than that to exit even when idle
-    log.setLevel(logging.ERROR)
-    try:
-        cluster.sync(_close_nannies, list(cluster.workers.values()))
-    finally:
-        log.setLevel(level)
-        cluster.close()
-
-
-async def _close_nannies(nannies: "list[Nanny]") -> None:
-    await asyncio.gather(*(nanny.close(timeout=CLOSE_TIMEOUT_S) for nanny in nannies))
+def where(env: "params.EnvParams") -> Where:
+    """Where params.yaml's `env` section says work runs."""
+    return Where(env.scheduler, env.workers, env.threads, env.deterministic)

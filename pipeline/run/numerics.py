@@ -13,9 +13,14 @@ Both are read when torch first needs them, so they are set before torch is impor
 
 import os
 import platform
+import re
 import sys
+from typing import TYPE_CHECKING
 
 from pipeline.run import machine
+
+if TYPE_CHECKING:
+    from pipeline import params
 
 CPU_CAPABILITY = "avx2"  # ATEN_CPU_CAPABILITY: the widest kernels every recent x86-64 runs
 MKL_CBWR = "COMPATIBLE"  # MKL_CBWR: the same MKL code path on every CPU (Intel or AMD)
@@ -49,3 +54,42 @@ def pin(threads: int, deterministic: bool) -> None:
     torch._C._set_deterministic_algorithms(deterministic, warn_only=False)
     if (inductor := sys.modules.get("torch._inductor.config")) is not None:
         inductor.deterministic = deterministic  # type: ignore[attr-defined]
+
+
+# the libraries whose versions decide a byte of an output: numbers (torch, numpy), their
+# text (pandas writes the CSVs), the tables (pyarrow writes the parquet files), the plots
+# (matplotlib), the graph (torchviz)
+PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "matplotlib", "torchviz")
+DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
+
+
+def installed(names: tuple[str, ...]) -> dict[str, str]:
+    """Each package's installed version ("not installed" if none), read from the names of
+    the *.dist-info folders on sys.path, first found first: what importlib.metadata.version
+    says, with one directory listing per path entry instead of one search per package."""
+    wanted = {re.sub(r"[-_.]+", "_", n).lower(): n for n in names}
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            listing = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in listing:
+            if (m := DIST_INFO.match(folder)) is not None:
+                key = re.sub(r"[-_.]+", "_", m["name"]).lower()
+                if key in wanted and wanted[key] not in found:
+                    found[wanted[key]] = m["version"]
+    return {n: found.get(n, "not installed") for n in names}
+
+
+def fingerprint(env: "params.EnvParams", cpu_flags: set[str], arch: str) -> dict[str, object]:
+    """The environment fields that decide results."""
+    return {
+        "python": platform.python_version(),
+        **installed(PACKAGES),
+        "threads": env.threads,
+        "deterministic": env.deterministic,
+        "machine": arch,
+        "cpu_capability": capability(cpu_flags, arch),
+        "mkl_cbwr": MKL_CBWR,
+    }

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cells", type=Path, required=True, help="study's cells.parquet")
     parser.add_argument("--traces", type=Path, required=True, help="study's traces.parquet")
     parser.add_argument("--classes", type=Path, required=True, help="study's classes.parquet")
+    parser.add_argument("--tuned", type=Path, required=True, help="study's tuned.csv")
     parser.add_argument("--grid", type=Path, required=True, help="train's reports/cells.csv")
     parser.add_argument("--manifest", type=Path, required=True, help="study's manifest.json")
     parser.add_argument("--out", type=Path, required=True, help="folder of the tables")
@@ -32,19 +33,16 @@ def main(argv: list[str] | None = None) -> None:
     import pandas as pd
 
     with inputs.or_exit():
-        cells, traces = (
-            inputs.read_table(args.cells, "study"),
-            inputs.read_table(args.traces, "study"),
+        cells, traces, classes, tuned = (
+            inputs.read_table(path, "study")
+            for path in (args.cells, args.traces, args.classes, args.tuned)
         )
-        classes, grid = (
-            inputs.read_table(args.classes, "study"),
-            inputs.read_table(args.grid, "train"),
-        )
+        grid = inputs.read_table(args.grid, "train")
         ran = train.read_record(args.manifest)
     b = p.analysis.bootstrap
     found = {
-        **analysis.tables(cells, grid, b.reps, b.seed, ran.study.steps),
-        "classes": analysis.classes(classes, b.reps, b.seed),
+        **analysis.tables(cells, tuned, grid, b.reps, b.seed, ran.study.steps),
+        "classes": analysis.classes(classes, tuned, b.reps, b.seed),
     }
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))

@@ -12,70 +12,51 @@ server, `make publish` forces it.
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from pipeline import grid, params
 from pipeline.files import atomic, inputs
 from pipeline.run import interrupt
-from pipeline.tracking import publish, store
+from pipeline.tracking import location, publish
 
 EXIT_TRACKING = 1
+
+
+GRID = {  # the grid's outputs: flag -> what it is (--report: one or more files)
+    "env": "env.json of stage env", "traces": "train's folder", "ranking": "compare.md",
+    "plots": "compare's plots folder", "report": "the grid parent's artifacts",
+}  # fmt: skip
+STUDY = {  # the study's, as --study-<flag>
+    "cells": "cells.parquet", "traces": "traces.parquet", "classes": "classes.parquet",
+    "class-summary": "classes.csv", "summary": "summary.csv", "metrics": "the analysis' metrics",
+    "manifest": "what the study ran", "report": "the study parent's artifacts",
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--env", type=Path, required=True, help="env.json of stage env")
-    parser.add_argument("--traces", type=Path, required=True, help="train's folder")
-    parser.add_argument("--ranking", type=Path, required=True, help="compare.md")
-    parser.add_argument("--plots", type=Path, required=True, help="compare's plots folder")
-    parser.add_argument("--report", type=Path, nargs="+", required=True, help="parent artifacts")
-    parser.add_argument("--study-cells", type=Path, required=True, help="study's cells.parquet")
-    parser.add_argument("--study-traces", type=Path, required=True, help="study's traces")
-    parser.add_argument("--study-classes", type=Path, required=True, help="its classification")
-    parser.add_argument("--study-class-summary", type=Path, required=True, help="its summary")
-    parser.add_argument("--study-summary", type=Path, required=True, help="analysis' summary")
-    parser.add_argument("--study-metrics", type=Path, required=True, help="analysis' metrics")
-    parser.add_argument("--study-report", type=Path, nargs="+", required=True, help="its artifacts")
+    for flag, what in [*GRID.items(), *((f"study-{k}", v) for k, v in STUDY.items())]:
+        many = "+" if flag.endswith("report") else None
+        parser.add_argument(f"--{flag}", type=Path, nargs=many, required=True, help=what)
     parser.add_argument("--receipt", type=Path, required=True, help="JSON: what was published")
-    a = parser.parse_args(argv)
-    p = params.load_or_exit(a.params)
-    grid_out = publish.GridOutputs(a.env, a.traces, a.ranking, a.plots, a.report)
-    study_out = publish.StudyOutputs(
-        a.study_cells, a.study_traces, a.study_classes, a.study_class_summary,
-        a.study_summary, a.study_metrics, a.study_report,
-    )  # fmt: skip
+    a = vars(parser.parse_args(argv))
+    p = params.load_or_exit(a["params"])
+    grid_out = publish.GridOutputs(*(a[k] for k in GRID))
+    study_out = publish.StudyOutputs(*(a[f"study_{k.replace('-', '_')}"] for k in STUDY))
     with inputs.or_exit():
         trained, ranking = publish.checked_grid(grid_out)
         publish.check_study(study_out)
     if note := publish.staleness(trained, grid.cells(p.train)):
         print(note, file=sys.stderr)
     root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
-    uri = store.default_uri(root)
+    uri = location.default_uri(root)
     with interrupt.exit_on_signal():
         try:
-            start = time.perf_counter()
-            cells, grid_key = publish.publish_grid(grid_out, trained, p.publish, root, uri)
-            middle = time.perf_counter()
-            configs, study_key = publish.publish_study(study_out, a.env, p.publish, root, uri)
-            end = time.perf_counter()
-        except store.TrackingError as e:
+            done = publish.publish(grid_out, study_out, trained, p.publish, root, uri)
+        except location.TrackingError as e:
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_TRACKING) from None
-    print(publish.top(ranking, a.ranking))
-    print(f"MLflow ({uri}):")
-    print(f"  grid: {cells.created} new cell runs, {cells.present} already there ", end="")
-    print(f"({middle - start:.1f} s)")
-    print(
-        f"  study: {configs.created} new configuration runs, {configs.present} already there ",
-        end="",
-    )
-    print(f"({end - middle:.1f} s)")
-    print(store.ui_hint(uri, cells.experiment_id))
-    print(f"(the study: #/experiments/{configs.experiment_id}/runs)")
-    receipt = {
-        "grid": {"experiment": p.publish.experiment, "parent": grid_key},
-        "study": {"experiment": p.publish.study_experiment, "parent": study_key},
-    }
-    atomic.write_json(a.receipt, receipt)
+    print(publish.top(ranking, a["ranking"]))
+    print(done.summary(uri))
+    atomic.write_json(a["receipt"], done.receipt(p.publish))

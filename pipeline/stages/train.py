@@ -3,8 +3,8 @@
 Writes into the traces folder one CSV per cell and manifest.json (what was trained: each
 cell's settings and measures, the data's digest); then reports/cells.csv (one row per
 cell) and reports/metrics.json (the headline figures). Cells run side by side in
-`env.workers` processes, each pinned to `env.threads` threads: results do not depend on
-the worker count.
+`env.workers` processes (pipeline.run.cluster), each pinned to `env.threads` threads:
+results do not depend on where a cell ran.
 """
 
 import argparse
@@ -19,7 +19,7 @@ from pipeline import grid, params
 from pipeline.files import atomic, digest
 from pipeline.grid import data, manifest, table, trace
 from pipeline.grid.reference import train_cell
-from pipeline.run import interrupt, numerics, pool
+from pipeline.run import cluster, interrupt, numerics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,24 +36,19 @@ def main(argv: list[str] | None = None) -> None:
     cells = grid.cells(p.train)
     optimum = data.generating_line(p.generate)
     inputs, targets = (torch.tensor(v).reshape(-1, 1) for v in (x, y))  # float64, as read
-    setup = partial(numerics.pin, p.env.threads, p.env.deterministic)
-    traces = pool.unordered(partial(train_cell, x=inputs, y=targets), cells, p.env.workers, setup)
-    entries: dict[str, manifest.Entry] = {}
+    entries = []
     with (
         interrupt.exit_on_signal(),
         atomic.replacing(args.traces, directory=True) as folder,
-        closing(traces),  # workers stopped at once on an error or a signal
+        cluster.session(cluster.where(p.env)) as here,
+        closing(here.map(partial(train_cell, x=inputs, y=targets), cells)) as traces,
     ):
         for done in tqdm(traces, total=len(cells), desc="train", unit="cell"):
-            interrupt.check()  # a signal swallowed inside a finalizer stops us here
             text = trace.to_frame(done).to_csv(index=False)
             (folder / f"{done.cell.name}.csv").write_text(text, encoding="utf-8")
-            entries[done.cell.name] = manifest.Entry(
-                done.cell, digest.sha(text.encode()), trace.measures(done, optimum)
-            )
-        trained = manifest.Manifest(
-            digest.sha(args.data.read_bytes()), optimum, [entries[c.name] for c in cells]
-        )
+            measures = trace.measures(done, optimum)
+            entries.append(manifest.Entry(done.cell, digest.sha(text.encode()), measures))
+        trained = manifest.Manifest(digest.sha(args.data.read_bytes()), optimum, entries)
         trained.write(folder)
     frame = table.table(trained)
     atomic.write_text(args.cells, table.to_csv(frame))

@@ -34,9 +34,9 @@ FINALS = ("final_loss", "final_weight", "final_bias", "max_grad_norm", "clip_fra
 EXACT = ("final_loss", "final_weight", "final_bias", "clip_fraction")  # twins: alike
 
 
-def summary(cells: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
-    """One row per configuration: tuned on the tune part, measured on the report part."""
-    tuned = protocol.tune(cells[cells["part"] == "tune"])
+def summary(cells: pd.DataFrame, tuned: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    """One row per configuration: its tuned lr (the study's tuned table), measured on the
+    report part."""
     return protocol.summary(cells[cells["part"] == "report"], tuned, reps, seed)
 
 
@@ -44,10 +44,9 @@ BLOWN = 1e6  # past the edge, a run this far out (in units of the minimiser's si
 CLASS_MEDIANS = {"accuracy": "median_accuracy", "angle_deg": "median_angle_deg"}
 
 
-def classes(rows: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+def classes(rows: pd.DataFrame, tuned: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     """One row per classification configuration: the protocol's measures (target: every
     training point right), the median accuracy and boundary angle to y = 2x."""
-    tuned = protocol.tune(rows[rows["part"] == "tune"])
     return protocol.summary(rows[rows["part"] == "report"], tuned, reps, seed, CLASS_MEDIANS)
 
 
@@ -211,12 +210,13 @@ def clip_ratios(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def tables(
-    cells: pd.DataFrame, grid: pd.DataFrame, reps: int, seed: int, steps: int
+    cells: pd.DataFrame, tuned: pd.DataFrame, grid: pd.DataFrame, reps: int, seed: int, steps: int
 ) -> dict[str, pd.DataFrame]:
     """Every regression table of the report, by name (curves: the profiles' rho(tau));
-    `grid`: train's cells.csv, the twins' reference; reps, seed: the bootstrap's; steps:
+    `tuned`: the study's tuned table; `grid`: train's cells.csv, the twins' reference;
+    reps, seed: the bootstrap's; steps:
     the study's step budget."""
-    summary_ = summary(cells, reps, seed)
+    summary_ = summary(cells, tuned, reps, seed)
     scores, curves = profiles(cells)
     return {
         "summary": summary_,

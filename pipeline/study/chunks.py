@@ -12,14 +12,19 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.engine import classification, regression
-from pipeline.study.design import ClassPart, Part
+from pipeline.engine.cells import COLUMNS
+from pipeline.study.classes import ClassPart
+from pipeline.study.design import Part
 
 Columns = dict[str, npt.NDArray[np.generic]]
-SETTINGS = (  # regression.Cells' float settings, as the table names them
+# the tables' setting columns: this order first (readers and the drift baseline know it),
+# then any a new loss, optimizer or clipping mode adds (label_smoothing: classification's)
+ORDER = (
     "lr", "loss_param", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps",
     "alpha", "lr_decay", "initial_accumulator_value", "max_norm", "norm_type", "clip_value",
     "amsgrad", "centered",
 )  # fmt: skip
+SETTINGS = (*ORDER, *(k for k in COLUMNS if k not in ORDER and k != "label_smoothing"))
 MEASURES = (  # regression.Result's per-cell measures
     "init_weight", "init_bias", "final_weight", "final_bias", "final_loss", "diverged_step",
     "steps_run", "max_grad_norm", "clip_fraction", "steps_to_target", "target_error",
@@ -89,7 +94,7 @@ def cell_rows(p: Part, r: regression.Result) -> Columns:
     line = np.asarray(p.target, dtype=np.float64)
     return {
         **_labels(p),
-        **{k: getattr(p.cells, k) for k in SETTINGS},
+        **{k: p.cells.settings[k] for k in SETTINGS},
         "batch_size": np.full(len(p), p.batch_size),
         "steps": np.full(len(p), p.steps),
         "dtype": np.full(len(p), p.dtype),
@@ -166,14 +171,14 @@ def train_class_chunk(p: ClassPart) -> Columns:
     import torch
 
     r = classification.train(p.cells, p.x, p.labels, p.steps, getattr(torch, p.dtype))
-    shared, n = p.cells.shared, len(p)
+    n = len(p)
     return {
         "part": np.full(n, p.part),
         **{k: p.names[k] for k in ("scenario", "loss", "optimizer", "clip")},
         "lr_kind": p.names.get("lr_kind", np.full(n, "")),
-        "seed": shared.seed,
-        "label_smoothing": p.cells.label_smoothing,
-        **{k: getattr(shared, k) for k in SETTINGS if k != "loss_param"},
+        "seed": p.cells.seed,
+        "label_smoothing": p.cells.settings["label_smoothing"],
+        **{k: p.cells.settings[k] for k in SETTINGS if k != "loss_param"},
         "steps": np.full(n, p.steps),
         "dtype": np.full(n, p.dtype),
         **{

@@ -17,19 +17,19 @@ Nothing here trains or writes: pipeline.study.chunks does.
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from pipeline import grid, params
-from pipeline.engine import classification, regression
+from pipeline.engine import cells as settings
+from pipeline.engine.cells import Cells
 from pipeline.study import minimiser, scenarios, stability
-from pipeline.study.configuration import config_name, default_lr
+from pipeline.study.configuration import config_name
+from pipeline.study.rates import Rates, lrs, tuned_and_default
 
 Array = npt.NDArray[np.float64]
-EDGE_OPTIMIZERS = ("sgd", "momentum", "nesterov")  # those with a closed-form edge
-EDGE_LOSSES = ("mse", "huber", "smoothl1")  # quadratic near their minimiser
 START = 1e-4  # the edge part starts this far (relative) from the minimiser: no transient leaves
 # the quadratic zone (at 1e-3 some momentum runs did, and missed the edge by 2-8%)
 
@@ -40,7 +40,7 @@ class Part:
     and dtype): the engine's inputs and each cell's labels."""
 
     part: str  # "tune", "report", "edge" or "twin"
-    cells: regression.Cells
+    cells: Cells
     x: Array  # (datasets, n)
     y: Array
     steps: int
@@ -57,45 +57,14 @@ class Part:
         return len(self.cells)
 
 
-def lr_grid(p: params.LrGrid) -> Array:
-    """10 ** (k / per_decade) for every k with the value in [low, high]."""
-    k = np.arange(
-        math.ceil(round(math.log10(p.low) * p.per_decade, 9)),
-        math.floor(round(math.log10(p.high) * p.per_decade, 9)) + 1,
-    )
-    return 10.0 ** (k / p.per_decade)
-
-
-def mse_edge(train: params.TrainParams, optimizer: params.OptimizerName, x: Array) -> float:
-    """The analytic stability edge of `optimizer` on MSE for points x (y does not matter:
-    MSE's Hessian is (2/n) X^T X)."""
-    h = stability.hessian("mse", {}, x, np.zeros_like(x), 0.0, 0.0)
-    hyper = getattr(train.optimizers, optimizer).model_dump()
-    return float(stability.edge(optimizer, hyper, float(stability.lam_max(h))))
-
-
-def lrs(p: params.Params, optimizer: params.OptimizerName, x: Array) -> Array:
-    """The main part's learning rates of `optimizer` on points x, sorted, each once."""
-    extra = [default_lr(optimizer)]
-    if optimizer in EDGE_OPTIMIZERS:
-        extra += [f * mse_edge(p.train, optimizer, x) for f in p.study.lr.near_edge]
-    return np.unique(np.concatenate([lr_grid(p.study.lr), extra]))
-
-
-def _columns(train: params.TrainParams, loss: str, optimizer: str, clip: str) -> dict[str, object]:
-    """The engine's settings of one configuration, from params (lr and seed replaced later)."""
-    base = grid.cell(train, loss, optimizer, clip, 0, "")  # type: ignore[arg-type]
-    return regression.settings(base)
-
-
-def _stack(blocks: Sequence[dict[str, npt.ArrayLike]]) -> dict[str, npt.NDArray[np.generic]]:
+def stack(blocks: Sequence[dict[str, npt.ArrayLike]]) -> dict[str, npt.NDArray[np.generic]]:
     """Blocks of columns (each value an array or one value for the block) as one table; a
     setting a block lacks (adam's betas in an sgd block) takes the engine's default."""
     names = list(dict.fromkeys(k for b in blocks for k in b))
     sizes = [np.size(b["lr"]) for b in blocks]
     out = {}
     for name in names:
-        default = regression.DEFAULTS.get(name, 0.0)
+        default = settings.COLUMNS.get(name, 0.0)
         columns = [
             np.broadcast_to(np.asarray(b.get(name, default)), (n,))
             for b, n in zip(blocks, sizes, strict=True)
@@ -113,21 +82,22 @@ def _part(
     dtype: str,
     batch_size: int,
     tol: float,
+    loss_kwargs: dict[str, dict[str, float]],
 ) -> Part:
     """A Part from blocks of columns: settings, `dataset` (row of data), labels, and
-    `theory_lr` where a block has one."""
-    table = _stack(blocks)
+    `theory_lr` where a block has one; its target is the minimiser of each cell's loss
+    (with its `loss_kwargs`) on its data."""
+    table = stack(blocks)
     theory = table.pop("theory_lr").astype(np.float64) if "theory_lr" in table else None
     labels: dict[str, npt.NDArray[np.str_]] = {
         k: table.pop(k).astype(str) for k in ("name", "lr_kind") if k in table
     }
     labels |= {k: table[k].astype(str) for k in ("loss", "optimizer", "clip")}
-    cells = regression.Cells.of(**table)  # type: ignore[arg-type]
+    cells = Cells.of(**table)  # type: ignore[arg-type]
     target = np.empty((len(cells), 2))
     for loss in np.unique(labels["loss"]):
         at = labels["loss"] == loss
-        kwargs = _loss_kwargs(blocks, str(loss))
-        w, b = minimiser.minimisers(str(loss), kwargs, data.x, data.y)  # type: ignore[arg-type]
+        w, b = minimiser.minimisers(str(loss), loss_kwargs[str(loss)], data.x, data.y)
         rows = cells.dataset[at]
         target[at] = np.stack([w[rows], b[rows]], axis=1)
     labels["scenario"] = np.full(len(cells), scenario)
@@ -148,19 +118,17 @@ def merge(parts: Sequence[Part]) -> list[Part]:
     merged = []
     for members in groups.values():
         offsets = np.cumsum([0, *(len(q.x) for q in members)])[:-1]
-        cells = [
-            replace(q.cells, dataset=q.cells.dataset + o)
-            for q, o in zip(members, offsets, strict=True)
-        ]
-        columns = {
-            f.name: np.concatenate([getattr(c, f.name) for c in cells])
-            for f in fields(regression.Cells)
-        }
+        cells = Cells.concat(
+            [
+                replace(q.cells, dataset=q.cells.dataset + o)
+                for q, o in zip(members, offsets, strict=True)
+            ]
+        )
         first = members[0]
         merged.append(
             replace(
                 first,
-                cells=regression.Cells(**columns),
+                cells=cells,
                 x=np.concatenate([q.x for q in members]),
                 y=np.concatenate([q.y for q in members]),
                 target=np.concatenate([q.target for q in members]),
@@ -174,22 +142,21 @@ def merge(parts: Sequence[Part]) -> list[Part]:
     return merged
 
 
-def _loss_kwargs(blocks: Sequence[dict[str, npt.ArrayLike]], loss: str) -> dict[str, float]:
-    """The loss's keyword arguments as closed_form and minimiser take them."""
-    block = next(b for b in blocks if b["loss"] == loss)
-    p = float(np.asarray(block.get("loss_param", 1.0)))
-    return {"smoothl1": {"beta": p}, "huber": {"delta": p}}.get(loss, {})
+def _loss_kwargs(p: params.Params) -> dict[str, dict[str, float]]:
+    """Each loss's keyword arguments, as params give them."""
+    return {loss: getattr(p.train.losses, loss).model_dump() for loss in p.study.losses}
 
 
 def _config_blocks(
     p: params.Params,
     name: str,
     points: scenarios.Points,
-    rates: dict[str, Array],
+    rates: Rates,
     seeds: list[int],
 ) -> list[dict[str, npt.ArrayLike]]:
     """Blocks of cells of every configuration of scenario `name` x its lrs x seeds;
-    rates: per optimizer (or per configuration name) the learning rates to try."""
+    rates: per optimizer (or per configuration name) the learning rates to try, and what
+    each one is (`lr_kind`: tuned, default; "" while tuning)."""
     s = p.study
     rows = [points.seeds.index(seed) for seed in seeds]
     blocks = []
@@ -197,11 +164,12 @@ def _config_blocks(
         for optimizer in dict.fromkeys(s.optimizers):
             for clip in dict.fromkeys(s.clips):
                 config = config_name(name, loss, optimizer, clip)
-                tried = rates[config] if config in rates else rates[optimizer]
+                tried, kinds = rates[config] if config in rates else rates[optimizer]
                 lr, row = (a.ravel() for a in np.meshgrid(tried, rows, indexing="ij"))
-                block: dict[str, npt.ArrayLike] = dict(_columns(p.train, loss, optimizer, clip))  # type: ignore[arg-type]
+                block: dict[str, npt.ArrayLike] = {"loss": loss, "optimizer": optimizer}
+                block |= {"clip": clip, **settings.of_params(p.train, optimizer, clip, loss)}
                 block |= {"lr": lr, "seed": np.array(points.seeds)[row], "dataset": row}
-                blocks.append(block)
+                blocks.append(block | {"lr_kind": np.repeat(kinds, len(rows))})
     return blocks
 
 
@@ -211,10 +179,23 @@ def tune_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
     parts = []
     for name in s.scenarios:
         points, scenario = data[name], p.scenarios[name]
-        rates: dict[str, Array] = {o: lrs(p, o, points.x[0]) for o in dict.fromkeys(s.optimizers)}
+        rates: Rates = {}
+        for o in dict.fromkeys(s.optimizers):
+            tried = lrs(p, o, points.x[0])
+            rates[o] = (tried, np.full(len(tried), ""))
         blocks = _config_blocks(p, name, points, rates, s.seeds.tune)
         parts.append(
-            _part("tune", name, blocks, points, s.steps, s.dtype, scenario.batch_size, scenario.tol)
+            _part(
+                "tune",
+                name,
+                blocks,
+                points,
+                s.steps,
+                s.dtype,
+                scenario.batch_size,
+                scenario.tol,
+                _loss_kwargs(p),
+            )
         )
     return merge(parts)
 
@@ -229,20 +210,25 @@ def report_parts(
     for name in s.scenarios:
         points, scenario = data[name], p.scenarios[name]
         rates = {
-            config_name(name, loss, o, c): np.array(
-                [tuned[config_name(name, loss, o, c)], default_lr(o)]
+            config_name(name, loss, o, c): tuned_and_default(
+                tuned[config_name(name, loss, o, c)], o
             )
             for loss in s.losses
             for o in s.optimizers
             for c in s.clips
         }
         blocks = _config_blocks(p, name, points, rates, s.seeds.report)
-        for block in blocks:  # the first lr of each block is the tuned one, then the default
-            n = len(s.seeds.report)
-            block["lr_kind"] = np.repeat(np.array(["tuned", "default"]), n)
         parts.append(
             _part(
-                "report", name, blocks, points, s.steps, s.dtype, scenario.batch_size, scenario.tol
+                "report",
+                name,
+                blocks,
+                points,
+                s.steps,
+                s.dtype,
+                scenario.batch_size,
+                scenario.tol,
+                _loss_kwargs(p),
             )
         )
     return merge(parts)
@@ -261,22 +247,23 @@ def edge_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
             [seed], points.x[row : row + 1], points.y[row : row + 1], points.line
         )
         blocks: list[dict[str, npt.ArrayLike]] = []
-        for loss in [x for x in dict.fromkeys(s.losses) if x in EDGE_LOSSES]:
+        for loss in dict.fromkeys(s.losses):
             kwargs = getattr(p.train.losses, loss).model_dump()
             w, b = minimiser.minimisers(loss, kwargs, one.x, one.y)
             lam = float(stability.lam_max(stability.hessian(loss, kwargs, one.x, one.y, w, b))[0])
-            for optimizer in [o for o in dict.fromkeys(s.optimizers) if o in EDGE_OPTIMIZERS]:
+            for optimizer in [o for o in dict.fromkeys(s.optimizers) if stability.has_edge(o)]:
                 hyper = getattr(p.train.optimizers, optimizer).model_dump()
                 theory = float(stability.edge(optimizer, hyper, lam))
                 if not math.isfinite(theory):
-                    continue  # no curvature at the minimiser (e.g. every point in the linear zone)
+                    continue  # no curvature at the minimiser (L1; every point in a linear zone)
                 for clip in dict.fromkeys(s.clips):
-                    block: dict[str, npt.ArrayLike] = dict(_columns(p.train, loss, optimizer, clip))  # type: ignore[arg-type]
+                    block: dict[str, npt.ArrayLike] = {"loss": loss, "optimizer": optimizer}
+                    block |= {"clip": clip, **settings.of_params(p.train, optimizer, clip, loss)}
                     grid_lr: dict[str, npt.ArrayLike] = {"lr": theory * (1 + k * e.step)}
                     grid_lr["theory_lr"] = theory
                     blocks.append(block | grid_lr | {"seed": seed, "dataset": 0})
         if blocks:
-            part = _part("edge", name, blocks, one, e.steps, "float64", 0, e.tol)
+            part = _part("edge", name, blocks, one, e.steps, "float64", 0, e.tol, _loss_kwargs(p))
             # inside the quadratic zone: the minimiser, moved by START (relative) along
             # (1, -1): where the analysis of the edge holds for Huber and smooth L1 too
             offset = START * np.maximum(np.abs(part.target), 1.0) * np.array([1.0, -1.0])
@@ -284,90 +271,29 @@ def edge_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
     return merge(parts)
 
 
+def grid_cells(cells: Sequence[grid.Cell]) -> Cells:
+    """The grid's cells as the batched engine's, each with its settings."""
+    rows = [
+        {"loss": c.loss, "optimizer": c.optimizer, "clip": c.clip, "seed": c.seed}
+        | settings.columns(c.loss, c.loss_kwargs, c.optimizer, c.optimizer_kwargs, c.clip_kwargs)
+        for c in cells
+    ]
+    names = dict.fromkeys(k for r in rows for k in r)  # a setting of some cells only
+    found = {k: np.array([r.get(k, settings.COLUMNS.get(k)) for r in rows]) for k in names}
+    return Cells.of(**found)  # type: ignore[arg-type]  # no column is named `losses`
+
+
 def twin_part(p: params.Params, cells: Sequence[grid.Cell], x: Array, y: Array) -> Part:
     """The headline grid's cells, exactly, on its points (x, y of shape (n,))."""
-    blocks = [regression.settings(c) | {"dataset": 0, "name": c.name} for c in cells]
+    blocks = [
+        {"loss": c.loss, "optimizer": c.optimizer, "clip": c.clip, "seed": c.seed}
+        | settings.columns(c.loss, c.loss_kwargs, c.optimizer, c.optimizer_kwargs, c.clip_kwargs)
+        | {"dataset": 0, "name": c.name}
+        for c in cells
+    ]
+    kwargs = {c.loss: {k: float(v) for k, v in c.loss_kwargs.items()} for c in cells}  # type: ignore[arg-type]
     data = scenarios.Points([0], x[None, :], y[None, :], (math.nan, math.nan))
     dtype = cells[0].dtype if cells else "float32"
     steps = cells[0].steps if cells else 0
     tol = p.study.stability.tol
-    return _part("twin", "grid", blocks, data, steps, dtype, 0, tol)  # type: ignore[arg-type]
-
-
-# --- classification: nn.Linear(2, 2) on points labelled by their side of y = 2x ----------
-CLASSES = "classes"  # the classification's scenario name in every table
-
-
-@dataclass(frozen=True)
-class ClassPart:
-    """Classification cells trained together (pipeline.engine.classification), and their labels."""
-
-    part: str  # "tune" or "report"
-    cells: classification.Cells
-    x: Array  # (datasets, n, 2)
-    labels: npt.NDArray[np.int64]  # (datasets, n): 1 above y = 2x
-    steps: int
-    dtype: str
-    names: dict[str, npt.NDArray[np.str_]]  # scenario, loss, optimizer, clip, lr_kind
-
-    def __len__(self) -> int:
-        return len(self.cells)
-
-
-def _class_part(
-    p: params.Params, part: str, data: scenarios.Classes, rates: dict[str, Array], seeds: list[int]
-) -> ClassPart:
-    """Every classification configuration x its lrs (`rates`, by configuration) x seeds."""
-    s, c = p.study, p.study.classification
-    rows = [data.seeds.index(seed) for seed in seeds]
-    blocks = []
-    for loss in dict.fromkeys(c.losses):
-        for optimizer in dict.fromkeys(s.optimizers):
-            for clip in dict.fromkeys(s.clips):
-                tried = rates[config_name(CLASSES, loss, optimizer, clip)]
-                lr, row = (a.ravel() for a in np.meshgrid(tried, rows, indexing="ij"))
-                block: dict[str, npt.ArrayLike] = dict(_columns(p.train, "mse", optimizer, clip))  # type: ignore[arg-type]
-                block.pop("loss_param", None)  # the regression loss's: none here
-                block |= {"loss": loss, "lr": lr, "seed": np.array(data.seeds)[row], "dataset": row}
-                block["label_smoothing"] = c.label_smoothing if loss == "ce" else 0.0
-                if len(tried) == 2 and part == "report":  # tuned first, then the default
-                    block["lr_kind"] = np.repeat(np.array(["tuned", "default"]), len(rows))
-                blocks.append(block)
-    table = _stack(blocks)
-    names = {k: table.pop(k).astype(str) for k in ("lr_kind",) if k in table}
-    names |= {k: table[k].astype(str) for k in ("optimizer", "clip")}
-    names["loss"] = table.pop("loss").astype(str)
-    names["scenario"] = np.full(len(names["loss"]), CLASSES)
-    smoothing = table.pop("label_smoothing")
-    cells = classification.Cells.of(names["loss"], smoothing, **table)  # type: ignore[arg-type]
-    return ClassPart(part, cells, data.x, data.labels, s.steps, s.dtype, names)
-
-
-def class_tune_part(p: params.Params, data: scenarios.Classes) -> ClassPart:
-    """Tuning: every classification configuration x the log lr grid (and the library's
-    default) x tuning seed; the target is every training point classified right."""
-    s = p.study
-    rates = {
-        config_name(CLASSES, loss, o, c): np.unique(np.append(lr_grid(s.lr), default_lr(o)))
-        for loss in s.classification.losses
-        for o in s.optimizers
-        for c in s.clips
-    }
-    return _class_part(p, "tune", data, rates, s.seeds.tune)
-
-
-def class_report_part(
-    p: params.Params, data: scenarios.Classes, tuned: dict[str, float]
-) -> ClassPart:
-    """Reporting: each classification configuration at its tuned and default lr x
-    reporting seed."""
-    s = p.study
-    rates = {
-        config_name(CLASSES, loss, o, c): np.array(
-            [tuned[config_name(CLASSES, loss, o, c)], default_lr(o)]
-        )
-        for loss in s.classification.losses
-        for o in s.optimizers
-        for c in s.clips
-    }
-    return _class_part(p, "report", data, rates, s.seeds.report)
+    return _part("twin", "grid", blocks, data, steps, dtype, 0, tol, kwargs)  # type: ignore[arg-type]

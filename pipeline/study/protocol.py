@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.optimizers import OPTIMIZERS
 from pipeline.study import stats
-from pipeline.study.configuration import CONFIG, config_name, default_lr
+from pipeline.study.configuration import CONFIG, config_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,11 +47,12 @@ def tune(cells: pd.DataFrame) -> pd.DataFrame:
     for key, part in medians.groupby(level=list(CONFIG), sort=False):
         lrs = part.index.get_level_values("lr").to_numpy()
         m = part.to_numpy()
-        best = int(stats.tuned(lrs, m, default_lr(key[2])))
+        named = dict(zip(CONFIG, key, strict=True))
+        best = int(stats.tuned(lrs, m, OPTIMIZERS[named["optimizer"]].default_lr))
         rows.append(
             {
                 "config": config_name(*key),
-                **dict(zip(CONFIG, key, strict=True)),
+                **named,
                 "tuned_lr": float(lrs[best]),
                 "tune_median": float(m[best]),
                 "tunability": float(stats.tunability(lrs, m, TUNABILITY_FACTOR)),
@@ -101,8 +103,8 @@ def summary(
     measures["diverged_rate"] = grouped["diverged"].mean().reindex(order).to_numpy()
     measures["clip_fraction"] = grouped["clip_fraction"].median().reindex(order).to_numpy()
     shot_steps = stats.steps_or_inf(shot["steps_to_target"])
-    default = shot.assign(config=_configs(shot), steps=shot_steps).groupby("config")["steps"]
-    measures["default_lr"] = [default_lr(c.split("-")[2]) for c in order]  # type: ignore[arg-type]
-    measures["default_median_steps"] = default.median().reindex(order).to_numpy()
+    default = shot.assign(config=_configs(shot), steps=shot_steps).groupby("config")
+    measures["default_lr"] = default["lr"].first().reindex(order).to_numpy()
+    measures["default_median_steps"] = default["steps"].median().reindex(order).to_numpy()
     measures["reporting_seeds"] = runs
     return tuned.merge(measures, on="config", how="right", validate="one_to_one")

@@ -9,8 +9,12 @@ way. Rows go to the tables `cells`, `traces` and `classes` through a `Write`: me
 not grow with the study.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -21,18 +25,16 @@ from pipeline import grid, params
 from pipeline.files import digest, inputs
 from pipeline.grid import trace
 from pipeline.run import cluster, interrupt
-from pipeline.study import chunks, protocol
+from pipeline.study import chunks, classes, protocol
 from pipeline.study import design as st
 from pipeline.study import scenarios as sc
 from pipeline.study.configuration import CONFIG
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 TUNE_COLUMNS = (*CONFIG, "lr", "steps_to_target")  # what tuning needs of each tune row
 Write = Callable[[str, chunks.Columns], None]  # table name, its next rows
-
-
-def where(p: params.Params) -> cluster.Where:
-    e = p.study.engine
-    return cluster.Where(e.scheduler, e.workers, p.env.threads, p.env.deterministic)
 
 
 class Tables:
@@ -60,8 +62,11 @@ def train(
 ) -> list[chunks.Columns]:
     """Every chunk trained, its rows written; the tune columns of each chunk returned."""
     kept = []
-    with tqdm(total=sum(len(c.part) for c in todo), desc=desc, unit="cell") as bar:
-        results = here.map(chunks.train_chunk, todo)
+    total = sum(len(c.part) for c in todo)
+    with (
+        tqdm(total=total, desc=desc, unit="cell") as bar,
+        closing(here.map(chunks.train_chunk, todo)) as results,
+    ):
         for chunk, (rows, traces) in zip(todo, results, strict=True):
             interrupt.check()
             write("cells", rows)
@@ -76,11 +81,12 @@ def study(
     p: params.Params,
     points: dict[str, sc.Points],
     grid_points: tuple[np.ndarray, np.ndarray],
-    classes: sc.Classes,
+    class_points: sc.Classes,
     here: cluster.Session,
     write: Write,
-) -> None:
-    """Every part of the study on its data (`grid_points`: the grid's x, y, for the twins)."""
+) -> pd.DataFrame:
+    """Every part of the study on its data (`grid_points`: the grid's x, y, for the twins);
+    the tuned table (protocol.tune) of every configuration, regression then classification."""
     import pandas as pd
 
     s = p.study
@@ -93,7 +99,7 @@ def study(
     twins = st.twin_part(p, grid.cells(p.train), *grid_points)
     later += chunks.chunks([twins], s.engine.chunk, np.arange(twins.steps))
     train(later, here, "report", write)
-    classify(p, classes, here, write)
+    return pd.concat([tuned, classify(p, class_points, here, write)], ignore_index=True)
 
 
 def source(cells: Path, traces: Path, classes: Path) -> str:
@@ -118,18 +124,24 @@ def read_record(path: Path) -> params.StudyRecord:
         raise inputs.InputError(f"{path}: not a study manifest (run `dvc repro study`)") from None
 
 
-def classify(p: params.Params, data: sc.Classes, here: cluster.Session, write: Write) -> None:
-    """The classification: tune, pick each configuration's lr, report; rows to `classes`."""
+def classify(
+    p: params.Params, data: sc.Classes, here: cluster.Session, write: Write
+) -> pd.DataFrame:
+    """The classification: tune, pick each configuration's lr, report; rows to `classes`;
+    the tuned table of its configurations."""
     import pandas as pd
 
     size = p.study.engine.chunk
-    tune = st.class_tune_part(p, data)
-    rows = list(here.map(chunks.train_class_chunk, chunks.class_chunks(tune, size)))
+    tune = classes.tune_part(p, data)
+    with closing(here.map(chunks.train_class_chunk, chunks.class_chunks(tune, size))) as found:
+        rows = list(found)
     for r in rows:
         write("classes", r)
     tuned = protocol.tune(pd.concat([pd.DataFrame(r) for r in rows], ignore_index=True))
-    report = st.class_report_part(
+    report = classes.report_part(
         p, data, dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))
     )
-    for r in here.map(chunks.train_class_chunk, chunks.class_chunks(report, size)):
-        write("classes", r)
+    with closing(here.map(chunks.train_class_chunk, chunks.class_chunks(report, size))) as found:
+        for r in found:
+            write("classes", r)
+    return tuned

@@ -13,6 +13,7 @@ directly, so a publish with nothing new costs no `import mlflow`.
 import json
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +28,7 @@ from pipeline.files.digest import combine, sha
 from pipeline.grid.manifest import Manifest, stamped
 from pipeline.run import machine
 from pipeline.study import train
-from pipeline.tracking import grid_runs, store, study_runs
+from pipeline.tracking import grid_runs, location, store, study_runs
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class StudyOutputs:
     class_summary: Path  # classes.csv
     summary: Path  # summary.csv
     metrics: Path  # the analysis's metrics.json, stamped with the outputs it was made from
+    manifest: Path  # what the study ran (its seeds)
     reports: Sequence[Path]  # the parent run's other artifacts
 
 
@@ -138,7 +140,7 @@ def publish_grid(
     keys = [e.key(trained.data) for e in trained.entries]
     reports = [out.ranking, *sorted(out.reports), *sorted(out.plots.glob("*.png"))]
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
-    known = store.published_keys(uri, p.experiment)
+    known = location.published_keys(uri, p.experiment)
     if known and known[1].issuperset([*keys, parent_key]):
         return store.Outcome(known[0], 0, len(keys)), parent_key
     common = {**tags(root, out.env), "data_hash": trained.data[:16]}
@@ -167,7 +169,7 @@ def publish_study(
     files = [out.cells, out.traces, out.classes, *summaries, *sorted(out.reports)]
     names = [name for path in summaries for name in study_runs.configs(path)]
     parent_key, run_keys = study_runs.keys(files, names)
-    known = store.published_keys(uri, p.study_experiment)
+    known = location.published_keys(uri, p.study_experiment)
     if known and known[1].issuperset([*run_keys.values(), parent_key]):
         return store.Outcome(known[0], 0, len(names)), parent_key
     import pandas as pd
@@ -177,8 +179,7 @@ def publish_study(
     report_rows = [("part", "==", "report")]  # all a run needs of the per-cell tables
     cells = pd.read_parquet(out.cells, filters=report_rows)
     traces = pd.read_parquet(out.traces, filters=report_rows)
-    tuning = pd.read_parquet(out.cells, columns=["seed"], filters=[("part", "==", "tune")])
-    seeds = sorted(tuning["seed"].unique().tolist())
+    seeds = sorted(train.read_record(out.manifest).study.seeds.tune)
     contents = study_runs.contents(summary, cells, traces, run_keys, common, seeds)
     classes = pd.read_parquet(out.classes, filters=report_rows)
     class_summary = pd.read_csv(out.class_summary)
@@ -198,6 +199,55 @@ def top(ranking: str, path: Path, rows: int = 5) -> str:
     """The ranking's first rows and where the rest is."""
     lines = [line for line in ranking.splitlines() if line.startswith("|")]
     return "\n".join([f"Grid ranking, best {rows} (all: {path}):", *lines[: 2 + rows]])
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one publish did in each experiment, and how long each took."""
+
+    grid: store.Outcome
+    grid_key: str  # the grid parent's content key
+    grid_seconds: float
+    study: store.Outcome
+    study_key: str
+    study_seconds: float
+
+    def receipt(self, p: params.PublishParams) -> dict[str, dict[str, str]]:
+        """What was published: the parents' content keys (no ids, no URI: the same bytes on
+        every machine), the receipt DVC tracks."""
+        return {
+            "grid": {"experiment": p.experiment, "parent": self.grid_key},
+            "study": {"experiment": p.study_experiment, "parent": self.study_key},
+        }
+
+    def summary(self, uri: str) -> str:
+        """The lines the stage prints: what was created and found, and how to look."""
+        return "\n".join(
+            [
+                f"MLflow ({uri}):",
+                counted("grid", "cell", self.grid, self.grid_seconds),
+                counted("study", "configuration", self.study, self.study_seconds),
+                location.ui_hint(uri, self.grid.experiment_id),
+                f"(the study: #/experiments/{self.study.experiment_id}/runs)",
+            ]
+        )
+
+
+def publish(
+    grid_out: GridOutputs,
+    study_out: StudyOutputs,
+    trained: Manifest,
+    p: params.PublishParams,
+    root: Path,
+    uri: str,
+) -> Published:
+    """The grid's runs, then the study's."""
+    start = time.perf_counter()
+    cells, grid_key = publish_grid(grid_out, trained, p, root, uri)
+    middle = time.perf_counter()
+    configs, study_key = publish_study(study_out, grid_out.env, p, root, uri)
+    end = time.perf_counter()
+    return Published(cells, grid_key, middle - start, configs, study_key, end - middle)
 
 
 def counted(label: str, kind: str, outcome: store.Outcome, seconds: float) -> str:

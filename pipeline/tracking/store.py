@@ -9,36 +9,28 @@ add nothing, while a deleted mlflow.db is filled again on the next run.
 import fcntl
 import os
 import socket
-import sqlite3
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from pipeline.run import interrupt
 from pipeline.run.interrupt import Terminated
+from pipeline.tracking import location
+from pipeline.tracking.location import CONTENT_KEY, TrackingError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-CONTENT_KEY = "content_key"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 HOST_TAG, PID_TAG = "gradlab.host", "gradlab.pid"  # to find runs a killed process left open
-SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
 LOCK_FILE = ".gradlab-publish.lock"
 
 
 Progress = Callable[[Iterable["RunContent"]], Iterable["RunContent"]]  # e.g. tqdm
-
-
-class TrackingError(RuntimeError):
-    """Publishing failed for a reason the user can fix; the message says how."""
 
 
 @dataclass(frozen=True)
@@ -58,81 +50,6 @@ class Outcome:
     experiment_id: str
     created: int  # cell runs created now
     present: int  # cell runs that were already there
-
-
-def default_uri(root: Path) -> str:
-    """MLFLOW_TRACKING_URI, else the SQLite store at the repository root (absolute:
-    queued DVC experiments run in a temporary copy that is deleted afterwards)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve()}/mlflow.db"
-
-
-def check_uri(uri: str) -> None:
-    """TrackingError unless `uri` names a tracking store MLflow 3 can use."""
-    scheme = urlparse(uri).scheme
-    if scheme in ("", "file"):
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri!r}: the ./mlruns file store is deprecated and refused "
-            "by MLflow >= 3.13; use sqlite:///<absolute path>/mlflow.db or an http(s):// server"
-        )
-    if scheme.split("+")[0] not in SCHEMES:
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri!r}: unknown scheme {scheme!r}; "
-            f"allowed: {', '.join(SCHEMES)} (e.g. http://127.0.0.1:5000)"
-        )
-
-
-def published_keys(uri: str, experiment: str) -> tuple[str, set[str]] | None:
-    """(experiment id, content keys of FINISHED runs) read straight from a SQLite store,
-    or None when that is not possible. Lets a no-op publish skip `import mlflow` (~1.4 s)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = Path(uri.removeprefix("sqlite:///"))
-    if not path.is_file():
-        return None
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            row = db.execute(
-                "SELECT experiment_id FROM experiments "
-                "WHERE name = ? AND lifecycle_stage = 'active'",
-                (experiment,),
-            ).fetchone()
-            if row is None:
-                return None
-            keys = db.execute(
-                "SELECT t.value FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid "
-                "WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active' "
-                "AND r.status = 'FINISHED' AND t.key = ?",
-                (row[0], CONTENT_KEY),
-            ).fetchall()
-    except sqlite3.Error:
-        return None  # schema moved or file locked: let MLflow answer
-    return str(row[0]), {k for (k,) in keys}
-
-
-def ui_hint(uri: str, experiment_id: str) -> str:
-    """How to open the experiment's runs page."""
-    if uri.startswith(("http://", "https://")):
-        return f"Open {uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    return (
-        f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
-        f"then open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-    )
-
-
-def _reachable(uri: str) -> None:
-    """Fail in seconds, not minutes, when an HTTP tracking server is down."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
-    except urllib.error.HTTPError:
-        return  # it answered: reachable (auth problems are reported by the first call)
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise TrackingError(
-            f"cannot reach the MLflow tracking server at {uri} ({reason}); start it or fix "
-            "MLFLOW_TRACKING_URI, then run `make publish` (the DVC outputs are kept)"
-        ) from None
 
 
 @contextmanager
@@ -157,19 +74,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_ahead(dbapi_connection: object, _record: object) -> None:
-    """Each SQLite connection MLflow opens: write-ahead log, fsync at checkpoints only.
-    MLflow commits every call (3+ per run) and SQLite's default fsyncs each commit: 40-60
-    ms per run here, 10 ms in WAL mode. The store cannot be corrupted this way; an OS crash
-    may lose the last commits, which the next `make publish` fills in (runs are keyed by
-    content). WAL needs a local disk: it is refused on network file systems."""
-    if type(dbapi_connection).__module__ == "sqlite3":
-        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-
 def _client(uri: str) -> "MlflowClient":
     # bounded retries: the default retry policy blocks ~4 minutes on a dead server
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -180,8 +84,8 @@ def _client(uri: str) -> "MlflowClient":
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
-        if not event.contains(Engine, "connect", _write_ahead):
-            event.listen(Engine, "connect", _write_ahead)
+        if not event.contains(Engine, "connect", location.write_ahead):
+            event.listen(Engine, "connect", location.write_ahead)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -240,8 +144,8 @@ def publish(
 ) -> Outcome:
     """Create the runs whose content key has no FINISHED run yet, cells nested under a new
     parent run. On any exception the runs opened here end FAILED, on SIGINT/SIGTERM KILLED."""
-    check_uri(uri)
-    _reachable(uri)
+    location.check(uri)
+    location.reachable(uri)
     from mlflow.exceptions import MlflowException  # ~1.4 s: only when there is work to do
 
     try:

@@ -15,8 +15,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import params
+from pipeline.clips import CLIPS
+from pipeline.engine.cells import COLUMNS
 from pipeline.files.digest import combine, sha
+from pipeline.losses import CLASS_LOSSES, LOSSES
+from pipeline.optimizers import OPTIMIZERS
 from pipeline.study.configuration import CONFIG
 from pipeline.tracking import store
 
@@ -30,10 +33,6 @@ MEASURES = (  # summary.csv's measures, each a metric of its configuration's run
     "median_accuracy", "median_angle_deg",
 )  # fmt: skip
 HISTORIES = {"error": "error", "loss_value": "loss"}  # traces column -> metric: medians
-# the engine's columns of each setting a configuration's run names as params.yaml does
-OPTIMIZER_KEYS = {"betas": ("beta1", "beta2")}
-LOSS_KEYS = {"smoothl1": "beta", "huber": "delta"}  # loss_param's name per loss (regression)
-CLIP_KEYS = {"norm": ("max_norm", "norm_type"), "value": ("clip_value",)}
 
 
 def configs(summary: Path) -> list[str]:
@@ -49,26 +48,20 @@ def keys(files: list[Path], names: list[str]) -> tuple[str, dict[str, str]]:
     return parent, {name: combine(parent, sha(name.encode())) for name in names}
 
 
-def _optimizer_keys(optimizer: str) -> list[str]:
-    """The settings params.yaml gives `optimizer` (its schema's, not its values)."""
-    schema = params.Optimizers.model_fields[optimizer].annotation
-    return list(schema.model_fields)  # type: ignore[union-attr]  # a Section
-
-
 def _params(row: pd.Series) -> dict[str, str]:
-    """A configuration's settings, named as in params.yaml (betas, beta/delta, ...), from
-    its row of the study's table: what was trained, not what params.yaml says now."""
-    named = (*CONFIG, "lr", "steps", "dtype", "batch_size", "tol", "label_smoothing")
+    """A configuration's settings, named as in params.yaml (betas, beta/delta, ...) by its
+    loss's, optimizer's and clipping mode's modules, from its row of the study's table:
+    what was trained, not what params.yaml says now."""
+    named = (*CONFIG, "lr", "steps", "dtype", "batch_size", "tol")
     out = {k: str(row[k]) for k in named if k in row.index}
-    for key in _optimizer_keys(row["optimizer"]):
-        if key != "lr":
-            cols = OPTIMIZER_KEYS.get(key, (key,))
-            out[key] = str([float(row[c]) for c in cols]) if len(cols) > 1 else str(row[cols[0]])
-    if row["loss"] in LOSS_KEYS:
-        out[LOSS_KEYS[row["loss"]]] = str(row["loss_param"])
-    if row["loss"] != "ce":
-        out.pop("label_smoothing", None)
-    for key in CLIP_KEYS.get(row["clip"], ()):
+    columns = {k: float(row[k]) for k in COLUMNS if k in row.index}
+    settings = OPTIMIZERS[row["optimizer"]].named(columns)
+    out |= {k: str(v) for k, v in settings.items() if k != "lr"}
+    if (loss := LOSSES.get(row["loss"])) is not None and loss.param is not None:
+        out[loss.param] = str(row["loss_param"])
+    if (classes := CLASS_LOSSES.get(row["loss"])) is not None and classes.smoothing:
+        out["label_smoothing"] = str(row["label_smoothing"])
+    for key in CLIPS[row["clip"]].columns:
         out[key] = str(row[key])
     return out
 

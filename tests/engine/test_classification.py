@@ -9,8 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.engine import classification, regression
+from pipeline.engine import classification
+from pipeline.engine.cells import CLASSIFICATION, CLIP_NAMES, COLUMNS, OPTIMIZER_NAMES, Cells
 from pipeline.grid import model
+from pipeline.losses import ce, margin
+from pipeline.optimizers import OPTIMIZERS
 from tests.helpers.batch_checks import (
     assert_same_bits_alone_batched_or_permuted,
     bits,
@@ -88,19 +91,18 @@ def _grid() -> list[dict]:
     ]
 
 
-def _cells(specs: list[dict]) -> classification.Cells:
+def _cells(specs: list[dict]) -> Cells:
     keys = dict.fromkeys(k for s in specs for k in {**s["settings"], **s["clip_settings"]})
     columns = {
         k: np.array(
-            [
-                {**s["settings"], **s["clip_settings"]}.get(k, regression.DEFAULTS.get(k, 0.0))
-                for s in specs
-            ]
+            [{**s["settings"], **s["clip_settings"]}.get(k, COLUMNS.get(k, 0.0)) for s in specs]
         )
         for k in keys
     }
     fixed = ("loss", "label_smoothing", "optimizer", "clip", "seed", "dataset")
-    return classification.Cells.of(**{k: np.array([s[k] for s in specs]) for k in fixed}, **columns)
+    return Cells.of(
+        losses=CLASSIFICATION, **{k: np.array([s[k] for s in specs]) for k in fixed}, **columns
+    )
 
 
 def _torch_kwargs(settings: dict) -> dict:
@@ -122,7 +124,7 @@ def _reference(spec: dict, x: torch.Tensor, y: torch.Tensor, steps: int, dtype: 
         criterion: nn.Module = nn.CrossEntropyLoss(label_smoothing=spec["label_smoothing"])
     else:
         criterion = nn.MultiMarginLoss()
-    cls, fixed = model.OPTIMIZERS[spec["optimizer"]]
+    cls, fixed = model.optimizer_class(spec["optimizer"]), OPTIMIZERS[spec["optimizer"]].fixed
     optimizer = cls(linear.parameters(), **_torch_kwargs(spec["settings"]), **fixed)
     params = list(linear.parameters())
 
@@ -266,12 +268,12 @@ def _grad_from_u(derivative: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.7])
 def test_cross_entropy_gradient_is_softmax_minus_smoothed_one_hot(eps: float) -> None:
-    """classification.cross_entropy's loss and gradient, as logits, equal CrossEntropyLoss's
+    """ce.point's loss and gradient, as logits, equal CrossEntropyLoss's
     (label_smoothing eps) by autograd, and (softmax - ((1 - eps) onehot + eps / 2)) / n."""
     z, y, u = _logits()
     loss = nn.CrossEntropyLoss(label_smoothing=eps)(z, y)
     (expected,) = torch.autograd.grad(loss, z)
-    terms, derivative = classification.cross_entropy(u, torch.tensor(1 - eps / 2, dtype=z.dtype))
+    terms, derivative = ce.point(u, torch.tensor(1 - eps / 2, dtype=z.dtype))
     target = (1 - eps) * nn.functional.one_hot(y, 2).to(z.dtype) + eps / 2
     closed = (torch.softmax(z.detach(), 1) - target) / len(y)
     torch.testing.assert_close(terms.mean(), loss.detach(), rtol=1e-14, atol=0.0)
@@ -280,13 +282,13 @@ def test_cross_entropy_gradient_is_softmax_minus_smoothed_one_hot(eps: float) ->
 
 
 def test_margin_gradient_is_minus_and_plus_one_over_k_n_where_the_margin_is_violated() -> None:
-    """classification.multi_margin's loss and gradient, as logits, equal MultiMarginLoss's by
+    """margin.point's loss and gradient, as logits, equal MultiMarginLoss's by
     autograd: 1/(K n) on z_other and -1/(K n) on z_y where 1 - u > 0 (K = 2 classes:
     torch divides the sum over j != y by K, then takes the mean), 0 at the kink."""
     z, y, u = _logits()
     loss = nn.MultiMarginLoss()(z, y)
     (expected,) = torch.autograd.grad(loss, z)
-    terms, derivative = classification.multi_margin(u, torch.tensor(1.0, dtype=z.dtype))
+    terms, derivative = margin.point(u, torch.tensor(1.0, dtype=z.dtype))
     n = len(y)
     violated = (1 - u > 0).to(z.dtype)
     closed = _grad_from_u(-0.5 * violated, y)
@@ -296,16 +298,17 @@ def test_margin_gradient_is_minus_and_plus_one_over_k_n_where_the_margin_is_viol
     assert expected[:4].abs().max() == 0.0 and expected[4:6].abs().min() == 1 / (2 * n)
 
 
-def _mixed_cells(n: int, seed: int) -> classification.Cells:
+def _mixed_cells(n: int, seed: int) -> Cells:
     """n cells of both losses, every optimizer and clip, random settings, seeds and
     datasets; a few with an lr that overflows (they diverge)."""
     rng = np.random.default_rng(seed)
-    optimizer = rng.integers(0, len(classification.OPTIMIZERS), n)
-    return classification.Cells.of(
-        loss=rng.integers(0, len(classification.LOSSES), n),
+    optimizer = rng.choice(OPTIMIZER_NAMES, n)
+    return Cells.of(
+        losses=CLASSIFICATION,
+        loss=rng.choice(CLASSIFICATION, n),
         label_smoothing=rng.choice([0.0, 0.1, 0.3], n),
         optimizer=optimizer,
-        clip=rng.integers(0, len(classification.CLIPS), n),
+        clip=rng.choice(CLIP_NAMES, n),
         lr=np.where(rng.random(n) < 0.03, 1e307, 10 ** rng.uniform(-3, 0.7, n)),
         seed=rng.integers(0, 20, n),
         dataset=rng.integers(0, 2, n),
@@ -319,7 +322,7 @@ def test_a_cell_gives_the_same_bits_alone_in_a_batch_or_permuted(dtype) -> None:
     a permuted batch, and alone, including its trace of every step."""
     cells, (x, y) = _mixed_cells(500, seed=1), _points()
 
-    def train(some: classification.Cells, record) -> classification.Result:
+    def train(some: Cells, record) -> classification.Result:
         return classification.train(some, x, y, STEPS, dtype, record=record)
 
     assert_same_bits_alone_batched_or_permuted(train, cells)
@@ -333,7 +336,7 @@ def test_accuracy_and_angle_are_those_of_the_final_parameters() -> None:
     kept = np.flatnonzero(result.diverged_step < 0)  # finite parameters, no overflow below
     assert len(kept) > 50
     for i in kept:
-        p, d = result.final_params[i], cells.shared.dataset[i]
+        p, d = result.final_params[i], cells.dataset[i]
         w, b = torch.tensor(p[:4]).reshape(2, 2), torch.tensor(p[4:])
         logits = nn.functional.linear(torch.tensor(x[d]), w, b)
         accuracy = (logits.argmax(1) == torch.tensor(y[d])).double().mean().item()
@@ -393,11 +396,11 @@ def test_strided_keeps_every_stride_th_step_of_every_cell() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"loss": "hinge"}, "loss codes"),
-        ({"loss": 2}, "loss codes"),
+        ({"loss": "hinge"}, "unknown names"),
+        ({"loss": 2}, "codes outside"),
         ({"label_smoothing": 1.5}, "label_smoothing"),
         ({"label_smoothing": math.nan}, "label_smoothing"),
-        ({"loss_param": 1.0}, "unknown settings"),
+        ({"learning_rate": 1.0}, "unknown settings"),
         ({"lr": -1.0}, "lr > 0"),
         ({"clip": "norm"}, "max_norm"),
     ],
@@ -406,12 +409,14 @@ def test_invalid_cells_are_refused(settings: dict, message: str) -> None:
     """Each invalid setting is refused with a message naming it."""
     columns = {"loss": "ce", "optimizer": "sgd", "lr": 0.1, "seed": 0, **settings}
     with pytest.raises(ValueError, match=message):
-        classification.Cells.of(**columns)
+        Cells.of(losses=CLASSIFICATION, **columns)
 
 
 def test_bad_data_is_refused() -> None:
     """Labels outside {0, 1}, x without two features, or a dataset index past the data."""
-    cells = classification.Cells.of(loss="ce", optimizer="sgd", lr=0.1, seed=0, dataset=[0, 1])
+    cells = Cells.of(
+        losses=CLASSIFICATION, loss="ce", optimizer="sgd", lr=0.1, seed=0, dataset=[0, 1]
+    )
     x, y = _points(datasets=2)
     for bad_x, bad_y in [(x, y + 1), (x, y / 2), (x[..., :1], y), (x[:, 0], y), (x[:1], y[:1])]:
         with pytest.raises(ValueError):
@@ -421,7 +426,7 @@ def test_bad_data_is_refused() -> None:
 def test_one_dataset_may_be_given_without_its_axis() -> None:
     """x (n, 2) and labels (n,) train as x[None], labels[None] do, bit for bit."""
     cells, (x, y) = _mixed_cells(40, seed=7), _points(datasets=1)
-    cells = cells.take(np.flatnonzero(cells.shared.dataset == 0))
+    cells = cells.take(np.flatnonzero(cells.dataset == 0))
     flat, nested = (bits(classification.train(cells, a, b, 30)) for a, b in ((x[0], y[0]), (x, y)))
     for name, value in flat.items():
         assert np.array_equal(value, nested[name]), name

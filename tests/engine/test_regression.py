@@ -9,9 +9,12 @@ import pytest
 import torch
 
 from pipeline import grid
-from pipeline.engine import batched, regression
+from pipeline.engine import ops, regression
+from pipeline.engine.cells import CLIP_NAMES, OPTIMIZER_NAMES, REGRESSION, Cells
 from pipeline.grid import reference
+from pipeline.grid.trace import COLUMNS as trace_columns
 from pipeline.grid.trace import Trace, measures
+from pipeline.study.design import grid_cells
 from tests.helpers.batch_checks import (
     assert_same_bits_alone_batched_or_permuted,
     optimizer_settings,
@@ -37,7 +40,7 @@ def _reference_rows(trace: Trace) -> np.ndarray:
 
 def _both(cells: list[grid.Cell], x: np.ndarray, y: np.ndarray, dataset: list[int] | None = None):
     """Each cell through the reference engine, and all of them through one batched call."""
-    columns = regression.Cells.from_grid(cells)
+    columns = grid_cells(cells)
     if dataset is not None:
         columns = dataclasses.replace(columns, dataset=np.array(dataset))
     rows = columns.dataset
@@ -194,14 +197,14 @@ def test_float32_variants_agree_on_final_metrics(cells32) -> None:
             assert getattr(result, name)[i] == pytest.approx(expected[name], rel=1e-4), name
 
 
-def _mixed_cells(n: int, seed: int) -> regression.Cells:
+def _mixed_cells(n: int, seed: int) -> Cells:
     """n cells of every loss, optimizer and clip, with random settings, seeds and datasets."""
     rng = np.random.default_rng(seed)
-    optimizer = rng.integers(0, len(regression.OPTIMIZERS), n)
-    return regression.Cells.of(
-        loss=rng.integers(0, len(regression.LOSSES), n),
+    optimizer = rng.choice(OPTIMIZER_NAMES, n)
+    return Cells.of(
+        loss=rng.choice(REGRESSION, n),
         optimizer=optimizer,
-        clip=rng.integers(0, len(regression.CLIPS), n),
+        clip=rng.choice(CLIP_NAMES, n),
         lr=10 ** rng.uniform(-3, 0.7, n),
         seed=rng.integers(0, 20, n),
         dataset=rng.integers(0, 3, n),
@@ -216,7 +219,7 @@ def test_a_cell_gives_the_same_bits_alone_in_a_batch_or_permuted(dtype) -> None:
     a permuted batch, and alone, including its trace of every step."""
     cells, (x, y) = _mixed_cells(1000, seed=1), _line_data()
 
-    def train(some: regression.Cells, record) -> regression.Result:
+    def train(some: Cells, record) -> regression.Result:
         return regression.train(some, x, y, 200, dtype, record=record)
 
     assert_same_bits_alone_batched_or_permuted(train, cells)
@@ -224,7 +227,7 @@ def test_a_cell_gives_the_same_bits_alone_in_a_batch_or_permuted(dtype) -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_sum_order_is_torchs_sum_whatever_the_number_of_rows(dtype) -> None:
-    """batched.sum_order adds n points in the order torch.sum does (the reference's mean
+    """ops.sum_order adds n points in the order torch.sum does (the reference's mean
     and bias gradient), bit for bit; torch.sum over the last axis of (rows, n) gives
     each row the same bits whether it is summed alone or with 5000 others."""
     g = torch.Generator().manual_seed(0)
@@ -232,7 +235,7 @@ def test_sum_order_is_torchs_sum_whatever_the_number_of_rows(dtype) -> None:
         x = torch.randn(5000, n, generator=g, dtype=dtype) * torch.rand(5000, 1, generator=g)
         alone = torch.stack([row.sum() for row in x[:300]])
         rows = x.T.contiguous()
-        ours = batched.evaluate(batched.sum_order(n, batched.lanes(dtype)), rows[:, :300])
+        ours = ops.evaluate(ops.sum_order(n, ops.lanes(dtype)), rows[:, :300])
         assert torch.equal(ours, alone), n
         assert torch.equal(x.sum(-1)[:300], alone), n
 
@@ -255,7 +258,7 @@ def test_steps_to_target_is_the_first_step_within_tol(cells32) -> None:
     target (0 if it starts there, -1 if never); target_error is the final distance."""
     cells = _float64([c for c in cells32 if c.name in ("mse-sgd-none", "l1-sgd-none")])
     traces, _ = _both(cells, *TUTORIAL)
-    columns = regression.Cells.from_grid(cells)
+    columns = grid_cells(cells)
     result = regression.train(columns, *TUTORIAL, STEPS, torch.float64, target=(2.0, 0.0), tol=1e-3)
     for i, trace in enumerate(traces):
         dist = [math.hypot(r.weight - 2.0, r.bias) for r in trace.rows]
@@ -283,14 +286,18 @@ def test_strided_keeps_every_stride_th_step_of_every_cell() -> None:
 
 
 def test_cells_from_columns_and_grid() -> None:
-    """Names or codes, one value broadcast to all; torch's defaults; handnorm is norm."""
-    cells = regression.Cells.of(loss=["mse", "huber"], optimizer="adagrad", lr=0.1, seed=[1, 2])
-    assert cells.loss.tolist() == [0, 3] and cells.optimizer.tolist() == [6, 6]
-    assert cells.eps.tolist() == [1e-10, 1e-10] and cells.clip.tolist() == [0, 0]
+    """Names, one value broadcast to all; the optimizer's own defaults; a grid cell's
+    settings as columns (norm_type 'inf' as inf)."""
+    cells = Cells.of(loss=["mse", "huber"], optimizer="adagrad", lr=0.1, seed=[1, 2])
+    assert cells.names("loss").tolist() == ["mse", "huber"]
+    assert cells.names("optimizer").tolist() == ["adagrad", "adagrad"]
+    assert cells.settings["eps"].tolist() == [1e-10, 1e-10]
+    assert cells.names("clip").tolist() == ["none", "none"]
     sgd, clip = {"lr": 0.1, "weight_decay": 0.0}, {"max_norm": 1.0, "norm_type": "inf"}
     hand = grid.Cell("c", "mse", "sgd", "handnorm", 0, 5, "float32", {}, sgd, clip)
-    from_grid = regression.Cells.from_grid([hand])
-    assert from_grid.clip.tolist() == [1] and from_grid.norm_type.tolist() == [math.inf]
+    from_grid = grid_cells([hand])
+    assert from_grid.names("clip").tolist() == ["handnorm"]
+    assert from_grid.settings["norm_type"].tolist() == [math.inf]
 
 
 @pytest.mark.parametrize(
@@ -311,12 +318,12 @@ def test_invalid_cells_are_refused(settings: dict, message: str) -> None:
     """Each invalid setting is refused with a message naming it."""
     columns = {"loss": "mse", "optimizer": "sgd", "lr": 0.1, "seed": 0, **settings}
     with pytest.raises(ValueError, match=message):
-        regression.Cells.of(**columns)
+        Cells.of(**columns)
 
 
 def _minibatch_reference(cell: grid.Cell, x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
     """The tutorial's loop on one cell with each step's minibatch drawn by
-    batched.minibatch: (weight, bias) after every step."""
+    ops.minibatch: (weight, bias) after every step."""
     dtype = reference.DTYPES[cell.dtype]
     model = reference.seeded_model(cell.seed, dtype)
     criterion = reference.make_loss(cell.loss, cell.loss_kwargs)
@@ -324,10 +331,10 @@ def _minibatch_reference(cell: grid.Cell, x: np.ndarray, y: np.ndarray, size: in
     xs, ys = (torch.tensor(v, dtype=dtype).reshape(-1, 1) for v in (x, y))
     path = []
     for t in range(cell.steps):
-        index = torch.from_numpy(batched.minibatch(np.array([cell.seed]), t, size, len(x))[:, 0])
+        index = torch.from_numpy(ops.minibatch(np.array([cell.seed]), t, size, len(x))[:, 0])
         optimizer.zero_grad()
         criterion(model(xs[index]), ys[index]).backward()
-        reference.CLIPS[cell.clip](list(model.parameters()), cell.clip_kwargs)
+        reference.CLIPS[cell.clip].reference(list(model.parameters()), cell.clip_kwargs)
         optimizer.step()
         path.append([model.linear.weight.item(), model.linear.bias.item()])
     return np.array(path)
@@ -335,14 +342,14 @@ def _minibatch_reference(cell: grid.Cell, x: np.ndarray, y: np.ndarray, size: in
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_minibatches_are_the_tutorials_loop_on_the_drawn_points(dtype: str, committed) -> None:
-    """batch_size 4: every step equals torch.optim on the 4 points batched.minibatch drew
+    """batch_size 4: every step equals torch.optim on the 4 points ops.minibatch drew
     for that cell and step, bit for bit; the final loss is the whole data's."""
     x, y = _line_data(1)
     chosen = [c for c in grid.cells(committed.train) if c.clip in ("none", "norm")][::5]
     cells = [dataclasses.replace(c, steps=60, dtype=dtype, seed=s) for s, c in enumerate(chosen)]
 
     result = regression.train(
-        regression.Cells.from_grid(cells),
+        grid_cells(cells),
         x,
         y,
         60,
@@ -365,11 +372,17 @@ def test_minibatch_draws_depend_on_seed_and_step_only() -> None:
     """A cell's draws are the same alone or among others, differ by step and seed, and
     cover every point uniformly (chi-square-ish: each of 10 points 10% +- 1%)."""
     seeds = np.array([3, 7, 3])
-    draws = batched.minibatch(seeds, 5, 4, 10)
+    draws = ops.minibatch(seeds, 5, 4, 10)
 
-    np.testing.assert_array_equal(draws[:, 0], batched.minibatch(np.array([3]), 5, 4, 10)[:, 0])
+    np.testing.assert_array_equal(draws[:, 0], ops.minibatch(np.array([3]), 5, 4, 10)[:, 0])
     np.testing.assert_array_equal(draws[:, 0], draws[:, 2])
     assert not np.array_equal(draws[:, 0], draws[:, 1])
-    assert not np.array_equal(draws, batched.minibatch(seeds, 6, 4, 10))
-    counts = np.bincount(batched.minibatch(np.arange(5000), 0, 20, 10).ravel(), minlength=10)
+    assert not np.array_equal(draws, ops.minibatch(seeds, 6, 4, 10))
+    counts = np.bincount(ops.minibatch(np.arange(5000), 0, 20, 10).ravel(), minlength=10)
     assert np.all(np.abs(counts / counts.sum() - 0.1) < 0.01)
+
+
+def test_a_recorded_step_holds_the_grid_traces_columns() -> None:
+    """The engine records a step's values under the names, and in the order, of the grid's
+    trace (a Row without its step number): both engines' traces read alike."""
+    assert trace_columns[1:] == regression.TRACE

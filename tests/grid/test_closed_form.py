@@ -1,19 +1,19 @@
 """Oracle tests: the closed-form loss values and gradients against torch, and one by hand."""
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
 
 from pipeline.grid import closed_form
-from pipeline.grid.model import LOSSES
+from pipeline.grid.model import loss_class
+from pipeline.losses import LOSSES, ce
 from pipeline.params import LossName
 
-# Every loss in LOSSES with settings away from 1, so a missing beta/delta would show.
+# Every loss with settings away from 1 (its oracle test's), so a missing parameter shows.
 KWARGS: dict[LossName, dict[str, float]] = {
-    "mse": {},
-    "l1": {},
-    "smoothl1": {"beta": 0.7},
-    "huber": {"delta": 1.3},
+    name: importlib.import_module(f"tests.losses.test_{name}").KWARGS for name in LOSSES
 }
 RTOL = ATOL = 1e-12  # float64 on both sides: only the order of summation differs
 
@@ -36,15 +36,15 @@ def autograd(
     wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
     bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    loss = LOSSES[name](**kwargs)(wt * xt + bt, torch.tensor(y, dtype=torch.float64))
+    loss = loss_class(name)(**kwargs)(wt * xt + bt, torch.tensor(y, dtype=torch.float64))
     loss.backward()
     assert wt.grad is not None and bt.grad is not None and xt.grad is not None
     return wt.grad, bt.grad, xt.grad
 
 
 def test_every_loss_has_a_closed_form() -> None:
-    """TERMS covers exactly the losses of LOSSES, and this file tests them all."""
-    assert set(closed_form.TERMS) == set(LOSSES) == set(KWARGS)
+    """Every loss of the registry has settings here, from its oracle test."""
+    assert set(LOSSES) == set(KWARGS)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -53,9 +53,9 @@ def test_values_equal_the_torch_loss(name: LossName) -> None:
     rng = np.random.default_rng(0)
     d = np.array([*errors_around(kink(name)), kink(name), -kink(name), *rng.normal(0, 2, 50)])
 
-    got = closed_form.TERMS[name].value(d, KWARGS[name])
+    got = LOSSES[name].value(d, KWARGS[name])
 
-    loss = LOSSES[name](**KWARGS[name], reduction="none")
+    loss = loss_class(name)(**KWARGS[name], reduction="none")
     want = loss(torch.tensor(d), torch.zeros(d.size, dtype=torch.float64))  # error d exactly
     torch.testing.assert_close(torch.tensor(got), want, rtol=RTOL, atol=ATOL)
 
@@ -100,7 +100,7 @@ def test_sgd_step_subtracts_lr_times_gradient() -> None:
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
 def test_cross_entropy_gradient_is_softmax_minus_the_smoothed_one_hot(smoothing: float) -> None:
-    """closed_form.cross_entropy's value and gradients equal torch's CrossEntropyLoss with
+    """ce.closed_form's value and gradients equal torch's CrossEntropyLoss with
     label smoothing through autograd, on random logits (float64, within 1e-12)."""
     rng = np.random.default_rng(7)
     w, b, x = rng.normal(size=(2, 2)), rng.normal(size=2), rng.normal(size=(9, 2))
@@ -112,7 +112,7 @@ def test_cross_entropy_gradient_is_softmax_minus_the_smoothed_one_hot(smoothing:
     )
     loss.backward()
 
-    value, dw, db = closed_form.cross_entropy(w, b, x, labels.tolist(), smoothing)
+    value, dw, db = ce.closed_form(w, b, x, labels.tolist(), smoothing)
 
     assert value == pytest.approx(loss.item(), abs=1e-12)
     np.testing.assert_allclose(dw, tw.grad.numpy(), atol=1e-12)

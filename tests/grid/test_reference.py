@@ -17,9 +17,11 @@ import torch
 from pipeline import grid, params
 from pipeline.grid import closed_form, data, reference
 from pipeline.grid import trace as steps
-from pipeline.grid.model import OPTIMIZERS
+from pipeline.optimizers import OPTIMIZERS
 from pipeline.params import LossName, OptimizerName
 from tests.helpers import optimizers_numpy as oracle
+from tests.optimizers.test_adam import Adam
+from tests.optimizers.test_sgd import SGD
 
 XS = list(data.TUTORIAL_X)  # the tutorial's points: x = 1, 2, 3 and y = 2x
 YS = [data.TUTORIAL_LINE[0] * x for x in XS]
@@ -31,38 +33,9 @@ GAP = 1e-6  # a wrong rule is off by at least this: 1000x the replay's tolerance
 LOSSES: list[LossName] = ["mse", "huber"]  # huber: its linear part is reached on step 1
 
 Options = dict[str, float | bool | list[float]]
-# Each optimizer with its committed kwargs ({}), then each option changed from them.
-VARIANTS: list[tuple[OptimizerName, Options]] = [
-    ("sgd", {}),
-    ("sgd", {"weight_decay": 0.3}),
-    ("sgd", {"lr": 0.02}),
-    ("momentum", {}),
-    ("momentum", {"dampening": 0.5}),
-    ("momentum", {"momentum": 0.5, "weight_decay": 0.3}),
-    ("momentum", {"lr": 0.02, "dampening": 0.2, "weight_decay": 0.1}),
-    ("nesterov", {}),
-    ("nesterov", {"weight_decay": 0.3}),
-    ("nesterov", {"lr": 0.02, "momentum": 0.5}),
-    ("adam", {}),
-    ("adam", {"weight_decay": 0.3}),
-    ("adam", {"amsgrad": True, "betas": [0.8, 0.9]}),
-    ("adam", {"amsgrad": True, "weight_decay": 0.1, "eps": 1e-3, "lr": 0.1}),
-    ("adamw", {}),
-    ("adamw", {"weight_decay": 0.3}),
-    ("adamw", {"amsgrad": True, "betas": [0.8, 0.9]}),
-    ("adamw", {"amsgrad": True, "weight_decay": 0.1, "eps": 1e-3, "lr": 0.1}),
-    ("rmsprop", {}),
-    ("rmsprop", {"centered": True}),
-    ("rmsprop", {"momentum": 0.5}),
-    ("rmsprop", {"weight_decay": 0.3, "alpha": 0.9}),
-    ("rmsprop", {"centered": True, "momentum": 0.5, "weight_decay": 0.1, "eps": 1e-3}),
-    ("rmsprop", {"lr": 0.05, "alpha": 0.5}),
-    ("adagrad", {}),
-    ("adagrad", {"lr_decay": 0.1}),
-    ("adagrad", {"initial_accumulator_value": 1.0}),
-    ("adagrad", {"weight_decay": 0.3, "eps": 1e-3}),
-    ("adagrad", {"lr": 0.2, "lr_decay": 0.05, "initial_accumulator_value": 0.5}),
-]
+# Each optimizer with its committed kwargs ({}), then each option changed from them: the
+# variants its oracle test (tests/optimizers/test_<name>.py) lists.
+VARIANTS: list[tuple[OptimizerName, Options]] = oracle.variants()
 CHANGED = [(name, options) for name, options in VARIANTS if options]
 
 
@@ -181,7 +154,7 @@ def test_the_replay_would_catch_an_option_ignored(
 def test_the_replay_would_catch_nesterov_as_plain_momentum(committed: params.Params) -> None:
     """The nesterov cell's steps differ by > 1e-6 from SGD momentum without Nesterov."""
     cell = make_cell(committed, "mse", "nesterov")
-    plain = oracle.SGD(**cell.optimizer_kwargs, nesterov=False)  # type: ignore[arg-type]
+    plain = SGD(**cell.optimizer_kwargs, nesterov=False)  # type: ignore[arg-type]
 
     trace = train(cell)
     want = replay(cell, trace, plain)
@@ -195,7 +168,7 @@ def test_the_replay_would_catch_adamw_as_adam(
 ) -> None:
     """The adamw cell's steps differ by > 1e-6 from Adam's rule with L2 weight decay."""
     cell = make_cell(committed, "mse", "adamw", {"weight_decay": weight_decay})
-    coupled = oracle.Adam(**cell.optimizer_kwargs, decoupled=False)  # type: ignore[arg-type]
+    coupled = Adam(**cell.optimizer_kwargs, decoupled=False)  # type: ignore[arg-type]
 
     trace = train(cell)
     want = replay(cell, trace, coupled)
@@ -207,7 +180,7 @@ def test_the_replay_would_catch_dampening_on_the_first_step(committed: params.Pa
     """With dampening 0.5, the momentum cell differs by > 1e-6 from a rule whose buffer
     starts at 0 (so b_1 = (1 - dampening) g_1 instead of torch's b_1 = g_1)."""
     cell = make_cell(committed, "mse", "momentum", {"dampening": 0.5})
-    damped = oracle.SGD(**cell.optimizer_kwargs, buf=np.zeros(2))  # type: ignore[arg-type]
+    damped = SGD(**cell.optimizer_kwargs, buf=np.zeros(2))  # type: ignore[arg-type]
 
     trace = train(cell)
     want = replay(cell, trace, damped)

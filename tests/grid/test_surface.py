@@ -5,7 +5,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from pipeline import grid, params
-from pipeline.grid import closed_form, surface
+from pipeline.grid import surface
+from pipeline.losses import LOSSES
 
 
 def cell_of(p: params.Params, loss: str) -> grid.Cell:
@@ -43,7 +44,7 @@ def test_values_are_the_closed_form_mean_loss_at_each_weight_and_bias(
     kwargs = {k: float(v) for k, v in cell.loss_kwargs.items()}
     for i, j in [(0, 0), (5, 40), (59, 7)]:
         d = s.weights[j] * x + s.biases[i] - y
-        want = closed_form.TERMS[cell.loss].value(d, kwargs).mean()
+        want = LOSSES[cell.loss].value(d, kwargs).mean()
         assert s.values[i, j] == pytest.approx(want, rel=1e-12)
 
 

@@ -15,12 +15,14 @@ def optimizer_settings(
     clip_value: tuple[float, float],
 ) -> dict[str, np.ndarray]:
     """Random per-cell optimizer and clipping settings, as both engines' Cells.of take them
-    (optimizer: each cell's index; 1 momentum, 2 nesterov, as in their OPTIMIZERS), the
-    clipping thresholds drawn uniformly from the given ranges."""
+    (optimizer: each cell's optimizer name), the clipping thresholds drawn uniformly from
+    the given ranges."""
     n = len(optimizer)
     return {
-        "momentum": np.where(optimizer == 2, rng.uniform(0.1, 0.95, n), rng.choice([0.0, 0.9], n)),
-        "dampening": np.where(optimizer == 1, rng.choice([0.0, 0.2], n), 0.0),
+        "momentum": np.where(
+            optimizer == "nesterov", rng.uniform(0.1, 0.95, n), rng.choice([0.0, 0.9], n)
+        ),
+        "dampening": np.where(optimizer == "momentum", rng.choice([0.0, 0.2], n), 0.0),
         "weight_decay": rng.choice([0.0, 0.01], n),
         "beta1": rng.uniform(0.5, 0.95, n),
         "beta2": rng.choice([0.99, 0.999], n),

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from pipeline import params
+from pipeline.run import numerics
 from pipeline.stages import env
 
 AVX512 = {"sse4_2", "avx", "avx2", "fma", "avx512f"}
@@ -12,7 +13,7 @@ AVX512 = {"sse4_2", "avx", "avx2", "fma", "avx512f"}
 
 def test_fingerprint_names_versions_threads_and_kernels(committed: params.Params) -> None:
     """The fingerprint holds library versions, the pinned thread count and the kernel set."""
-    fp = env.fingerprint(committed.env, AVX512, "x86_64")
+    fp = numerics.fingerprint(committed.env, AVX512, "x86_64")
 
     assert {"python", "torch", "numpy", "pandas", "threads", "deterministic"} <= set(fp)
     assert fp["threads"] == committed.env.threads and str(fp["torch"]).startswith("2.13.0")
@@ -26,9 +27,9 @@ def test_machines_computing_the_same_bits_give_the_same_fingerprint(
     a CPU without AVX2 runs other kernels, and the fingerprint says so."""
     avx2_only = {"sse4_2", "avx", "avx2", "fma"}
 
-    wide = env.fingerprint(committed.env, AVX512, "x86_64")
-    narrow = env.fingerprint(committed.env, avx2_only, "x86_64")
-    old = env.fingerprint(committed.env, {"sse4_2", "avx"}, "x86_64")
+    wide = numerics.fingerprint(committed.env, AVX512, "x86_64")
+    narrow = numerics.fingerprint(committed.env, avx2_only, "x86_64")
+    old = numerics.fingerprint(committed.env, {"sse4_2", "avx"}, "x86_64")
 
     assert wide == narrow
     assert old != wide and old["cpu_capability"] == "default"
@@ -38,7 +39,7 @@ def test_fingerprint_holds_nothing_that_only_describes_the_machine(
     committed: params.Params,
 ) -> None:
     """No CPU model, flag list, host or core count: they would dirty git on another machine."""
-    fp = env.fingerprint(committed.env, AVX512, "x86_64")
+    fp = numerics.fingerprint(committed.env, AVX512, "x86_64")
 
     assert not {"cpu", "cpu_flags", "host", "cores", "os"} & set(fp)
     assert "avx512f" not in json.dumps(fp)
@@ -60,7 +61,7 @@ def test_installed_versions_are_importlibs() -> None:
     "not installed" for a package that is not."""
     from importlib.metadata import version
 
-    found = env.installed((*env.PACKAGES, "no-such-package-xyz"))
+    found = numerics.installed((*numerics.PACKAGES, "no-such-package-xyz"))
 
-    assert {n: found[n] for n in env.PACKAGES} == {n: version(n) for n in env.PACKAGES}
+    assert {n: found[n] for n in numerics.PACKAGES} == {n: version(n) for n in numerics.PACKAGES}
     assert found["no-such-package-xyz"] == "not installed"

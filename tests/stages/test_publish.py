@@ -61,7 +61,7 @@ def publish_argv(root: Path, ranking: Path | None = None) -> list[str]:
     ]
 
 
-STUDY = ("cells", "traces", "classes", "class-summary", "summary", "metrics")  # not built here
+STUDY = ("cells", "traces", "classes", "class-summary", "summary", "metrics", "manifest")  # unbuilt
 
 
 def test_a_cell_run_holds_the_trained_settings_and_its_whole_history(project: Path) -> None:

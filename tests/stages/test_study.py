@@ -34,7 +34,8 @@ def tiny(raw: dict, steps: int = 40, **engine: object) -> dict:
         lr={"low": 0.01, "high": 1.0, "per_decade": 2, "near_edge": [0.9]},
         stability={"steps": 200, "step": 0.05, "span": 0.1, "tol": 1.0e-4},
     )
-    s["engine"] = {"chunk": 10000, "workers": 1, "scheduler": None, **engine}
+    s["engine"] = {"chunk": engine.pop("chunk", 10000)}
+    data["env"].update(workers=1, scheduler=None, **engine)  # where the chunks run
     return data
 
 
@@ -59,7 +60,7 @@ def command(data: Path, params_file: Path, out: Path) -> list[str]:
         "--scenarios", str(data / "scenarios.csv"), "--points", str(data / "points.csv"),
         "--classes", str(data / "classes.csv"), "--cells", str(out / OUTPUTS[0]),
         "--traces", str(out / OUTPUTS[1]), "--class-cells", str(out / OUTPUTS[2]),
-        "--manifest", str(out / "manifest.json"),
+        "--tuned", str(out / "tuned.csv"), "--manifest", str(out / "manifest.json"),
     ]  # fmt: skip
 
 
@@ -99,7 +100,7 @@ def test_chunk_size_does_not_change_a_bit(
 def test_a_local_cluster_gives_the_same_bits(
     in_process: dict, data: Path, tmp_path: Path, raw_params: dict
 ) -> None:
-    """Two LocalCluster worker processes, chunks of 300: the same tables as one process."""
+    """Two processes of this machine, chunks of 300: the same tables as one process."""
     assert_same_bits(in_process, study(data, tmp_path, raw_params, "local", chunk=300, workers=2))
 
 
@@ -148,7 +149,7 @@ def kill_a_worker() -> None:
 def test_a_signal_leaves_no_partial_output_and_no_worker(
     data: Path, tmp_path: Path, raw_params: dict, sig: signal.Signals, code: int
 ) -> None:
-    """Ctrl-C or SIGTERM while a LocalCluster trains: exit 130/143, no table written, no
+    """Ctrl-C or SIGTERM while two processes train: exit 130/143, no table written, no
     temp file, no worker process left."""
     p = write_params(tmp_path / "params.yaml", tiny(raw_params, chunk=20, workers=2))
     stage = subprocess.Popen(command(data, p, tmp_path), cwd=ROOT, env=sandbox_env(tmp_path),

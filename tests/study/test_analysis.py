@@ -152,7 +152,7 @@ def test_norm_clipped_mse_past_the_edge_stays_bounded(edges: pd.DataFrame) -> No
 @pytest.fixture(scope="module")
 def summary(tiny_study: study_fixtures.Study) -> pd.DataFrame:
     b = tiny_study.p.analysis.bootstrap
-    return analysis.summary(tiny_study.cells, b.reps, b.seed)
+    return analysis.summary(tiny_study.cells, tiny_study.tuned, b.reps, b.seed)
 
 
 def test_winners_pick_the_lowest_iqm_per_scenario_and_loss(summary: pd.DataFrame) -> None:
@@ -276,7 +276,7 @@ def outliers(raw_params: dict) -> study_fixtures.Study:
 @pytest.fixture(scope="module")
 def robust(outliers: study_fixtures.Study) -> pd.DataFrame:
     b = outliers.p.analysis.bootstrap
-    best = analysis.winners(analysis.summary(outliers.cells, b.reps, b.seed))
+    best = analysis.winners(analysis.summary(outliers.cells, outliers.tuned, b.reps, b.seed))
     return analysis.robustness(outliers.cells, best).set_index(["scenario", "loss"])
 
 

@@ -2,7 +2,7 @@
 params, checked against numpy, the minimisers and the headline grid (nothing trains)."""
 
 import copy
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -11,9 +11,10 @@ import pytest
 from pipeline import grid, params
 from pipeline.engine import regression
 from pipeline.grid import data
+from pipeline.optimizers import OPTIMIZERS
 from pipeline.study import design as st
-from pipeline.study import minimiser, scenarios
-from pipeline.study.configuration import DEFAULT_LR, config_name
+from pipeline.study import minimiser, rates, scenarios
+from pipeline.study.configuration import config_name
 
 TARGET_ABS = 1e-12  # minimisers of one data set, computed alone or stacked with others
 EDGE_REL = 1e-12  # an analytic edge: closed form vs numpy.linalg.eigvalsh
@@ -56,10 +57,10 @@ def check_data_and_targets(
 def grid_settings(p: params.Params) -> dict[tuple[str, str, str], dict[str, float]]:
     """The float settings of each (loss, optimizer, clip) of the headline grid's cells."""
     cells = grid.cells(p.train)
-    table = regression.Cells.from_grid(cells)
-    names = [f.name for f in fields(regression.Cells)[6:]]  # after lr: the configuration's own
+    table = st.grid_cells(cells)
+    names = [k for k in table.settings if k != "lr"]  # the configuration's own
     return {
-        (c.loss, c.optimizer, c.clip): {k: getattr(table, k)[i] for k in names}
+        (c.loss, c.optimizer, c.clip): {k: table.settings[k][i] for k in names}
         for i, c in enumerate(cells)
     }
 
@@ -69,7 +70,7 @@ def test_lr_grid_of_the_committed_params_is_26_points_5_per_decade(
     committed: params.Params,
 ) -> None:
     """1e-4 to 10 at 5 per decade: 26 points, each 10^(1/5) times the one before."""
-    lrs = st.lr_grid(committed.study.lr)
+    lrs = rates.lr_grid(committed.study.lr)
 
     assert len(lrs) == 26
     assert lrs[0] == 1e-4 and lrs[-1] == 10.0
@@ -78,7 +79,7 @@ def test_lr_grid_of_the_committed_params_is_26_points_5_per_decade(
 
 def test_lr_grid_hits_every_decade_exactly(committed: params.Params) -> None:
     """Every fifth point is a power of ten to the bit: 1e-3 == 0.001, 0.1, 1.0, 10.0."""
-    lrs = st.lr_grid(committed.study.lr)
+    lrs = rates.lr_grid(committed.study.lr)
 
     assert lrs[::5].tolist() == [1e-4, 0.001, 0.01, 0.1, 1.0, 10.0]
 
@@ -97,7 +98,7 @@ def test_lr_grid_keeps_the_powers_inside_low_high(
     """The grid is 10^(k / per_decade) for exactly the k with the value in [low, high]."""
     g = params.LrGrid(low=low, high=high, per_decade=per_decade, near_edge=[])
 
-    lrs = st.lr_grid(g)
+    lrs = rates.lr_grid(g)
 
     np.testing.assert_allclose(lrs, expected, rtol=1e-12)
 
@@ -129,7 +130,7 @@ def test_mse_edge_is_the_closed_form_of_eigvalsh(
     p = params.parse(raw)
 
     for name, points in study_data(p).items():
-        got = st.mse_edge(p.train, optimizer, points.x[0])  # type: ignore[arg-type]
+        got = rates.mse_edge(p.train, optimizer, points.x[0])  # type: ignore[arg-type]
 
         assert got == pytest.approx(eigvalsh_edge(p, optimizer, points.x[0]), rel=EDGE_REL), name
 
@@ -138,7 +139,7 @@ def test_mse_edge_does_not_depend_on_the_targets(committed: params.Params) -> No
     """MSE's Hessian has no y in it: the edge of noisy's seeds (same x) is one number."""
     x = study_data(committed)["noisy"].x
 
-    edges = {st.mse_edge(committed.train, "sgd", row) for row in x}
+    edges = {rates.mse_edge(committed.train, "sgd", row) for row in x}
 
     assert len(edges) == 1
 
@@ -148,14 +149,14 @@ def test_lrs_hold_the_grid_the_default_and_the_near_edge_fractions(
 ) -> None:
     """lrs: the log grid, the default and (gradient descent) near_edge x mse_edge, sorted."""
     x = study_data(committed)["noisy"].x[0]
-    g = st.lr_grid(committed.study.lr)
+    g = rates.lr_grid(committed.study.lr)
 
     for optimizer in committed.study.optimizers:
-        lrs = st.lrs(committed, optimizer, x)
+        lrs = rates.lrs(committed, optimizer, x)
 
-        extra = {DEFAULT_LR[optimizer]}
+        extra = {OPTIMIZERS[optimizer].default_lr}
         if optimizer in ("sgd", "momentum", "nesterov"):
-            edge = st.mse_edge(committed.train, optimizer, x)
+            edge = rates.mse_edge(committed.train, optimizer, x)
             extra |= {f * edge for f in committed.study.lr.near_edge}
             assert edge == pytest.approx(eigvalsh_edge(committed, optimizer, x), rel=EDGE_REL)
         assert set(lrs.tolist()) == set(g.tolist()) | extra, optimizer
@@ -175,7 +176,7 @@ def test_tune_cells_are_configurations_x_lrs_x_tuning_seeds(committed: params.Pa
     for name in s.scenarios:
         for loss in s.losses:
             for optimizer in s.optimizers:
-                lrs = st.lrs(committed, optimizer, found[name].x[0])
+                lrs = rates.lrs(committed, optimizer, found[name].x[0])
                 expected += len(lrs) * len(s.clips) * len(s.seeds.tune)
                 for clip in s.clips:
                     rows = groups.get_group((name, loss, optimizer, clip))
@@ -207,7 +208,7 @@ def test_tune_cells_have_their_configuration_settings_and_scenario_labels(
         keys = zip(q.labels["loss"], q.labels["optimizer"], q.labels["clip"], strict=True)
         for i, key in enumerate(keys):
             for k, v in settings[key].items():
-                assert getattr(q.cells, k)[i] == v or np.isnan(v), (key, k)
+                assert q.cells.settings[k][i] == v or np.isnan(v), (key, k)
         scenario = [committed.scenarios[n] for n in q.labels["scenario"]]
         assert q.tol.tolist() == [sc.tol for sc in scenario]
         lines = [
@@ -282,7 +283,7 @@ def tuned_lrs(p: params.Params) -> dict[str, float]:
         for c in s.clips
     ]
     tuned = {name: 0.5 * 10 ** -(i % 4) + 1e-6 * i for i, name in enumerate(names)}
-    tuned[names[0]] = DEFAULT_LR[s.optimizers[0]]
+    tuned[names[0]] = OPTIMIZERS[s.optimizers[0]].default_lr
     return tuned
 
 
@@ -303,7 +304,7 @@ def test_report_cells_are_each_configuration_at_its_tuned_and_default_lr(
     for name, rows in table.groupby("config"):
         optimizer = name.split("-")[2]
         got = sorted(zip(rows["lr_kind"], rows["lr"], rows["seed"], strict=True))
-        expected = [("default", DEFAULT_LR[optimizer], t) for t in s.seeds.report]
+        expected = [("default", OPTIMIZERS[optimizer].default_lr, t) for t in s.seeds.report]
         expected += [("tuned", tuned[name], t) for t in s.seeds.report]
         assert got == sorted(expected), name
 
@@ -423,18 +424,22 @@ USED_BY = {"amsgrad": ("adam", "adamw"), "centered": ("rmsprop",)}  # flags only
 
 
 def test_twin_cells_are_the_headline_grid_cells_exactly(committed: params.Params) -> None:
-    """Twin cells have regression.Cells.from_grid's settings, names, steps, dtype and points."""
+    """Twin cells have the grid cells' settings, names, steps, dtype and points."""
     cells = grid.cells(committed.train)
     x, y = data.points(committed.generate)
 
     part = st.twin_part(committed, cells, x, y)
 
-    expected = regression.Cells.from_grid(cells)
+    expected = st.grid_cells(cells)
     optimizer = np.array([c.optimizer for c in cells])
-    for f in fields(regression.Cells):
-        got, want = getattr(part.cells, f.name), getattr(expected, f.name)
-        used = np.isin(optimizer, USED_BY.get(f.name, optimizer))
-        assert np.array_equal(got[used], want[used], equal_nan=True), f.name
+    columns = {
+        **expected.settings,
+        **{k: getattr(expected, k) for k in ("loss", "optimizer", "clip", "seed", "dataset")},
+    }
+    for name, want in columns.items():
+        got = part.cells.settings[name] if name in expected.settings else getattr(part.cells, name)
+        used = np.isin(optimizer, USED_BY.get(name, optimizer))
+        assert np.array_equal(got[used], want[used], equal_nan=True), name
     assert part.labels["name"].tolist() == [c.name for c in cells]
     assert (part.part, part.steps, part.dtype) == (
         "twin",
@@ -454,7 +459,7 @@ def test_twin_cells_train_as_the_grid_cells_do(committed: params.Params) -> None
     part = st.twin_part(committed, cells, x, y)
 
     a = regression.train(part.cells, part.x, part.y, 100, torch.float32)
-    b = regression.train(regression.Cells.from_grid(cells), x, y, 100, torch.float32)
+    b = regression.train(st.grid_cells(cells), x, y, 100, torch.float32)
 
     for f in ("final_weight", "final_bias", "final_loss", "max_grad_norm", "clip_fraction"):
         assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f

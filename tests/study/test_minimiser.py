@@ -9,6 +9,7 @@ import pytest
 from scipy.optimize import minimize
 
 from pipeline.grid import closed_form
+from pipeline.losses import LOSSES, l1
 from pipeline.params import LossName
 from pipeline.study import minimiser
 
@@ -22,7 +23,7 @@ ROBUST: list[tuple[LossName, dict[str, float]]] = [
 
 
 def mean_loss(loss: LossName, kwargs: dict[str, float], w: float, b: float, x, y) -> float:
-    return float(closed_form.TERMS[loss].value(w * x + b - y, kwargs).mean())
+    return float(LOSSES[loss].value(w * x + b - y, kwargs).mean())
 
 
 def noisy(seed: int, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -69,8 +70,8 @@ def test_l1_beats_every_line_through_two_points_and_a_fine_grid() -> None:
     x = np.vstack([ties_x, rng.normal(size=(20, 7)), rng.integers(0, 4, (40, 7))]).astype(float)
     y = np.vstack([ties_y, rng.normal(size=(20, 7)), rng.integers(0, 3, (40, 7))]).astype(float)
     x[:, :2] = [0.0, 1.0]  # two distinct x in every row
-    descent = minimiser._l1_descent(x, y)
-    assert not minimiser._l1_certificate(x, y, *descent)[0][:2].any()  # the fallback runs
+    descent = l1._descent(x, y)
+    assert not l1.certificate(x, y, *descent)[0][:2].any()  # the fallback runs
 
     w, b = minimiser.minimisers("l1", {}, x, y)
 
@@ -79,7 +80,7 @@ def test_l1_beats_every_line_through_two_points_and_a_fine_grid() -> None:
         got = mean_loss("l1", {}, w[r], b[r], x[r], y[r])
         lines = [mean_loss("l1", {}, wl, bl, x[r], y[r]) for wl, bl in pair_lines(x[r], y[r])]
         near = (
-            closed_form.TERMS["l1"]
+            LOSSES["l1"]
             .value((w[r] + grid[:, None, None]) * x[r] + (b[r] + grid[None, :, None]) - y[r], {})
             .mean(axis=-1)
         )
@@ -171,7 +172,7 @@ def test_huber_gradient_vanishes_on_thousands_of_heavy_tailed_datasets(delta: fl
 
     w, b = minimiser.minimisers("huber", {"delta": delta}, x, y)
 
-    g = closed_form.TERMS["huber"].derivative(w[:, None] * x + b[:, None] - y, {"delta": delta}) / 6
+    g = LOSSES["huber"].derivative(w[:, None] * x + b[:, None] - y, {"delta": delta}) / 6
     assert np.abs((g * x).sum(axis=1)).max() <= 1e-12 and np.abs(g.sum(axis=1)).max() <= 1e-12
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline import params
-from pipeline.study import analysis, report
+from pipeline.study import analysis, protocol, report
 from pipeline.study.analysis import FINALS
 from tests.conftest import ROOT
 from tests.helpers.browser import offline_tab
@@ -99,7 +99,9 @@ def study() -> Inputs:
         study=p.study, scenarios={name: p.scenarios[name] for name in p.study.scenarios}
     )
     b = p.analysis.bootstrap
-    return analysis.tables(cells, grid, b.reps, b.seed, p.study.steps), cells, traces, ran, b
+    tuned = protocol.tune(cells[cells["part"] == "tune"])
+    found = analysis.tables(cells, tuned, grid, b.reps, b.seed, p.study.steps)
+    return found, cells, traces, ran, b
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.grid import closed_form, model
+from pipeline.grid import model
+from pipeline.losses import LOSSES
 from pipeline.params import LossName, OptimizerName
 from pipeline.study import minimiser, stability
 
@@ -161,7 +162,7 @@ def test_edges_for_plain_sgd_without_curvature_and_adaptive_optimizers() -> None
 
 def finite_difference_hessian(loss: LossName, kwargs: dict[str, float], x, y, p, step=1e-4):
     def f(q: np.ndarray) -> float:
-        return float(closed_form.TERMS[loss].value(q[0] * x + q[1] - y, kwargs).mean())
+        return float(LOSSES[loss].value(q[0] * x + q[1] - y, kwargs).mean())
 
     h = np.empty((2, 2))
     for i in range(2):

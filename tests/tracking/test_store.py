@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from pipeline.tracking import store
+from pipeline.tracking import location, store
 
 
 def _content(name: str, key: str, tmp_path: Path) -> store.RunContent:
@@ -48,9 +48,9 @@ def test_default_uri_is_absolute_sqlite_at_the_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without MLFLOW_TRACKING_URI the uri is sqlite:///<absolute root>/mlflow.db."""
-    assert store.default_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert location.default_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert store.default_uri(tmp_path) == "http://127.0.0.1:5999"
+    assert location.default_uri(tmp_path) == "http://127.0.0.1:5999"
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def test_default_uri_is_absolute_sqlite_at_the_root(
 )
 def test_unusable_uris_are_refused_with_the_fix(uri: str, words: str) -> None:
     """A file uri or a misspelt scheme is refused naming the URI and what to use."""
-    with pytest.raises(store.TrackingError, match=words) as caught:
-        store.check_uri(uri)
+    with pytest.raises(location.TrackingError, match=words) as caught:
+        location.check(uri)
     assert uri in str(caught.value)
 
 
@@ -92,7 +92,7 @@ def test_publishing_again_adds_nothing(uri: str, tmp_path: Path) -> None:
     _publish(uri, tmp_path, ["a", "b"])
     outcome = _publish(uri, tmp_path, ["a", "b"])
     assert (outcome.created, outcome.present) == (0, 2) and len(_runs(uri)) == 3
-    assert store.published_keys(uri, "test") == (outcome.experiment_id, {"a", "b", "p1"})
+    assert location.published_keys(uri, "test") == (outcome.experiment_id, {"a", "b", "p1"})
 
 
 def test_changed_cell_gets_a_new_run_and_the_old_stays(uri: str, tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_unreachable_server_fails_fast_naming_the_uri(tmp_path: Path) -> None:
         port = s.getsockname()[1]  # closed once the block ends
     uri = f"http://127.0.0.1:{port}"
     start = time.monotonic()
-    with pytest.raises(store.TrackingError, match="cannot reach") as caught:
+    with pytest.raises(location.TrackingError, match="cannot reach") as caught:
         _publish(uri, tmp_path, ["a"])
     assert time.monotonic() - start < 10
     assert uri in str(caught.value) and "make publish" in str(caught.value)
@@ -156,6 +156,6 @@ def test_unreachable_server_fails_fast_naming_the_uri(tmp_path: Path) -> None:
 def test_database_uri_without_its_driver_says_which_uri_to_use(tmp_path: Path) -> None:
     """postgresql:// maps to psycopg 3, which is not installed: one line names the fix."""
     uri = "postgresql://u:p@127.0.0.1:1/db"
-    with pytest.raises(store.TrackingError, match=r"postgresql\+psycopg2://") as caught:
+    with pytest.raises(location.TrackingError, match=r"postgresql\+psycopg2://") as caught:
         _publish(uri, tmp_path, ["a"])
     assert uri in str(caught.value)

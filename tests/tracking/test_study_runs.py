@@ -98,7 +98,7 @@ def tiny(raw_params: dict) -> study_fixtures.Study:
 @pytest.fixture(scope="module")
 def summary(tiny: study_fixtures.Study) -> pd.DataFrame:
     b = tiny.p.analysis.bootstrap
-    return analysis.summary(tiny.cells, b.reps, b.seed)
+    return analysis.summary(tiny.cells, tiny.tuned, b.reps, b.seed)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,53 @@
+"""Cross-entropy with label smoothing (torch.nn.CrossEntropyLoss) for nn.Linear(2, 2) on
+two classes: the tutorial's other loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pipeline.lazy import np, torch
+from pipeline.losses.spec import ClassLoss
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from pipeline.losses.spec import Array
+
+
+def point(u: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+    """Per point, the loss's term and its derivative in u = z_y - z_other, for two classes
+    with smoothed targets q (the true class: 1 - eps / 2) and 1 - q: the loss
+    q softplus(-u) + (1 - q) softplus(u), the derivative sigmoid(u) - q. (So dL/dz_y =
+    -dL/dz_other = sigmoid(u) - q: the softmax minus the smoothed one-hot.)"""
+    e = u.abs().neg_().exp_()  # in (0, 1]: neither softplus nor sigmoid overflows
+    right = u >= 0
+    slope = torch.where(right, 1.0, e).div_(e + 1).sub_(q)  # sigmoid(u) - q
+    return torch.where(right, 1 - q, -q).mul_(u).add_(e.log1p_()), slope
+
+
+def softmax(z: Array) -> Array:
+    """Row-wise softmax of logits z (n, classes), shifted by each row's max (no overflow)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def closed_form(
+    w: Array, b: Array, x: Array, labels: Sequence[int], smoothing: float
+) -> tuple[float, Array, Array]:
+    """The mean cross-entropy of logits x W^T + b against `labels` with label smoothing,
+    and its gradients dL/dW (classes, features) and dL/db (classes), in NumPy: with q the
+    smoothed one-hot ((1 - smoothing) on the label, smoothing / classes everywhere),
+    dL/dz_i = (softmax(z_i) - q_i) / n, dL/dW = sum_i dL/dz_i x_i^T, dL/db = sum_i dL/dz_i."""
+    z = x @ w.T + b
+    n, k = z.shape
+    q = np.full((n, k), smoothing / k)
+    q[np.arange(n), np.asarray(labels)] += 1.0 - smoothing
+    shifted = z - z.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    value = float(-(q * log_p).sum() / n)
+    dz = (softmax(z) - q) / n
+    return value, dz.T @ x, dz.sum(axis=0)
+
+
+LOSS = ClassLoss(name="ce", torch="CrossEntropyLoss", point=point, smoothing=True)

@@ -1,0 +1,68 @@
+"""Adagrad (torch.optim.Adagrad): the gradient over the root of the sum of its squares,
+with learning-rate decay and an initial accumulator. No closed-form stability edge."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+from pipeline.engine.ops import column
+from pipeline.fields import NonNegative, Positive, Section
+from pipeline.lazy import torch
+from pipeline.optimizers.spec import Optimizer, Settings
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from pipeline.optimizers.spec import Bools
+
+
+class AdagradKwargs(Section):
+    lr: Positive
+    lr_decay: NonNegative
+    eps: Positive
+    initial_accumulator_value: NonNegative
+    weight_decay: NonNegative
+
+
+class Rule:
+    """torch.optim.Adagrad, with learning-rate decay and an initial accumulator."""
+
+    COLUMNS: ClassVar[dict[str, float]] = {
+        "weight_decay": 0.0, "lr_decay": 0.0, "eps": math.nan, "initial_accumulator_value": 0.0,
+    }  # fmt: skip
+    FLAGS: ClassVar[tuple[str, ...]] = ("decay",)
+
+    @staticmethod
+    def branches(s: Settings) -> dict[str, Bools]:
+        return {"decay": s["weight_decay"] != 0}
+
+    def __init__(
+        self, s: Settings, flags: Mapping[str, bool], dtype: torch.dtype, rows: int
+    ) -> None:
+        self.decay = flags["decay"]
+        self.weight_decay, self.eps = column(s["weight_decay"], dtype), column(s["eps"], dtype)
+        self.neg_lr = column(-s["lr"], torch.float64)
+        self.lr_decay = column(s["lr_decay"], torch.float64)
+        init = column(s["initial_accumulator_value"], dtype)
+        self.sum = init.expand(rows, len(init)).clone()
+        self.clr = torch.empty(len(init), dtype=dtype)
+
+    def step(self, p: Tensor, g: Tensor, t: int, out: Tensor) -> None:
+        if self.decay:
+            g = torch.addcmul(g, p, self.weight_decay)
+        torch.div(self.neg_lr, 1 + t * self.lr_decay, out=self.clr)  # -lr / (1 + (step-1) decay)
+        self.sum.addcmul_(g, g)
+        std = self.sum.sqrt().add_(self.eps)
+        torch.addcdiv(p, g * self.clr, std, out=out)
+
+
+OPTIMIZER = Optimizer(
+    name="adagrad",
+    torch="Adagrad",
+    kwargs=AdagradKwargs,
+    default_lr=1e-2,
+    rule=Rule,
+    defaults={"eps": 1e-10},
+)

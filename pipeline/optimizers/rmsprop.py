@@ -1,0 +1,82 @@
+"""RMSprop (torch.optim.RMSprop): the gradient over the root of a running mean of its
+square (eps outside the root), optionally centered and with momentum. No closed-form
+stability edge."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+from pipeline.engine.ops import column
+from pipeline.fields import Bool, Fraction, NonNegative, Positive, Section
+from pipeline.lazy import torch
+from pipeline.optimizers.spec import Optimizer, Settings
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from pipeline.optimizers.spec import Bools
+
+
+class RMSpropKwargs(Section):
+    lr: Positive
+    alpha: Fraction
+    eps: Positive
+    momentum: Fraction
+    centered: Bool
+    weight_decay: NonNegative
+
+
+class Rule:
+    """torch.optim.RMSprop, plain or centered, with or without momentum."""
+
+    COLUMNS: ClassVar[dict[str, float]] = {
+        "weight_decay": 0.0, "alpha": 0.99, "eps": math.nan, "momentum": 0.0, "centered": 0.0,
+    }  # fmt: skip
+    FLAGS: ClassVar[tuple[str, ...]] = ("decay", "heavy", "centered")
+
+    @staticmethod
+    def branches(s: Settings) -> dict[str, Bools]:
+        return {
+            "decay": s["weight_decay"] != 0,
+            "heavy": s["momentum"] != 0,
+            "centered": s["centered"] != 0,
+        }
+
+    def __init__(
+        self, s: Settings, flags: Mapping[str, bool], dtype: torch.dtype, rows: int
+    ) -> None:
+        self.decay, self.heavy, self.centered = flags["decay"], flags["heavy"], flags["centered"]
+        self.neg_lr, self.weight_decay = column(-s["lr"], dtype), column(s["weight_decay"], dtype)
+        self.alpha, self.one_minus_alpha = column(s["alpha"], dtype), column(1 - s["alpha"], dtype)
+        self.eps, self.momentum = column(s["eps"], dtype), column(s["momentum"], dtype)
+        self.square_avg, self.grad_avg, self.buf = (
+            torch.zeros(rows, len(s["lr"]), dtype=dtype) for _ in range(3)
+        )
+
+    def step(self, p: Tensor, g: Tensor, t: int, out: Tensor) -> None:
+        if self.decay:
+            g = torch.addcmul(g, p, self.weight_decay)
+        self.square_avg.mul_(self.alpha).addcmul_(g * self.one_minus_alpha, g)
+        if self.centered:
+            self.grad_avg.lerp_(g, self.one_minus_alpha)
+            avg = torch.addcmul(self.square_avg, self.grad_avg, self.grad_avg, value=-1).sqrt_()
+        else:
+            avg = self.square_avg.sqrt()
+        avg.add_(self.eps)
+        if self.heavy:
+            self.buf.mul_(self.momentum).addcdiv_(g, avg)  # mu b + g / avg
+            torch.addcmul(p, self.buf, self.neg_lr, out=out)
+        else:
+            torch.addcdiv(p, g * self.neg_lr, avg, out=out)  # p - lr g / avg
+
+
+OPTIMIZER = Optimizer(
+    name="rmsprop",
+    torch="RMSprop",
+    kwargs=RMSpropKwargs,
+    default_lr=1e-2,
+    rule=Rule,
+    defaults={"eps": 1e-8},
+)
