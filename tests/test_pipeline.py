@@ -187,8 +187,11 @@ def test_changed_cell_gets_new_runs_and_run_cache_restore_adds_none(
 def test_a_fresh_clone_reproduces_the_committed_outputs_with_a_clean_git_status(
     tmp_path: Path,
 ) -> None:
-    """`git clone` + `dvc repro` of the committed default grid recomputes every tracked file
-    to its committed bytes: git status stays clean and no run is tagged git_dirty=true."""
+    """`git clone` + `dvc repro` of the committed pipeline recomputes every tracked file to
+    its committed bytes: git status stays clean and no run is tagged git_dirty=true. On a
+    machine whose environment fingerprint differs from the committed one (another CPU
+    vendor: pipeline.run.numerics), the numbers may differ, and only then: what changes is
+    the fingerprint, DVC's locks and the pipeline's outputs, nothing else."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
 
@@ -196,6 +199,15 @@ def test_a_fresh_clone_reproduces_the_committed_outputs_with_a_clean_git_status(
 
     status = subprocess.run(
         ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
-    )
-    assert status.stdout == ""
-    assert {r.data.tags["git_dirty"] for r in runs(clone)} == {"false"}
+    ).stdout
+    committed = subprocess.run(
+        ["git", "show", "HEAD:reports/env.json"], cwd=clone, capture_output=True, text=True
+    ).stdout
+    if json.loads(committed) == json.loads((clone / "reports/env.json").read_text()):
+        assert status == ""
+        assert {r.data.tags["git_dirty"] for r in runs(clone)} == {"false"}
+    else:
+        changed = {line[3:] for line in status.splitlines()}
+        outputs = {"dvc.lock", "env/dvc.lock"}
+        assert "reports/env.json" in changed
+        assert all(p in outputs or p.startswith("reports/") for p in changed), changed

@@ -28,6 +28,16 @@ def cpu_flags(text: str) -> set[str]:
     return found
 
 
+def cpu_vendor(text: str) -> str:
+    """The CPU's vendor as /proc/cpuinfo names it (GenuineIntel, AuthenticAMD), else the
+    architecture's name (a vendor of its own where there is no cpuinfo)."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("vendor_id", "CPU implementer"):
+            return value.strip()
+    return platform.machine() or "unknown"
+
+
 def cpu_model(text: str) -> str:
     for line in text.splitlines():
         key, _, value = line.partition(":")

@@ -82,8 +82,14 @@ def installed(names: tuple[str, ...]) -> dict[str, str]:
     return {n: found.get(n, "not installed") for n in names}
 
 
-def fingerprint(env: "params.EnvParams", cpu_flags: set[str], arch: str) -> dict[str, object]:
-    """The environment fields that decide results."""
+def fingerprint(
+    env: "params.EnvParams", cpu_flags: set[str], arch: str, vendor: str
+) -> dict[str, object]:
+    """The environment fields that decide results. `vendor`: the CPU's (machine.cpu_vendor):
+    torch computes elementwise float math (sqrt, exp, log) with MKL's vector math library,
+    whose kernels follow the CPU vendor and, off Intel, ignore MKL_CBWR (seen: the same
+    torch.sqrt inputs round differently on AMD and Intel machines, so Adam, RMSprop and
+    Adagrad cells train to other bits). A machine of another vendor is another environment."""
     return {
         "python": platform.python_version(),
         **installed(PACKAGES),
@@ -92,4 +98,5 @@ def fingerprint(env: "params.EnvParams", cpu_flags: set[str], arch: str) -> dict
         "machine": arch,
         "cpu_capability": capability(cpu_flags, arch),
         "mkl_cbwr": MKL_CBWR,
+        "cpu_vendor": vendor,
     }

@@ -24,5 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
-    flags = machine.cpu_flags(machine.cpuinfo())
-    atomic.write_json(args.out, numerics.fingerprint(p.env, flags, platform.machine()))
+    text = machine.cpuinfo()
+    found = numerics.fingerprint(
+        p.env, machine.cpu_flags(text), platform.machine(), machine.cpu_vendor(text)
+    )
+    atomic.write_json(args.out, found)

@@ -1,5 +1,7 @@
 """What describes the machine: CPU flags and model read from /proc/cpuinfo text."""
 
+import platform
+
 from pipeline.run import machine
 
 CPUINFO = (
@@ -21,3 +23,9 @@ def test_describe_names_the_model_and_only_kernel_relevant_flags() -> None:
     assert found["cpu"] == "Example CPU 9000"
     assert found["cpu_flags"] == "sse4_2 avx avx2 fma avx512f"
     assert {"cores", "host", "os"} <= set(found)
+
+
+def test_the_cpu_vendor_is_read_from_cpuinfo() -> None:
+    """vendor_id as /proc/cpuinfo gives it; without one, the architecture's name."""
+    assert machine.cpu_vendor("processor\t: 0\nvendor_id\t: AuthenticAMD\n") == "AuthenticAMD"
+    assert machine.cpu_vendor("") == platform.machine()
