@@ -1,12 +1,12 @@
 """The tutorial's model, and each loss and optimizer of the grid as torch builds it (their
 torch classes are named in their modules: pipeline.losses, pipeline.optimizers)."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn, optim
 
-from pipeline.losses import LOSSES
+from pipeline.losses import CLASS_LOSSES, LOSSES
 from pipeline.optimizers import OPTIMIZERS
 from pipeline.params import LossName, OptimizerName
 
@@ -31,9 +31,12 @@ def seeded_model(seed: int, dtype: torch.dtype = torch.float32) -> SimpleModel:
     return SimpleModel().to(dtype)
 
 
-def loss_class(name: str) -> type[nn.Module]:
-    """torch.nn's class of a loss (regression or classification) named in its module."""
-    return getattr(nn, LOSSES[name].torch)  # type: ignore[no-any-return]
+def loss_class(name: str) -> type[nn.Module] | Callable[..., nn.Module]:
+    """What builds a loss (regression or classification) named in its module: torch.nn's
+    class, or the module's own for a loss torch.nn lacks."""
+    if name in LOSSES and (build := LOSSES[name].module) is not None:
+        return build
+    return getattr(nn, (LOSSES.get(name) or CLASS_LOSSES[name]).torch)  # type: ignore[no-any-return]
 
 
 def optimizer_class(name: OptimizerName) -> type[optim.Optimizer]:

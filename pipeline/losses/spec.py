@@ -18,7 +18,7 @@ from pipeline.lazy import np
 
 if TYPE_CHECKING:
     import numpy.typing as npt
-    from torch import Tensor
+    from torch import Tensor, nn
 
     Array = npt.NDArray[np.float64]
     Mask = npt.NDArray[np.bool_]
@@ -53,7 +53,8 @@ class Loss:
     """A regression loss: everything gradlab knows about it."""
 
     name: str
-    torch: str  # torch.nn's class, e.g. "HuberLoss": the reference engine's loss
+    torch: str  # torch.nn's class, e.g. "HuberLoss": the reference engine's loss (or, for a
+    # loss torch.nn lacks, the name of the class `module` builds)
     kwargs: type[Section]  # its section under train.losses
     param: str | None  # the keyword argument the engine's `loss_param` column carries
     value: Function  # l(d)
@@ -62,6 +63,8 @@ class Loss:
     solve: Solver  # its minimiser on each row of x, y
     unique: Unique  # whether that minimiser is the only one
     batched: Piecewise | Pointwise
+    module: Callable[..., nn.Module] | None = None  # for a loss torch.nn lacks: builds
+    # the reference engine's module from its keyword arguments
 
 
 @dataclass(frozen=True)
