@@ -152,4 +152,5 @@ LOSS = Loss(
     solve=lambda x, y, k: newton(x, y, k["delta"]),
     unique=lambda x, y, w, b, k: unique_within(x, y, w, b, k["delta"]),
     batched=Piecewise(_coefficients),
+    kinks=lambda k: (-k["delta"], k["delta"]),
 )

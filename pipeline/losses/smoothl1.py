@@ -43,4 +43,5 @@ LOSS = Loss(
     solve=lambda x, y, k: newton(x, y, k["beta"]),
     unique=lambda x, y, w, b, k: unique_within(x, y, w, b, k["beta"]),
     batched=Piecewise(_coefficients),
+    kinks=lambda k: (-k["beta"], k["beta"]),
 )

@@ -65,6 +65,8 @@ class Loss:
     batched: Piecewise | Pointwise
     module: Callable[..., nn.Module] | None = None  # for a loss torch.nn lacks: builds
     # the reference engine's module from its keyword arguments
+    kinks: Callable[[Kwargs], tuple[float, ...]] = lambda _: ()  # the errors d where l
+    # changes piece (other than 0): where its set of minimisers, if any, has corners
 
 
 @dataclass(frozen=True)
