@@ -1,9 +1,12 @@
 """The grid's comparison: every trained cell ranked, its loss curves as data for `dvc plots`,
 and compare.md, all from what train wrote (its manifest and traces).
 
-Rows are ranked: cells that trained to the end first, then by distance to the generating
-line (comparable across losses, unlike the loss value), then by final loss, then by name,
-so ties always come out in the same order. The Markdown names the training outputs it was
+Cells rank by their final distance to the generating line (comparable across losses,
+unlike the loss value); distances closer than `tie` (compare.tie: rounding, not learning)
+rank equal: a cell's rank is 1 + the number of cells nearer by more than `tie`. Cells
+that stopped early rank last, together. Rows of one rank are listed by the secondary
+measure, first_below (the first step with loss below compare.threshold), then by name:
+an order to read them in, not a ranking. The Markdown names the training outputs it was
 made from (publish checks it) and ends with the environment that decided the numbers.
 """
 
@@ -12,6 +15,7 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from pipeline.files import markdown as md
@@ -19,7 +23,8 @@ from pipeline.grid import plots
 from pipeline.grid.manifest import Manifest, stamp
 from pipeline.grid.trace import Measures
 
-NUMBERS = ("final_loss", "final_weight", "final_bias", "dist_to_optimum")
+NUMBERS = ("dist_to_optimum", "final_loss", "final_weight", "final_bias")
+SETTINGS = ("loss", "optimizer", "clip", "seed")
 
 
 def first_below(trace: pd.DataFrame, threshold: float) -> int | str:
@@ -37,21 +42,36 @@ def diverged(m: Measures) -> str:
     return f"step {m['diverged_step']} ({m['diverged_reason']})" if m["diverged"] else "no"
 
 
-def ranked(trained: Manifest, traces: Mapping[str, pd.DataFrame], threshold: float) -> pd.DataFrame:
-    """One row per cell, best first: trained to the end, then distance, loss, name."""
+def ranks(distance: npt.ArrayLike, failed: npt.ArrayLike, tie: float) -> npt.NDArray[np.int64]:
+    """1 + the number of cells that trained to the end and are nearer by more than `tie`;
+    the cells that `failed` share the rank after every other."""
+    d, bad = np.asarray(distance, dtype=np.float64), np.asarray(failed, dtype=bool)
+    ok = np.sort(d[~bad])
+    nearer = np.searchsorted(ok, d - tie, side="left")  # ok cells with distance < d - tie
+    return np.where(bad, (~bad).sum() + 1, 1 + nearer).astype(np.int64)
+
+
+def ranked(
+    trained: Manifest, traces: Mapping[str, pd.DataFrame], threshold: float, tie: float
+) -> pd.DataFrame:
+    """One row per cell, by rank (`ranks`), then first_below, then name."""
     rows = [
-        {"cell": c.name, "loss": c.loss, "optimizer": c.optimizer, "clip": c.clip, "seed": c.seed}
+        {"cell": c.name}
         | {key: _number(e.measures[key]) for key in NUMBERS}
         | {"first_below": first_below(traces[c.name], threshold)}
         | {key: _number(e.measures[key]) for key in ("max_grad_norm", "clip_fraction")}
         | {"diverged": diverged(e.measures)}
+        | {"loss": c.loss, "optimizer": c.optimizer, "clip": c.clip, "seed": c.seed}
         for e in trained.entries
         for c in [e.cell]
     ]
     frame = pd.DataFrame(rows)
-    order = ["failed", "dist_to_optimum", "final_loss", "cell"]
-    frame = frame.assign(failed=frame["diverged"] != "no").sort_values(order, kind="stable")
-    return frame.drop(columns="failed").reset_index(drop=True)
+    failed = frame["diverged"] != "no"
+    frame.insert(0, "rank", ranks(frame["dist_to_optimum"], failed, tie))
+    steps = pd.to_numeric(frame["first_below"], errors="coerce").fillna(np.inf)  # never: last
+    order = ["rank", "steps", "cell"]
+    frame = frame.assign(steps=steps).sort_values(order, kind="stable")
+    return frame.drop(columns="steps").reset_index(drop=True)
 
 
 def _text(value: object) -> str:
@@ -82,10 +102,23 @@ def environment(env: Mapping[str, object]) -> str:
     return "## Environment (what decides the numbers)\n\n" + frame_table(rows)
 
 
-def report(table: pd.DataFrame, env: Mapping[str, object], source: str) -> str:
-    """compare.md: a title, the source line, the ranking, the environment."""
+def legend(threshold: float, tie: float) -> str:
+    """What the ranking measures, in one paragraph."""
+    return (
+        "Rank: by final distance to the generating line (`dist_to_optimum`); distances"
+        f" within {tie:g} of each other rank equal (`compare.tie`: rounding, not learning);"
+        " cells that stopped early rank last. Within a rank, rows are listed by"
+        f" `first_below` (the first step with loss below {threshold:g}), then by name."
+    )
+
+
+def report(
+    table: pd.DataFrame, env: Mapping[str, object], source: str, threshold: float, tie: float
+) -> str:
+    """compare.md: a title, the source line, the legend, the ranking, the environment."""
     title = f"# Ranking of {len(table)} cells, best first"
-    return "\n".join([title, "", stamp(source), "", frame_table(table), environment(env)])
+    parts = [title, "", stamp(source), "", legend(threshold, tie), "", frame_table(table)]
+    return "\n".join([*parts, environment(env)])
 
 
 def curves(trained: Manifest, traces: Mapping[str, pd.DataFrame], stride: int) -> pd.DataFrame:

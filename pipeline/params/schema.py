@@ -254,6 +254,7 @@ class AnalysisParams(Section):
 # --- compare, walkthrough, publish --------------------------------------------------
 class CompareParams(Section):
     threshold: Positive  # "converged" once the loss falls below this
+    tie: NonNegative  # distances to the line closer than this rank equal
     curve_stride: Annotated[int, Field(strict=True, ge=1)]  # curves.csv keeps every k-th step
 
 

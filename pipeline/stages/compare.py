@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> None:
             )
         traces = inputs.read_traces(args.traces, [c.name for c in trained.cells()])
         env = inputs.read_env(args.env)
-    table = ranking.ranked(trained, traces, p.compare.threshold)
-    atomic.write_text(args.ranking, ranking.report(table, env, trained.source))
+    c = p.compare
+    table = ranking.ranked(trained, traces, c.threshold, c.tie)
+    atomic.write_text(args.ranking, ranking.report(table, env, trained.source, c.threshold, c.tie))
     stride = p.compare.curve_stride
     atomic.write_text(args.curves, ranking.curves(trained, traces, stride).to_csv(index=False))
     with atomic.replacing(args.plots, directory=True) as folder:

@@ -73,11 +73,11 @@ def test_first_below_is_never_when_no_loss_falls_below() -> None:
     assert ranking.first_below(hand_trace([5.0, 0.5, 0.2]), 0.1) == "never"
 
 
-def test_ranking_puts_diverged_cells_last_then_orders_by_distance_loss_name(
+def test_ranking_puts_diverged_cells_last_then_orders_by_rank_then_first_below(
     tmp_path: Path,
 ) -> None:
-    """Diverged cells go last even with the lowest loss; the rest by distance to the
-    generating line, then loss, then name."""
+    """Diverged cells share the last rank even with the lowest loss; the rest rank by
+    distance to the generating line, and rows of one rank are listed by first_below."""
     cells = hand_cells(tmp_path)
     traces = {c.name: hand_trace([1.0, 0.5]) for c in cells}
     measures = {c.name: hand_measures(0.5, 1.0, None) for c in cells}
@@ -85,29 +85,49 @@ def test_ranking_puts_diverged_cells_last_then_orders_by_distance_loss_name(
     measures["l1-adam-norm"] = hand_measures(0.0, 5.0, 3)
     measures["mse-adam-norm"] = hand_measures(0.1, 0.3, None)
     measures["l1-sgd-none"] = hand_measures(0.1, 0.2, None)
+    traces["mse-adam-norm"] = hand_trace([1.0, 1e-5])  # first below 1e-4 at step 1
 
-    table = ranking.ranked(hand_manifest(cells, measures), traces, threshold=1e-4)
+    table = ranking.ranked(hand_manifest(cells, measures), traces, 1e-4, tie=0.15)
 
-    assert list(table["cell"][:2]) == ["l1-sgd-none", "mse-adam-norm"]
+    # 0.2 and 0.3 are within the tie: one rank, listed by first_below (1 before never)
+    assert list(table["cell"][:2]) == ["mse-adam-norm", "l1-sgd-none"]
+    assert list(table["rank"]) == [1, 1, 3, 3, 3, 3, 7, 7]
     assert list(table["cell"][-2:]) == ["l1-adam-norm", "mse-sgd-none"]
     rest = list(table["cell"][2:-2])
     assert rest == sorted(rest)
     assert list(table["diverged"][-2:]) == ["step 3 (loss)", "step 1 (loss)"]
     assert list(table.columns) == [
+        "rank",
         "cell",
-        "loss",
-        "optimizer",
-        "clip",
-        "seed",
+        "dist_to_optimum",
         "final_loss",
         "final_weight",
         "final_bias",
-        "dist_to_optimum",
         "first_below",
         "max_grad_norm",
         "clip_fraction",
         "diverged",
+        "loss",
+        "optimizer",
+        "clip",
+        "seed",
     ]
+
+
+def test_rank_is_one_plus_the_cells_nearer_by_more_than_the_tie() -> None:
+    """Against a direct count: rank_i = 1 + #{j ok: d_j < d_i - tie}; failed cells last."""
+    rng = np.random.default_rng(0)
+    d = np.abs(rng.normal(0, 1e-6, 50))
+    failed = rng.random(50) < 0.1
+    got = ranking.ranks(d, failed, 1e-6)
+    ok = d[~failed]
+    last = int((~failed).sum()) + 1
+    want = [last if f else 1 + int((ok < di - 1e-6).sum()) for di, f in zip(d, failed, strict=True)]
+    assert got.tolist() == want
+    assert (
+        ranking.ranks(d, np.zeros(50, bool), 0.0).tolist()
+        == (1 + np.argsort(np.argsort(d))).tolist()
+    )  # no tie: the plain order
 
 
 def test_markdown_has_a_header_a_rule_and_one_row_per_cell(tmp_path: Path) -> None:
@@ -117,12 +137,12 @@ def test_markdown_has_a_header_a_rule_and_one_row_per_cell(tmp_path: Path) -> No
     measures = {c.name: hand_measures(0.123456, 1.0, None) for c in cells}
     measures[cells[0].name] = hand_measures(None, 2.0, 0)
 
-    table = ranking.ranked(hand_manifest(cells, measures), traces, 1e-4)
+    table = ranking.ranked(hand_manifest(cells, measures), traces, 1e-4, 0.0)
     lines = ranking.frame_table(table).splitlines()
 
     assert len(lines) == 2 + len(cells)
     assert set(lines[1]) <= {"|", "-", ":", " "}
-    assert [line.split("|")[1].strip() for line in lines[2:]] == [
+    assert [line.split("|")[2].strip() for line in lines[2:]] == [
         *sorted(c.name for c in cells[1:]),
         cells[0].name,
     ]

@@ -77,8 +77,8 @@ def test_main_writes_every_output(project: Path, tmp_path: Path) -> None:
     names = [c.name for c in trained.cells()]
     text = (tmp_path / "compare.md").read_text()
     assert stamped(text) == trained.source
-    table_md = text.split("\n\n")[2]
-    rows = [line.split("|")[1].strip() for line in table_md.splitlines()[2:]]
+    table_md = text.split("\n\n")[3]  # after the title, the stamp and the legend
+    rows = [line.split("|")[2].strip() for line in table_md.splitlines()[2:]]
     assert sorted(rows) == sorted(names) and rows[-1] == DIVERGING
     fingerprint = json.loads((project / "reports/env.json").read_text())
     assert "## Environment (what decides the numbers)\n" in text

@@ -2,7 +2,6 @@
 computations: scipy's Wilcoxon test, Holm's procedure by hand, brute force."""
 
 import math
-from itertools import combinations
 
 import numpy as np
 import pytest
