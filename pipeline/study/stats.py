@@ -162,7 +162,7 @@ def performance_ratios(scores: npt.ArrayLike) -> Floats:
     t = _steps(scores)
     if (t < 0).any():
         raise ValueError("steps to target cannot be negative")
-    best = t.min(axis=0)
+    best = t.min(axis=-2, keepdims=True)  # leading axes: independent batches
     with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 and inf / inf: set below
         ratio = t / best
     return np.where(np.isinf(t), np.inf, np.where(t == best, 1.0, ratio))
@@ -176,14 +176,14 @@ def performance_profile(scores: npt.ArrayLike, taus: npt.ArrayLike) -> Floats:
 
 
 def profile_score(scores: npt.ArrayLike, tau_max: float = 4.0) -> Floats:
-    """(submissions,): AlgoPerf's benchmark score, the area under rho_s over [1, tau_max]
+    """(..., submissions): AlgoPerf's benchmark score, the area under rho_s over [1, tau_max]
     divided by tau_max - 1, so 1 is fastest everywhere and 0 never within tau_max. Exact
     for the step function (AlgoPerf uses the trapezoid rule on a tau grid): a workload
     with ratio r adds max(0, tau_max - r) to the area."""
     if not tau_max > 1:
         raise ValueError(f"tau_max must exceed 1, got {tau_max}")
     ratios = performance_ratios(scores)
-    return np.maximum(0.0, tau_max - ratios).mean(axis=1) / (tau_max - 1)
+    return np.maximum(0.0, tau_max - ratios).mean(axis=-1) / (tau_max - 1)
 
 
 def _grid(lrs: npt.ArrayLike, medians: npt.ArrayLike) -> tuple[Floats, Floats]:
