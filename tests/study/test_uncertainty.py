@@ -68,7 +68,8 @@ def test_improvement_intervals_equal_the_loop(seed: int) -> None:
     np.testing.assert_allclose(interval.value, stats.improvement_matrix(s))
     np.testing.assert_allclose(interval.lo, lo, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(interval.hi, hi, rtol=1e-12, atol=1e-15)
-    assert (interval.lo <= interval.value + 1e-12).all() and (interval.value <= interval.hi + 1e-12).all()
+    assert (interval.lo <= interval.value + 1e-12).all()
+    assert (interval.value <= interval.hi + 1e-12).all()
 
 
 def test_best_counts_share_ties_and_equal_the_loop() -> None:
