@@ -113,12 +113,13 @@ class TrainParams(Section):
 
 # --- scenarios and study: the batched engine's data and cells ---------------------------
 class TutorialScenario(Section):
-    """x = 1, 2, 3 and y = 2x exactly: seeds change the start only. `tol`: the target of
-    steps-to-target, a distance to the loss's minimiser on the data; `batch_size` 0 is
-    full batch, else a seeded minibatch of that many points per step."""
+    """x = 1, 2, 3 and y = 2x exactly: seeds change the start only. `tol`: the target's
+    radius, a distance to the loss's minimisers on the data, as a share of the size
+    sqrt(slope^2 + intercept^2) of the line the data come from; `batch_size` 0 is full
+    batch, else a seeded minibatch of that many points per step."""
 
     kind: Literal["tutorial"]
-    tol: Positive = 1e-2
+    tol: Positive = 5e-3
     batch_size: Annotated[int, Field(strict=True, ge=0)] = 0
 
 
@@ -126,7 +127,7 @@ class LineScenario(Section):
     """n points evenly on [x_min, x_max], y = slope x + intercept + Gaussian noise."""
 
     kind: Literal["line"]
-    tol: Positive = 1e-2
+    tol: Positive = 5e-3
     batch_size: Annotated[int, Field(strict=True, ge=0)] = 0
     n: Annotated[int, Field(strict=True, ge=2)] = 20
     x_min: Float = -2.0
@@ -141,6 +142,10 @@ class LineScenario(Section):
             raise ValueError(f"x_max = {self.x_max!r}: must be greater than x_min ({self.x_min!r})")
         if self.batch_size > self.n:
             raise ValueError(f"batch_size = {self.batch_size!r}: must be at most n ({self.n})")
+        if self.slope == 0 and self.intercept == 0:
+            raise ValueError(
+                "slope = 0.0: must not be 0 with intercept 0 (tol is a share of the line's size)"
+            )
         return self
 
 

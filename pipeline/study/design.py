@@ -193,7 +193,7 @@ def tune_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
                 s.steps,
                 s.dtype,
                 scenario.batch_size,
-                scenario.tol,
+                scenarios.tolerance(scenario, points),
                 _loss_kwargs(p),
             )
         )
@@ -227,7 +227,7 @@ def report_parts(
                 s.steps,
                 s.dtype,
                 scenario.batch_size,
-                scenario.tol,
+                scenarios.tolerance(scenario, points),
                 _loss_kwargs(p),
             )
         )

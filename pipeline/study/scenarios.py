@@ -6,6 +6,7 @@ name, so adding a scenario or a seed changes no other data set. The study trains
 cell on the data set of its scenario and seed; a seed also picks the cell's start.
 """
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,12 @@ def _line(s: params.LineScenario, rng: np.random.Generator) -> tuple[Array, Arra
         shifted = rng.choice(s.n, size=round(s.fraction * s.n), replace=False)
         y[shifted] += s.offset
     return x, y
+
+
+def tolerance(s: params.Scenario, points: Points) -> float:
+    """The scenario's target radius in (w, b): its `tol`, a share of the size
+    sqrt(slope^2 + intercept^2) of the line its points were drawn from."""
+    return s.tol * math.hypot(*points.line)
 
 
 def points(name: str, s: params.Scenario, seeds: Sequence[int]) -> Points:

@@ -82,6 +82,8 @@ BAD = [
     ("publish.points", 1, ["publish.points", "greater than or equal to 2"]),
     ("compare.curve_stride", 0, ["compare.curve_stride", "greater than or equal to 1"]),
     ("compare.threshold", -1e-4, ["compare.threshold", "greater than 0"]),
+    ("compare.tie", -1e-6, ["compare.tie", "greater than or equal to 0"]),
+    ("scenarios.noisy.slope", 0.0, ["scenarios.noisy", "slope = 0.0", "tol is a share"]),
 ]
 
 

@@ -200,7 +200,8 @@ def test_tune_cells_train_on_their_data_toward_their_loss_minimiser(
 def test_tune_cells_have_their_configuration_settings_and_scenario_labels(
     committed: params.Params,
 ) -> None:
-    """Tune cells carry the grid cell's settings and their scenario's tol and line."""
+    """Tune cells carry the grid cell's settings, their scenario's line and its tol as a
+    distance: tol times the line's size (0.005 x |(2, 0)| = 0.01 by default)."""
     s = committed.study
     settings = grid_settings(committed)
 
@@ -210,11 +211,12 @@ def test_tune_cells_have_their_configuration_settings_and_scenario_labels(
             for k, v in settings[key].items():
                 assert q.cells.settings[k][i] == v or np.isnan(v), (key, k)
         scenario = [committed.scenarios[n] for n in q.labels["scenario"]]
-        assert q.tol.tolist() == [sc.tol for sc in scenario]
         lines = [
             (2.0, 0.0) if sc.kind == "tutorial" else (sc.slope, sc.intercept) for sc in scenario
         ]
         assert q.line.tolist() == [list(line) for line in lines]
+        want = [sc.tol * np.hypot(*line) for sc, line in zip(scenario, lines, strict=True)]
+        assert q.tol.tolist() == want
         assert (q.part, q.steps, q.dtype, q.start) == ("tune", s.steps, s.dtype, None)
         assert np.isnan(q.theory_lr).all()
 
@@ -324,7 +326,7 @@ def test_report_cells_train_on_their_data_toward_their_loss_minimiser(
 def zone_edge(p: params.Params, loss: str, optimizer: str, x: np.ndarray, y: np.ndarray) -> float:
     """The edge from numpy.linalg.eigvalsh of the loss's Hessian at its minimiser:
     (1/n) sum of l''(d) [x, 1][x, 1]^T, l'' = 2 (mse), 1 (huber) or 1/beta (smoothl1) in
-    the quadratic zone |d| < kink, 0 outside."""
+    the quadratic zone |d| < kink, 0 outside, sech(d)^2 (logcosh)."""
     kw = loss_kwargs(p, loss)
     w, b = minimiser.minimiser(loss, kw, x, y)  # type: ignore[arg-type]
     d = np.abs(w * x + b - y)
@@ -332,6 +334,8 @@ def zone_edge(p: params.Params, loss: str, optimizer: str, x: np.ndarray, y: np.
         curv = np.full_like(x, 2.0)
     elif loss == "huber":
         curv = (d < kw["delta"]).astype(np.float64)
+    elif loss == "logcosh":
+        curv = 1.0 / np.cosh(d) ** 2
     else:
         curv = (d < kw["beta"]) / kw["beta"]
     X = np.stack([x, np.ones_like(x)], axis=1)
@@ -341,7 +345,8 @@ def zone_edge(p: params.Params, loss: str, optimizer: str, x: np.ndarray, y: np.
 def test_edge_cells_are_gradient_descent_on_the_quadratic_losses(
     committed: params.Params,
 ) -> None:
-    """Edge cells: scenario x quadratic loss x sgd/momentum/nesterov x clip, 21 lrs, float64."""
+    """Edge cells: scenario x loss with curvature at its minimiser (all but L1) x
+    sgd/momentum/nesterov x clip, 21 lrs, float64."""
     s, e = committed.study, committed.study.stability
 
     parts = st.edge_parts(committed, study_data(committed))
@@ -353,7 +358,7 @@ def test_edge_cells_are_gradient_descent_on_the_quadratic_losses(
     assert configs == {
         (n, loss, o, c)
         for n in s.scenarios
-        for loss in ("mse", "huber", "smoothl1")
+        for loss in ("mse", "huber", "smoothl1", "logcosh")
         for o in ("sgd", "momentum", "nesterov")
         for c in s.clips
     }
