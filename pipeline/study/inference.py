@@ -43,13 +43,15 @@ def counted(steps: npt.ArrayLike, budget: int) -> Floats:
 def one_sided_p(best: Floats, other: Floats) -> float:
     """P-value of the Wilcoxon signed-rank test that `other` needs more steps than `best`,
     paired by seed; zero differences are dropped (Wilcoxon's convention); 1 when nothing
-    is left."""
+    is left. The normal approximation with scipy's tie correction: step counts tie often,
+    where scipy's default turns to a permutation test (2 s a call at 12 seeds)."""
     from scipy.stats import wilcoxon
 
     d = other - best
     if not np.any(d != 0):
         return 1.0
-    return float(wilcoxon(d, zero_method="wilcox", alternative="greater").pvalue)
+    test = wilcoxon(d, zero_method="wilcox", alternative="greater", method="approx")
+    return float(test.pvalue)
 
 
 def holm(p: Sequence[float]) -> Floats:
@@ -124,6 +126,16 @@ def half_split_agreement(
             best = bests(v[:, columns], budget) | bests(v[:, other], budget)
             held.append(bool(members[best].all()))
     return float(np.mean(held))
+
+
+def effect(best: npt.ArrayLike, other: npt.ArrayLike) -> float:
+    """The estimated effect P(D + D' > 0) of `other` against `best`, paired by seed: the
+    share of Walsh averages (d_i + d_j) / 2, i < j, of the differences d = other - best
+    that are positive, a zero counting half (the signed-rank test's own effect)."""
+    d = np.asarray(other, dtype=np.float64) - np.asarray(best, dtype=np.float64)
+    i, j = np.triu_indices(len(d), 1)
+    walsh = d[i] + d[j]
+    return float(((walsh > 0) + 0.5 * (walsh == 0)).mean()) if len(walsh) else 0.5
 
 
 def seeds_needed(effect: float, rivals: int, alpha: float = ALPHA, power: float = POWER) -> int:
