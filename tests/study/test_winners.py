@@ -40,10 +40,10 @@ def report(seed: int = 0) -> tuple[pd.DataFrame, dict]:
                     "clip": clip,
                     "seed": seed_,
                 }
-                rows.append({**common, "lr_kind": "tuned", "steps_sustained": s, "true_error": e,
-                             "target_error": e / 10, "minimiser_error": e / 2})  # fmt: skip
-                rows.append({**common, "lr_kind": "default", "steps_sustained": 1, "true_error": 9.0,
-                             "target_error": 9.0, "minimiser_error": 9.0})  # fmt: skip
+                errors = {"true_error": e, "target_error": e / 10, "minimiser_error": e / 2}
+                rows.append({**common, "lr_kind": "tuned", "steps_sustained": s, **errors})
+                wrong = dict.fromkeys(errors, 9.0)
+                rows.append({**common, "lr_kind": "default", "steps_sustained": 1, **wrong})
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed), truth
 
 
