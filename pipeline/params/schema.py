@@ -10,15 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Self
 from pydantic import Field, create_model, model_validator
 
 from pipeline.clips import CLIPS
-from pipeline.fields import (
-    Bool,
-    Float,
-    Fraction,
-    Name,
-    NonNegative,
-    Positive,
-    Section,
-)
+from pipeline.fields import Bool, Float, Fraction, Name, NonNegative, Positive, Section
 from pipeline.losses import CLASS_LOSSES, LOSSES
 from pipeline.optimizers import OPTIMIZERS
 

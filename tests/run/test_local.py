@@ -33,10 +33,19 @@ def _fail_on_seven(n: int) -> int:
 
 
 def _die_late(n: int) -> int:
-    """Slowly n * n; a worker process that takes an item past 10 leaves a mark and dies."""
+    """Slowly n * n; a worker process that takes an item past 10 leaves a mark and dies.
+    This process waits (up to a minute) until both workers took an item: on a loaded
+    machine it would otherwise take every item before they start."""
     time.sleep(0.05)
-    if n > 10 and os.environ["GRADLAB_TEST_PARENT"] != str(os.getpid()):
-        Path(os.environ["GRADLAB_TEST_MARKS"], str(os.getpid())).touch()
+    marks = Path(os.environ["GRADLAB_TEST_MARKS"])
+    if os.environ["GRADLAB_TEST_PARENT"] == str(os.getpid()):
+        deadline = time.monotonic() + 60
+        while len(list(marks.glob("up-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return n * n
+    (marks / f"up-{os.getpid()}").touch()
+    if n > 10:
+        (marks / f"died-{os.getpid()}").touch()
         os.kill(os.getpid(), signal.SIGKILL)
     return n * n
 
@@ -83,4 +92,4 @@ def test_the_items_of_a_worker_that_died_run_again_here(
     got = list(local.ordered(_die_late, items, 3, _nothing))
 
     assert got == [n * n for n in items]
-    assert len(list(tmp_path.iterdir())) == 2  # both workers died
+    assert len(list(tmp_path.glob("died-*"))) == 2  # both workers died

@@ -35,7 +35,7 @@ def tiny(raw: dict, steps: int = 40, **engine: object) -> dict:
         stability={"steps": 200, "step": 0.05, "span": 0.1, "tol": 1.0e-4},
     )
     s["engine"] = {"chunk": engine.pop("chunk", 10000)}
-    data["env"].update(workers=1, scheduler=None, **engine)  # where the chunks run
+    data["env"].update({"workers": 1, "scheduler": None, **engine})  # where the chunks run
     return data
 
 

@@ -42,7 +42,7 @@ def test_main_writes_the_reports(tmp_path: Path, capsys: pytest.CaptureFixture[s
     report = json.loads(files["walkthrough.json"])
     assert report["inputs"] == [1.0, 2.0, 3.0]
     assert report["max_abs_diff"] < MAX_DIFF
-    assert set(report["losses"]) == {"mse", "l1", "smoothl1", "huber"}
+    assert set(report["losses"]) == {"mse", "l1", "smoothl1", "huber", "logcosh"}
     assert "# Walkthrough" in files["walkthrough.md"].decode()
     assert str(out) in capsys.readouterr().out
 

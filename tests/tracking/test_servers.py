@@ -213,7 +213,7 @@ def test_server_down_fails_fast_keeps_outputs_and_make_publish_fills_in(
         root, "repro", env={"MLFLOW_TRACKING_URI": dead}, marker="Running stage 'publish'"
     )
     assert failed.returncode != 0 and "exited with 1" in failed.stderr
-    assert seconds < 10
+    assert seconds < 60  # fails fast: not the minutes of MLflow's default retries (7 s idle)
     (line,) = error_lines(failed.stderr)
     assert dead in line and "make publish" in line
     assert_upstream_outputs(root)
