@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pipeline.fields import Positive, Section
 from pipeline.lazy import np
 from pipeline.losses.huber import newton, unique_within
-from pipeline.losses.spec import Kwargs, Loss, Piecewise
+from pipeline.losses.spec import C0, K1, K2, KL, C, Fused, H, Kwargs, Loss, Piecewise
 
 if TYPE_CHECKING:
     from pipeline.losses.spec import Array
@@ -32,6 +32,15 @@ def _coefficients(p: Array, n: int, dtype: type) -> dict[str, Array]:
     }  # fmt: skip
 
 
+def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
+    """Its Piecewise rule with m = 1: (h |d|) |d| / beta and d k1 / beta while |d| < beta,
+    else |d| - c0 and sign(d) kl."""
+    a = abs(d)
+    if a < k[C, c]:
+        return ((a * k[H, c]) * a) / k[K2, c], (d * k[K1, c]) / k[K2, c]
+    return a - k[C0, c], np.sign(d) * k[KL, c]
+
+
 LOSS = Loss(
     name="smoothl1",
     torch="SmoothL1Loss",
@@ -43,4 +52,5 @@ LOSS = Loss(
     solve=lambda x, y, k: newton(x, y, k["beta"]),
     unique=lambda x, y, w, b, k: unique_within(x, y, w, b, k["beta"]),
     batched=Piecewise(_coefficients),
+    fused=Fused(fused_point, _coefficients),
 )
