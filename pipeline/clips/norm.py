@@ -54,23 +54,29 @@ def fused_kind(s: Mapping[str, Floats]) -> npt.NDArray[np.int64]:
 
 def fused_apply(g: Floats, l2: Floats, cd: Floats, out: Floats, k: int) -> None:
     """Scaled.apply for one kind of norm: 1 / (norm + eps), times max_norm, at most 1."""
-    rows, p = g.shape[0], cd[NORM_TYPE, 0]
-    for c in range(k):
-        if p == 2:
-            norm = l2[c]
-        elif math.isinf(p):
+    rows, p = g.shape[0], cd[NORM_TYPE, 0]  # one kind per call: a loop each, vectorised
+    if p == 2:
+        for c in range(k):
+            coef = min(cd[ONE, c] / (l2[c] + cd[EPS_ROW, c]) * cd[MAX_NORM, c], cd[ONE, c])
+            for r in range(rows):
+                out[r, c] = g[r, c] * coef
+    elif math.isinf(p):
+        for c in range(k):
             norm = abs(g[0, c])
             for r in range(1, rows):
                 norm = max(norm, abs(g[r, c]))
-        else:  # torch.linalg.vector_norm of each one-element gradient, then of those
-            q, total = cd[NORM_TYPE, c], abs(g[0, c]) * 0
+            coef = min(cd[ONE, c] / (norm + cd[EPS_ROW, c]) * cd[MAX_NORM, c], cd[ONE, c])
             for r in range(rows):
-                each = (abs(g[r, c]) ** q) ** cd[INVERSE, c]
-                total += each**q
-            norm = total ** cd[INVERSE, c]
-        coef = min(cd[ONE, c] / (norm + cd[EPS_ROW, c]) * cd[MAX_NORM, c], cd[ONE, c])
-        for r in range(rows):
-            out[r, c] = g[r, c] * coef
+                out[r, c] = g[r, c] * coef
+    else:  # torch.linalg.vector_norm of each one-element gradient, then of those
+        for c in range(k):
+            q, norm = cd[NORM_TYPE, c], cd[ONE, c] - cd[ONE, c]
+            for r in range(rows):
+                norm += ((abs(g[r, c]) ** q) ** cd[INVERSE, c]) ** q
+            norm = norm ** cd[INVERSE, c]
+            coef = min(cd[ONE, c] / (norm + cd[EPS_ROW, c]) * cd[MAX_NORM, c], cd[ONE, c])
+            for r in range(rows):
+                out[r, c] = g[r, c] * coef
 
 
 class Scaled:

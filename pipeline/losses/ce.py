@@ -61,11 +61,11 @@ def _coefficients(smoothing: Array, n: int, dtype: type) -> dict[str, Array]:
 
 def fused_point(u: float, k: Array, c: int) -> tuple[float, float]:
     """`point` for one point of cell c, op for op (exp and log1p: the C library's)."""
+    q, one, good, bad = k[Q, c], k[ONE, c], k[RIGHT, c], k[WRONG, c]  # loads first
     e = math.exp(-abs(u))
-    one = k[ONE, c]
-    if u >= 0:
-        return k[RIGHT, c] * u + math.log1p(e), one / (e + one) - k[Q, c]
-    return k[WRONG, c] * u + math.log1p(e), e / (e + one) - k[Q, c]
+    right = u >= 0
+    term = (good if right else bad) * u + math.log1p(e)
+    return term, (one if right else e) / (e + one) - q
 
 
 LOSS = ClassLoss(

@@ -158,10 +158,10 @@ def _value_of(d: Array, kwargs: Kwargs) -> Array:
 def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
     """Its Piecewise rule with k2 = 1: (h |d|) |d| and d k1 while |d| < delta, else
     (|d| - c0) m and sign(d) kl."""
-    a = abs(d)
-    if a < k[C, c]:
-        return (a * k[H, c]) * a, d * k[K1, c]
-    return (a - k[C0, c]) * k[M, c], np.sign(d) * k[KL, c]
+    a, kink, h, c0, m, k1, kl = abs(d), k[C, c], k[H, c], k[C0, c], k[M, c], k[K1, c], k[KL, c]
+    quad = a < kink  # loads first, then both sides and a choice: the loop vectorises
+    term = (a * h) * a if quad else (a - c0) * m
+    return term, d * k1 if quad else np.sign(d) * kl
 
 
 LOSS = Loss(

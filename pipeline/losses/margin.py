@@ -34,9 +34,9 @@ def _coefficients(smoothing: Array, n: int, dtype: type) -> dict[str, Array]:
 def fused_point(u: float, k: Array, c: int) -> tuple[float, float]:
     """`point` for one point of cell c: max(0, 1 - u) / 2 (nan stays nan, as in clamp)
     and -1/2 where 1 - u > 0, else -0."""
-    h = k[ONE, c] - u
-    term = k[ZERO, c] if h <= k[ZERO, c] else h * k[HALF, c]
-    return term, (k[ONE, c] if h > k[ZERO, c] else k[ZERO, c]) * k[MINUS_HALF, c]
+    one, half, zero, minus_half = k[ONE, c], k[HALF, c], k[ZERO, c], k[MINUS_HALF, c]
+    h = one - u
+    return zero if h <= zero else h * half, (one if h > zero else zero) * minus_half
 
 
 LOSS = ClassLoss(

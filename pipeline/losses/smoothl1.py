@@ -35,10 +35,10 @@ def _coefficients(p: Array, n: int, dtype: type) -> dict[str, Array]:
 def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
     """Its Piecewise rule with m = 1: (h |d|) |d| / beta and d k1 / beta while |d| < beta,
     else |d| - c0 and sign(d) kl."""
-    a = abs(d)
-    if a < k[C, c]:
-        return ((a * k[H, c]) * a) / k[K2, c], (d * k[K1, c]) / k[K2, c]
-    return a - k[C0, c], np.sign(d) * k[KL, c]
+    a, beta, h, k2, c0, k1, kl = abs(d), k[C, c], k[H, c], k[K2, c], k[C0, c], k[K1, c], k[KL, c]
+    quad = a < beta  # loads first, then both sides and a choice: the loop vectorises
+    term = ((a * h) * a) / k2 if quad else a - c0
+    return term, (d * k1) / k2 if quad else np.sign(d) * kl
 
 
 LOSS = Loss(

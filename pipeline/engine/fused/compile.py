@@ -55,12 +55,13 @@ def jit(fn: Callable[..., Any], inline: str = "never") -> Any:
     twice), so that the loops over a block's cells vectorise without runtime checks.
     inline="always": numba inlines it where it is called (a per-point function must be,
     or the loop around it cannot vectorise)."""
-    compiled = numba.njit(fn, error_model="numpy", boundscheck=False, nogil=True, inline=inline)
+    options: dict[str, Any] = {"error_model": "numpy", "boundscheck": False, "nogil": True}
+    compiled: Any = numba.njit(**options, inline=inline)(fn)  # type: ignore[call-overload]
     compiled._compiler._customize_flags = _noalias  # numba's hook; noalias is not an option
     return compiled
 
 
-fma = _fma  # for the kernels themselves
+fma: Any = _fma  # for the kernels themselves
 PRIMITIVES: dict[str, Any] = {"fma": _fma}  # pipeline.engine.fused.primitives, compiled
 
 
@@ -110,7 +111,7 @@ class _Locator(_CacheLocator):  # type: ignore[misc]
 
 
 class _Impl(CompileResultCacheImpl):  # type: ignore[misc]
-    _locator_classes = [_Locator]  # type: ignore[list-item]  # numba: the locators it tries
+    _locator_classes = [_Locator]  # type: ignore[misc,list-item]  # noqa: RUF012  # numba's hook
 
 
 class _Cache(FunctionCache):  # type: ignore[misc]
@@ -149,7 +150,7 @@ def chain(functions: Sequence[Any], arity: int) -> Any:
             f"    else:\n        rest(code - 1, {names})\n"
         )
         scope = {"head": head, "rest": chain(functions[1:], arity)}
-    exec(compile(source, f"<chain of {len(functions)}>", "exec"), scope)  # noqa: S102
+    exec(compile(source, f"<chain of {len(functions)}>", "exec"), scope)
     return jit(scope["only" if len(functions) == 1 else "link"], "always")
 
 

@@ -18,7 +18,15 @@ import numpy as np
 from pipeline.engine.cells import REGRESSION
 from pipeline.engine.fused.blocks import BLOCK
 from pipeline.engine.fused.compile import chain, fma, jit, kernel, member
-from pipeline.engine.fused.loop import CLIP, UPDATE, finite, minibatch_index, tree_sum
+from pipeline.engine.fused.loop import (
+    CLIP,
+    UPDATE,
+    finite,
+    load,
+    minibatch_index,
+    settle,
+    tree_sums,
+)
 from pipeline.losses import LOSSES
 
 Array = Any  # a numpy array inside compiled code
@@ -33,16 +41,16 @@ def _forward_of(point: Any) -> Any:
         x: Array, y: Array, p: Array, kc: Array, n: Any, wt: Array, ws: Array,
         program: Array, root: int, g: Array, loss: Array, k: int,
     ) -> None:  # fmt: skip
+        for c in range(k):
+            g[0, c] = n - n  # 0 in the training dtype
         for i in range(x.shape[0]):
             for c in range(k):
                 d = x[i, c] * p[0, c] + p[1, c] - y[i, c]  # as addmm rounds: w x + b - y
-                wt[i, c], ws[i, c] = point(d, kc, c)
-                if i == 0:
-                    g[0, c] = ws[i, c] * x[i, c]
-                else:
-                    g[0, c] += ws[i, c] * x[i, c]  # nn.Linear's backward: in point order
-        tree_sum(wt, program, root, k)
-        tree_sum(ws, program, root, k)
+                term, slope = point(d, kc, c)
+                wt[i, c] = term
+                ws[i, c] = slope
+                g[0, c] += slope * x[i, c]  # nn.Linear's backward: in point order
+        tree_sums(wt, ws, program, k)
         for c in range(k):
             loss[c] = wt[root, c] / n  # torch's mean: the sum, divided by n
             g[1, c] = ws[root, c]
@@ -63,6 +71,39 @@ FORWARD = chain(
 )
 
 
+def scratch(n: int, n_full: int, rows: tuple[int, ...], dtype: type) -> tuple[np.ndarray, ...]:
+    """The kernel's block arrays, made here and passed in: LLVM then knows they are apart
+    (arrays numba allocates inside a kernel could alias for all it knows)."""
+    m, b = max(n, n_full), BLOCK
+    return (
+        np.empty((n_full, b), dtype),
+        np.empty((n_full, b), dtype),  # the block's data
+        np.empty((n, b), dtype),
+        np.empty((n, b), dtype),  # this step's minibatch
+        np.empty((2 * m, b), dtype),
+        np.empty((2 * m, b), dtype),  # terms, slopes, sums
+        np.empty((2, b), dtype),
+        np.empty((2, b), dtype),  # parameters, new parameters
+        np.empty((2, b), dtype),
+        np.empty((2, b), dtype),  # gradients, clipped
+        np.empty(b, dtype),
+        np.empty(b, dtype),
+        np.empty(b, dtype),  # l2, loss, clipped flag
+        np.zeros((SLOTS, 2, b), dtype),
+        np.empty(b, np.bool_),  # rule state, alive
+        np.empty(b, np.int64),
+        np.empty(b, np.int64),
+        np.empty(b, dtype),  # kept, clips, top
+        np.empty(b, np.int64),
+        np.empty(b, np.int64),  # reached, last_out
+        np.empty((2, b), dtype),
+        np.empty(b, dtype),
+        np.empty(b, np.int64),  # target, tol, seed
+        np.empty(b, dtype),  # each cell's non-finite check
+        *(np.empty((r, b), np.float64 if i == 2 else dtype) for i, r in enumerate(rows)),
+    )  # the last five: loss coefficients (step, whole data), rule rows (float64, dtype), clip
+
+
 def _run(
     table: Array, flags: Array, x: Array, y: Array, dataset: Array, seeds: Array, batch: int,
     p0: Array, k_step: Array, k_full: Array, counts: Array, h: Array, hd: Array, cd: Array,
@@ -70,77 +111,60 @@ def _run(
     program_full: Array, root_full: int, trace_at: Array, traced: Array,
     p: Array, kept: Array, clips: Array, top: Array, reached: Array, last_out: Array,
     final_loss: Array, finite_grads: Array, trace: Array,
+    xf: Array, yf: Array, xb: Array, yb: Array, wt: Array, ws: Array, pb: Array, new: Array,
+    g: Array, gc: Array, l2: Array, loss: Array, flag: Array, s: Array, alive: Array,
+    kept_b: Array, clips_b: Array, top_b: Array, reached_b: Array, last_b: Array,
+    target_b: Array, tol_b: Array, seed_b: Array, bad: Array, kc: Array, kf: Array, hb: Array,
+    hdb: Array, cdb: Array,
 ) -> None:  # fmt: skip
     """Train every block of `table` (blocks.Blocks) `steps` steps; results in place, per
     sorted cell: p, kept, clips, top (largest norm kept), reached (first step within
     tol, -1 never), last_out (last step count outside tol, -1 never), final_loss and
-    finite_grads on the whole data at p, and the traced steps (trace_at: step -> slot)."""
+    finite_grads on the whole data at p, and the traced steps (trace_at: step -> slot).
+    Every loop runs over the whole BLOCK: a short block's spare lanes repeat its first
+    cell and are never written back."""
     n_full = x.shape[1]
     n = batch if batch > 0 else n_full
-    size = BLOCK
-    xf, yf = np.empty((n_full, size), x.dtype), np.empty((n_full, size), x.dtype)
-    xb, yb = np.empty((n, size), x.dtype), np.empty((n, size), x.dtype)
-    wt, ws = np.empty((2 * max(n, n_full), size), x.dtype), np.empty((2 * max(n, n_full), size), x.dtype)
-    pb, new = np.empty((2, size), x.dtype), np.empty((2, size), x.dtype)
-    g, gc = np.empty((2, size), x.dtype), np.empty((2, size), x.dtype)
-    l2, loss = np.empty(size, x.dtype), np.empty(size, x.dtype)
-    s = np.zeros((SLOTS, 2, size), x.dtype)
-    alive = np.empty(size, np.bool_)
-    kept_b, clips_b = np.zeros(size, np.int64), np.zeros(size, np.int64)
-    top_b, flag = np.zeros(size, x.dtype), np.zeros(size, x.dtype)
-    zero, one = np.zeros(1, x.dtype)[0], np.ones(1, x.dtype)[0]  # in the training dtype
-    kc, kf = np.zeros((k_step.shape[0], size), x.dtype), np.zeros((k_full.shape[0], size), x.dtype)
-    hb, hdb = np.zeros((h.shape[0], size)), np.zeros((hd.shape[0], size), x.dtype)
-    cdb = np.zeros((cd.shape[0], size), x.dtype)
+    zero, one = flag[0] - flag[0], counts[0] / counts[0]  # in the training dtype
     for blk in range(table.shape[0]):
         a, e, lc, rc, cc = table[blk, 0], table[blk, 1], table[blk, 2], table[blk, 3], table[blk, 4]
         k, f = e - a, flags[blk]
-        for rows, block in ((k_step, kc), (k_full, kf), (hd, hdb), (cd, cdb)):
-            block[:, :k] = rows[:, a:e]  # contiguous: the loops over cells vectorise
-        hb[:, :k] = h[:, a:e]
-        for i in range(n_full):
-            for c in range(k):
-                xf[i, c], yf[i, c] = x[dataset[a + c], i], y[dataset[a + c], i]
-        s[:] = 0
-        for c in range(k):
-            pb[0, c], pb[1, c], alive[c] = p0[0, a + c], p0[1, a + c], True
-            kept_b[c], clips_b[c], top_b[c] = 0, 0, zero
-            if aim:
-                _observe(pb, target, tol, a, c, 0, reached, last_out)
+        for rows, block in ((k_step, kc), (k_full, kf), (hd, hdb), (cd, cdb), (p0, pb)):
+            load(rows, block, a, k)
+        load(target, target_b, a, k)
+        load(h, hb, a, k)
+        for c in range(BLOCK):
+            cell = a + c if c < k else a  # spare lanes: the block's first cell again
+            for i in range(n_full):
+                xf[i, c], yf[i, c] = x[dataset[cell], i], y[dataset[cell], i]
+            alive[c], seed_b[c], tol_b[c] = True, seeds[cell], tol[cell]
+            kept_b[c], clips_b[c], top_b[c], reached_b[c], last_b[c] = 0, 0, zero, -1, -1
+        s[:] = zero
+        if aim:
+            _observe(pb, target_b, tol_b, alive, 0, reached_b, last_b)
         for t in range(steps):
             if batch > 0:
                 for j in range(n):
-                    for c in range(k):
-                        i = minibatch_index(seeds[a + c], t, j, n_full)
+                    for c in range(BLOCK):
+                        i = minibatch_index(seed_b[c], t, j, n_full)
                         xb[j, c], yb[j, c] = xf[i, c], yf[i, c]
-                FORWARD(lc, xb, yb, pb, kc, counts[0], wt, ws, program, root, g, loss, k)
+                FORWARD(lc, xb, yb, pb, kc, counts[0], wt, ws, program, root, g, loss, BLOCK)
             else:
-                FORWARD(lc, xf, yf, pb, kc, counts[0], wt, ws, program, root, g, loss, k)
-            for c in range(k):  # clip_grad_norm_'s L2 norm: sqrt(fma(gb, gb, gw gw))
+                FORWARD(lc, xf, yf, pb, kc, counts[0], wt, ws, program, root, g, loss, BLOCK)
+            for c in range(BLOCK):  # clip_grad_norm_'s L2 norm: sqrt(fma(gb, gb, gw gw))
                 l2[c] = math.sqrt(fma(g[1, c], g[1, c], g[0, c] * g[0, c]))
-            CLIP(cc, g, l2, cdb, gc, k)
-            UPDATE(rc, pb, gc, s, hb, hdb, f, t, new, k)
-            for c in range(k):  # branch-free: the loop over cells vectorises
-                ok = alive[c] & finite(loss[c]) & finite(g[0, c]) & finite(g[1, c])
-                ok = ok & finite(new[0, c]) & finite(new[1, c])
-                clipped = (gc[0, c] != g[0, c]) | (gc[1, c] != g[1, c])
-                kept_b[c] += ok
-                clips_b[c] += ok & clipped
-                top_b[c] = max(top_b[c], l2[c] if ok else zero)
-                flag[c] = one if clipped else zero
-                alive[c] = ok
-                pb[0, c] = new[0, c] if ok else pb[0, c]
-                pb[1, c] = new[1, c] if ok else pb[1, c]
+            CLIP(cc, g, l2, cdb, gc, BLOCK)
+            UPDATE(rc, pb, gc, s, hb, hdb, f, t, new, BLOCK)
+            settle(loss, g, gc, new, l2, pb, alive, kept_b, clips_b, top_b, flag, bad, one, BLOCK)
             if trace_at[t] >= 0:
                 _record(trace, trace_at[t], traced, a, k, alive, loss, l2, g, gc, flag, new)
             if aim:
-                for c in range(k):
-                    if alive[c]:
-                        _observe(pb, target, tol, a, c, t + 1, reached, last_out)
-        FORWARD(lc, xf, yf, pb, kf, counts[1], wt, ws, program_full, root_full, g, loss, k)
+                _observe(pb, target_b, tol_b, alive, t + 1, reached_b, last_b)
+        FORWARD(lc, xf, yf, pb, kf, counts[1], wt, ws, program_full, root_full, g, loss, BLOCK)
         for c in range(k):
             p[0, a + c], p[1, a + c] = pb[0, c], pb[1, c]
             kept[a + c], clips[a + c], top[a + c] = kept_b[c], clips_b[c], top_b[c]
+            reached[a + c], last_out[a + c] = reached_b[c], last_b[c]
             final_loss[a + c] = loss[c]
             finite_grads[a + c] = finite(g[0, c]) and finite(g[1, c])
 
@@ -155,20 +179,22 @@ def _record(
         if traced[a + c] >= 0 and alive[c]:
             row = trace[traced[a + c], slot]
             row[0], row[1], row[2], row[3] = loss[c], l2[c], g[0, c], g[1, c]
-            row[4], row[5], row[6], row[7], row[8] = gc[0, c], gc[1, c], flag[c], new[0, c], new[1, c]
+            row[4], row[5], row[6] = gc[0, c], gc[1, c], flag[c]
+            row[7], row[8] = new[0, c], new[1, c]
 
 
-@jit
-def _observe(
-    p: Array, target: Array, tol: Array, a: int, c: int, taken: int, reached: Array, out: Array
+def _observe_cells(
+    p: Array, target: Array, tol: Array, alive: Array, taken: int, reached: Array, out: Array
 ) -> None:
-    """After `taken` steps: cell a + c's first step within tol, its last one outside."""
-    d0, d1 = p[0, c] - target[0, a + c], p[1, c] - target[1, a + c]
-    if math.sqrt(fma(d1, d1, d0 * d0)) <= tol[a + c]:
-        if reached[a + c] < 0:
-            reached[a + c] = taken
-    else:
-        out[a + c] = taken
+    """After `taken` steps, for every kept cell: its first step within tol, its last
+    one outside (a stopped cell's steps are not its own)."""
+    for c in range(BLOCK):
+        d0, d1 = p[0, c] - target[0, c], p[1, c] - target[1, c]
+        within = math.sqrt(fma(d1, d1, d0 * d0)) <= tol[c]
+        first = alive[c] & within & (reached[c] < 0)
+        reached[c] = taken if first else reached[c]
+        out[c] = taken if alive[c] & ~within else out[c]
 
 
+_observe = jit(_observe_cells, "always")
 run = kernel(_run)

@@ -41,14 +41,17 @@ UPDATE = chain(
 )
 
 
-@jit
-def tree_sum(w: Array, program: Array, root: int, k: int) -> None:
-    """w[root, :k] = the sum of the leaves w[:n], in `program`'s order (rows: node,
-    left, right; torch's order, pipeline.engine.ops.sum_order)."""
+def _tree_sums(u: Array, v: Array, program: Array, k: int) -> None:
+    """u[root, :k] and v[root, :k]: the sums of their leaves u[:n], v[:n], in `program`'s
+    order (rows: node, left, right; torch's order, pipeline.engine.ops.sum_order)."""
     for j in range(program.shape[0]):
         node, left, right = program[j, 0], program[j, 1], program[j, 2]
         for c in range(k):
-            w[node, c] = w[left, c] + w[right, c]
+            u[node, c] = u[left, c] + u[right, c]
+            v[node, c] = v[left, c] + v[right, c]
+
+
+tree_sums = jit(_tree_sums, "always")
 
 
 def program(tree: object, n: int) -> tuple[np.ndarray, int]:
@@ -68,13 +71,14 @@ def program(tree: object, n: int) -> tuple[np.ndarray, int]:
     return np.array(found, dtype=np.int64).reshape(-1, 3), root
 
 
-@jit
-def finite(x: float) -> bool:
+def _finite(x: float) -> bool:
     return x - x == 0  # inf - inf and nan - nan are nan
 
 
-@jit
-def minibatch_index(seed: int, step: int, slot: int, n: int) -> int:
+finite = jit(_finite, "always")
+
+
+def _minibatch_index(seed: int, step: int, slot: int, n: int) -> int:
     """pipeline.engine.ops.minibatch for one cell, step and slot: splitmix64, then mod n."""
     z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
     z = z + np.uint64(step) * np.uint64(0xD1B54A32D192ED03)
@@ -83,3 +87,46 @@ def minibatch_index(seed: int, step: int, slot: int, n: int) -> int:
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
     return int(z % np.uint64(n))
+
+
+minibatch_index = jit(_minibatch_index, "always")
+
+
+def _settle(
+    loss: Array, g: Array, gc: Array, new: Array, l2: Array, p: Array, alive: Array,
+    kept: Array, clips: Array, top: Array, flag: Array, bad: Array, one: Any, k: int,
+) -> None:  # fmt: skip
+    """After the update, per cell: kept if it was alive and its loss, gradients and new
+    parameters are finite (then p takes them), else stopped for good; its steps kept and
+    clipped, its largest L2 norm; flag: 1 where clipping changed a gradient. One loop per
+    row, each over cells: they vectorise."""
+    zero = one - one
+    for c in range(k):
+        bad[c] = loss[c] - loss[c]  # 0 where finite; inf - inf and nan - nan are nan
+        flag[c] = zero
+    for r in range(g.shape[0]):
+        for c in range(k):
+            bad[c] += (g[r, c] - g[r, c]) + (new[r, c] - new[r, c])
+            flag[c] = one if gc[r, c] != g[r, c] else flag[c]
+    for c in range(k):
+        ok = alive[c] & (bad[c] == zero)
+        kept[c] += ok
+        clips[c] += ok & (flag[c] == one)
+        top[c] = max(top[c], l2[c] if ok else zero)
+        alive[c] = ok
+    for r in range(g.shape[0]):
+        for c in range(k):
+            p[r, c] = new[r, c] if alive[c] else p[r, c]
+
+
+settle = jit(_settle, "always")
+
+
+def _load(rows: Array, block: Array, a: int, k: int) -> None:
+    """The block's columns a .. a + k - 1 of rows; spare lanes repeat column a."""
+    for r in range(rows.shape[0]):
+        for c in range(block.shape[1]):
+            block[r, c] = rows[r, a + c if c < k else a]
+
+
+load = jit(_load, "always")

@@ -21,6 +21,7 @@ from pipeline.engine.fused import blocks, linear, loop
 from pipeline.losses import LOSSES
 
 Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]  # or float32: the training dtype
 FUSED_LOSSES = [LOSSES[n].fused for n in REGRESSION]
 
 
@@ -87,8 +88,8 @@ def train(
     program_full, root_full = loop.program(ops.sum_order(n_full, lanes), n_full)
     aim = target is not None
     goal = regression._sorted(target if aim else 0.0, n_cells, b.order, 2)
-    assert goal is not None
     tols = regression._sorted(tol, n_cells, b.order, 0)
+    assert goal is not None and tols is not None
     trace_at, slots = tracing(steps, trace_steps)
     recorded = np.asarray(record, dtype=np.int64).reshape(-1)
     traced = np.full(n_cells, -1, dtype=np.int64)
@@ -96,15 +97,18 @@ def train(
     p = np.empty((2, n_cells), np_dtype)
     kept, clips = np.zeros(n_cells, np.int64), np.zeros(n_cells, np.int64)
     reached, last_out = np.full(n_cells, -1, np.int64), np.full(n_cells, -1, np.int64)
-    top, final_loss = np.zeros(n_cells, np_dtype), np.empty(n_cells, np_dtype)
+    top: Floats = np.zeros(n_cells, np_dtype)
+    final_loss: Floats = np.empty(n_cells, np_dtype)
     finite_grads = np.empty(n_cells, np.bool_)
     trace = np.full((len(recorded), slots, linear.WIDTH), np.nan, np_dtype)
+    rows = (*(len(c) for c in coefficients), len(b.h), len(b.h), len(b.clip))
     linear.run(
         b.table, b.flags, xt, yt, ordered.dataset, ordered.seed, batch_size, p0,
         *coefficients, np.array([n, n_full], np_dtype), b.h, b.h.astype(np_dtype),
         b.clip.astype(np_dtype), np.ascontiguousarray(goal.T).astype(np_dtype),
         tols.astype(np_dtype), aim, steps, program, root, program_full, root_full,
         trace_at, traced, p, kept, clips, top, reached, last_out, final_loss, finite_grads, trace,
+        *linear.scratch(n, n_full, rows, np_dtype),
     )  # fmt: skip
     u = position
     kept_u = kept[u]
