@@ -90,14 +90,16 @@ def study(
     import pandas as pd
 
     s = p.study
-    tune_rows = train(chunks.chunks(st.tune_parts(p, points), s.engine.chunk), here, "tune", write)
+    tune_rows = train(
+        chunks.chunks(st.tune_parts(p, points), s.chunk, engine=s.engine), here, "tune", write
+    )
     tuned = protocol.tune(pd.concat([pd.DataFrame(r) for r in tune_rows], ignore_index=True))
     lrs = dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))
     steps = np.array(trace.history_steps(s.steps, s.trace_points))
-    later = chunks.chunks(st.report_parts(p, points, lrs), s.engine.chunk, steps)
-    later += chunks.chunks(st.edge_parts(p, points), s.engine.chunk)
+    later = chunks.chunks(st.report_parts(p, points, lrs), s.chunk, steps, s.engine)
+    later += chunks.chunks(st.edge_parts(p, points), s.chunk, engine=s.engine)
     twins = st.twin_part(p, grid.cells(p.train), *grid_points)
-    later += chunks.chunks([twins], s.engine.chunk, np.arange(twins.steps))
+    later += chunks.chunks([twins], s.chunk, np.arange(twins.steps), "exact")  # as torch.optim
     train(later, here, "report", write)
     return pd.concat([tuned, classify(p, class_points, here, write)], ignore_index=True)
 
@@ -131,7 +133,7 @@ def classify(
     the tuned table of its configurations."""
     import pandas as pd
 
-    size = p.study.engine.chunk
+    size = p.study.chunk
     tune = classes.tune_part(p, data)
     with closing(here.map(chunks.train_class_chunk, chunks.class_chunks(tune, size))) as found:
         rows = list(found)
