@@ -55,7 +55,7 @@ def _forward_of(point: Any) -> Any:
             loss[c] = wt[root, c] / n  # torch's mean: the sum, divided by n
             g[1, c] = ws[root, c]
 
-    return jit(forward, "always")
+    return jit(forward)
 
 
 def _missing(*args: Array) -> None:

@@ -33,11 +33,11 @@ def _refuse(*args: Array) -> None:  # a member without a fused form: blocks.miss
 
 CLIP = chain(
     [jit(_identity, "always")]
-    + [member(f.FUSED.apply if f.FUSED else _refuse, "always") for f in FORMS],
+    + [member(f.FUSED.apply if f.FUSED else _refuse) for f in FORMS],
     arity=5,
 )
 UPDATE = chain(
-    [member(r.FUSED.update if r.FUSED else _refuse, "always") for r in rules.RULES], arity=9
+    [member(r.FUSED.update if r.FUSED else _refuse) for r in rules.RULES], arity=9
 )
 
 

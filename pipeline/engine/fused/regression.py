@@ -56,10 +56,12 @@ def train(
     tol: npt.ArrayLike = 0.0,
     batch_size: int = 0,
     start: npt.ArrayLike | None = None,
+    block: int = blocks.BLOCK,
 ) -> regression.Result:
     """pipeline.engine.regression.train, fused. `record`: the cells traced, at the steps
     `trace_steps` (distinct, ascending; default every step): Result.trace is (recorded,
-    len(trace_steps), 9). Result.strided is empty."""
+    len(trace_steps), 9). Result.strided is empty. `block`: cells per block, at most
+    blocks.BLOCK (a cell's bits do not depend on it)."""
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
     xt, yt = (regression._points(v, dtype).numpy() for v in (x, y))  # type: ignore[arg-type]
     if xt.shape != yt.shape or len(cells) == 0 or cells.dataset.max() >= len(xt) or steps < 0:
@@ -69,7 +71,7 @@ def train(
     refuse_missing(cells, FUSED_LOSSES)  # type: ignore[arg-type]
     n_cells, n_full = len(cells), xt.shape[1]
     n = batch_size or n_full
-    b = blocks.layout(cells)
+    b = blocks.layout(cells, min(block, blocks.BLOCK))
     ordered = cells.take(b.order)
     position = np.argsort(b.order)  # the sorted position of each cell given
     given = regression._sorted(start, n_cells, b.order, 2)
