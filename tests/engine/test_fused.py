@@ -196,11 +196,13 @@ def test_minibatches_and_starts_agree_with_the_exact_engine() -> None:
 def test_traced_steps_are_the_exact_engines_steps() -> None:
     """Result.trace holds the chosen steps of the recorded cells, nan from a cell's stop
     on, as the exact engine's every-step trace has them (SGD: bit for bit)."""
-    cells = mixed_cells(200, seed=7, lr=(-2, 1.5))
+    cells = mixed_cells(200, seed=7, lr=(-2, 2))
     sgd = np.isin(cells.names("optimizer"), SGD_FAMILY) & (cells.settings["norm_type"] != 1.5)
     cells = cells.take(np.flatnonzero(sgd))
+    lr = np.where(np.arange(len(cells)) % 4 == 0, 1e6, cells.lr)  # some blow up at once
+    cells = dataclasses.replace(cells, settings={**cells.settings, "lr": lr})
     x, y = line_data()
-    record, steps = np.arange(0, len(cells), 3), np.array([0, 1, 5, 60, 199])
+    record, steps = np.arange(0, len(cells), 2), np.array([0, 1, 5, 60, 199])
 
     ours = fused.train(cells, x, y, 200, record=record, trace_steps=steps)
     exact = regression.train(cells, x, y, 200, record=record)
