@@ -30,6 +30,7 @@ Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 Rows = Callable[[Mapping[str, Floats]], dict[str, Floats]]  # settings -> float64 rows
 BLOCK = 256  # cells per block: 16 AVX-512 vectors of float32; a block's arrays stay in L2
+LANES = 16  # a short block runs whole vectors of this many cells (AVX-512's float32)
 CLIP_FORM = np.array(  # by clip code: 0 none, else 1 + its form's place in FORMS
     [0 if (f := CLIPS[n].batched) is None else 1 + FORMS.index(f) for n in CLIP_NAMES]
 )

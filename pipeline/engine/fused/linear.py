@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.engine.cells import REGRESSION
-from pipeline.engine.fused.blocks import BLOCK
+from pipeline.engine.fused.blocks import BLOCK, LANES
 from pipeline.engine.fused.compile import chain, fma, jit, kernel, member
 from pipeline.engine.fused.loop import (
     CLIP,
@@ -121,19 +121,20 @@ def _run(
     sorted cell: p, kept, clips, top (largest norm kept), reached (first step within
     tol, -1 never), last_out (last step count outside tol, -1 never), final_loss and
     finite_grads on the whole data at p, and the traced steps (trace_at: step -> slot).
-    Every loop runs over the whole BLOCK: a short block's spare lanes repeat its first
-    cell and are never written back."""
+    Loops run over whole vectors of LANES cells: a short block's spare lanes repeat its
+    first cell and are never written back."""
     n_full = x.shape[1]
     n = batch if batch > 0 else n_full
     zero, one = flag[0] - flag[0], counts[0] / counts[0]  # in the training dtype
     for blk in range(table.shape[0]):
         a, e, lc, rc, cc = table[blk, 0], table[blk, 1], table[blk, 2], table[blk, 3], table[blk, 4]
         k, f = e - a, flags[blk]
+        lanes = min(BLOCK, -(-k // LANES) * LANES)  # whole vectors: spare lanes repeat cell a
         for rows, block in ((k_step, kc), (k_full, kf), (hd, hdb), (cd, cdb), (p0, pb)):
-            load(rows, block, a, k)
-        load(target, target_b, a, k)
-        load(h, hb, a, k)
-        for c in range(BLOCK):
+            load(rows, block, a, k, lanes)
+        load(target, target_b, a, k, lanes)
+        load(h, hb, a, k, lanes)
+        for c in range(lanes):
             cell = a + c if c < k else a  # spare lanes: the block's first cell again
             for i in range(n_full):
                 xf[i, c], yf[i, c] = x[dataset[cell], i], y[dataset[cell], i]
@@ -141,26 +142,26 @@ def _run(
             kept_b[c], clips_b[c], top_b[c], reached_b[c], last_b[c] = 0, 0, zero, -1, -1
         s[:] = zero
         if aim:
-            _observe(pb, target_b, tol_b, alive, 0, reached_b, last_b)
+            _observe(pb, target_b, tol_b, alive, 0, reached_b, last_b, lanes)
         for t in range(steps):
             if batch > 0:
                 for j in range(n):
-                    for c in range(BLOCK):
+                    for c in range(lanes):
                         i = minibatch_index(seed_b[c], t, j, n_full)
                         xb[j, c], yb[j, c] = xf[i, c], yf[i, c]
-                FORWARD(lc, xb, yb, pb, kc, counts[0], wt, ws, program, root, g, loss, BLOCK)
+                FORWARD(lc, xb, yb, pb, kc, counts[0], wt, ws, program, root, g, loss, lanes)
             else:
-                FORWARD(lc, xf, yf, pb, kc, counts[0], wt, ws, program, root, g, loss, BLOCK)
-            for c in range(BLOCK):  # clip_grad_norm_'s L2 norm: sqrt(fma(gb, gb, gw gw))
+                FORWARD(lc, xf, yf, pb, kc, counts[0], wt, ws, program, root, g, loss, lanes)
+            for c in range(lanes):  # clip_grad_norm_'s L2 norm: sqrt(fma(gb, gb, gw gw))
                 l2[c] = math.sqrt(fma(g[1, c], g[1, c], g[0, c] * g[0, c]))
-            CLIP(cc, g, l2, cdb, gc, BLOCK)
-            UPDATE(rc, pb, gc, s, hb, hdb, f, t, new, BLOCK)
-            settle(loss, g, gc, new, l2, pb, alive, kept_b, clips_b, top_b, flag, bad, one, BLOCK)
+            CLIP(cc, g, l2, cdb, gc, lanes)
+            UPDATE(rc, pb, gc, s, hb, hdb, f, t, new, lanes)
+            settle(loss, g, gc, new, l2, pb, alive, kept_b, clips_b, top_b, flag, bad, one, lanes)
             if trace_at[t] >= 0:
                 _record(trace, trace_at[t], traced, a, k, alive, loss, l2, g, gc, flag, new)
             if aim:
-                _observe(pb, target_b, tol_b, alive, t + 1, reached_b, last_b)
-        FORWARD(lc, xf, yf, pb, kf, counts[1], wt, ws, program_full, root_full, g, loss, BLOCK)
+                _observe(pb, target_b, tol_b, alive, t + 1, reached_b, last_b, lanes)
+        FORWARD(lc, xf, yf, pb, kf, counts[1], wt, ws, program_full, root_full, g, loss, lanes)
         for c in range(k):
             p[0, a + c], p[1, a + c] = pb[0, c], pb[1, c]
             kept[a + c], clips[a + c], top[a + c] = kept_b[c], clips_b[c], top_b[c]
@@ -184,11 +185,18 @@ def _record(
 
 
 def _observe_cells(
-    p: Array, target: Array, tol: Array, alive: Array, taken: int, reached: Array, out: Array
+    p: Array,
+    target: Array,
+    tol: Array,
+    alive: Array,
+    taken: int,
+    reached: Array,
+    out: Array,
+    k: int,
 ) -> None:
     """After `taken` steps, for every kept cell: its first step within tol, its last
     one outside (a stopped cell's steps are not its own)."""
-    for c in range(BLOCK):
+    for c in range(k):
         d0, d1 = p[0, c] - target[0, c], p[1, c] - target[1, c]
         within = math.sqrt(fma(d1, d1, d0 * d0)) <= tol[c]
         first = alive[c] & within & (reached[c] < 0)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.engine.cells import CLASSIFICATION
-from pipeline.engine.fused.blocks import BLOCK
+from pipeline.engine.fused.blocks import BLOCK, LANES
 from pipeline.engine.fused.compile import chain, fma, jit, kernel, member
 from pipeline.engine.fused.loop import CLIP, UPDATE, finite, load, settle, tree_sums
 from pipeline.losses import CLASS_LOSSES
@@ -108,10 +108,11 @@ def _run(
     for blk in range(table.shape[0]):
         a, e, lc, rc, cc = table[blk, 0], table[blk, 1], table[blk, 2], table[blk, 3], table[blk, 4]
         k, f = e - a, flags[blk]
+        lanes = min(BLOCK, -(-k // LANES) * LANES)  # whole vectors: spare lanes repeat cell a
         for rows, block in ((k_step, kc), (hd, hdb), (cd, cdb), (p0, pb)):
-            load(rows, block, a, k)
-        load(h, hb, a, k)
-        for c in range(BLOCK):
+            load(rows, block, a, k, lanes)
+        load(h, hb, a, k, lanes)
+        for c in range(lanes):
             cell = a + c if c < k else a  # spare lanes: the block's first cell again
             for i in range(n):
                 x0[i, c], x1[i, c] = x[dataset[cell], i, 0], x[dataset[cell], i, 1]
@@ -122,22 +123,22 @@ def _run(
             )  # fmt: skip
         s[:] = zero
         for t in range(steps):
-            FORWARD(lc, x0, x1, sign, label, pb, kc, n1, w, program, root, g, loss, accuracy, BLOCK)
-            for c in range(BLOCK):  # the L2 norm of all six, before clipping
+            FORWARD(lc, x0, x1, sign, label, pb, kc, n1, w, program, root, g, loss, accuracy, lanes)
+            for c in range(lanes):  # the L2 norm of all six, before clipping
                 total = g[0, c] * g[0, c]
                 for r in range(1, ROWS):
                     total = fma(g[r, c], g[r, c], total)
                 l2[c] = math.sqrt(total)
-            for c in range(BLOCK):  # the accuracy this step starts from, if still kept
+            for c in range(lanes):  # the accuracy this step starts from, if still kept
                 right = accuracy[c] == one
                 reached_b[c] = t if alive[c] & right & (reached_b[c] < 0) else reached_b[c]
                 last_b[c] = t if alive[c] & ~right else last_b[c]
-            CLIP(cc, g, l2, cdb, gc, BLOCK)
-            UPDATE(rc, pb, gc, s, hb, hdb, f, t, new, BLOCK)
-            settle(loss, g, gc, new, l2, pb, alive, kept_b, clips_b, top_b, flag, bad, one, BLOCK)
+            CLIP(cc, g, l2, cdb, gc, lanes)
+            UPDATE(rc, pb, gc, s, hb, hdb, f, t, new, lanes)
+            settle(loss, g, gc, new, l2, pb, alive, kept_b, clips_b, top_b, flag, bad, one, lanes)
             if trace_at[t] >= 0:
                 _record(trace, trace_at[t], traced, a, k, alive, loss, l2, accuracy, flag, new)
-        FORWARD(lc, x0, x1, sign, label, pb, kc, n1, w, program, root, g, loss, accuracy, BLOCK)
+        FORWARD(lc, x0, x1, sign, label, pb, kc, n1, w, program, root, g, loss, accuracy, lanes)
         for c in range(k):
             for r in range(ROWS):
                 p[r, a + c] = pb[r, c]

@@ -32,13 +32,10 @@ def _refuse(*args: Array) -> None:  # a member without a fused form: blocks.miss
 
 
 CLIP = chain(
-    [jit(_identity, "always")]
-    + [member(f.FUSED.apply if f.FUSED else _refuse) for f in FORMS],
+    [jit(_identity, "always")] + [member(f.FUSED.apply if f.FUSED else _refuse) for f in FORMS],
     arity=5,
 )
-UPDATE = chain(
-    [member(r.FUSED.update if r.FUSED else _refuse) for r in rules.RULES], arity=9
-)
+UPDATE = chain([member(r.FUSED.update if r.FUSED else _refuse) for r in rules.RULES], arity=9)
 
 
 def _tree_sums(u: Array, v: Array, program: Array, k: int) -> None:
@@ -122,10 +119,10 @@ def _settle(
 settle = jit(_settle, "always")
 
 
-def _load(rows: Array, block: Array, a: int, k: int) -> None:
-    """The block's columns a .. a + k - 1 of rows; spare lanes repeat column a."""
+def _load(rows: Array, block: Array, a: int, k: int, lanes: int) -> None:
+    """The block's columns a .. a + k - 1 of rows; spare lanes (up to `lanes`) repeat a."""
     for r in range(rows.shape[0]):
-        for c in range(block.shape[1]):
+        for c in range(lanes):
             block[r, c] = rows[r, a + c if c < k else a]
 
 
