@@ -123,7 +123,9 @@ def main() -> None:
             w = np.load(ask["path"])
             x, y = w["x"][w["dataset"]], w["y"][w["dataset"]]
             inputs, compile_s = [], 0.0
-            keys = np.array(["|".join(k) for k in zip(w["loss"], w["optimizer"], w["clip"])])
+            keys = np.array(
+                ["|".join(k) for k in zip(w["loss"], w["optimizer"], w["clip"], strict=True)]
+            )
             for key in np.unique(keys):
                 at = np.flatnonzero(keys == key)
                 if key not in programs:

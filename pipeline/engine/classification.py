@@ -21,6 +21,7 @@ vector and scalar paths (torch.sigmoid does, on AVX2: it is built from exp here)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -83,13 +84,19 @@ def initial_parameters(seeds: Ints, dtype: torch.dtype) -> Tensor:
     torch.manual_seed(seed), in float32, converted to dtype; once per distinct seed, on a
     generator of its own (the caller's random state is left alone)."""
     unique, inverse = np.unique(seeds, return_inverse=True)
-    table = torch.empty(len(unique), len(PARAMS))
+    table = torch.tensor([_draws(seed) for seed in unique.tolist()], dtype=torch.float32)
+    return table.reshape(-1, len(PARAMS)).T.to(dtype)[:, torch.from_numpy(inverse)]
+
+
+@functools.cache
+def _draws(seed: int) -> tuple[float, ...]:
+    """nn.Linear(2, 2)'s parameters (PARAMS) after torch.manual_seed(seed), kept for the
+    process (a study asks for the same seeds per chunk)."""
+    g, row = torch.Generator().manual_seed(seed), torch.empty(len(PARAMS))
     bound = 1 / math.sqrt(2)  # nn.Linear's bias bound, 1 / sqrt(in_features)
-    for i, seed in enumerate(unique.tolist()):
-        g = torch.Generator().manual_seed(seed)
-        torch.nn.init.kaiming_uniform_(table[i, :4].view(2, 2), a=math.sqrt(5), generator=g)
-        torch.nn.init.uniform_(table[i, 4:], -bound, bound, generator=g)
-    return table.T.to(dtype)[:, torch.from_numpy(inverse)]
+    torch.nn.init.kaiming_uniform_(row[:4].view(2, 2), a=math.sqrt(5), generator=g)
+    torch.nn.init.uniform_(row[4:], -bound, bound, generator=g)
+    return tuple(row.tolist())
 
 
 def angle_deg(params: npt.ArrayLike) -> Floats:

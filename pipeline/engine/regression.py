@@ -13,6 +13,7 @@ torch.nn.utils; the engine does as torch.)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -74,14 +75,20 @@ def initial_parameters(seeds: Ints, dtype: torch.dtype) -> Tensor:
     """(2, cells): each cell's (weight, bias) where reference.train_cell starts, once per
     distinct seed: the draws of nn.Linear(1, 1).reset_parameters after
     torch.manual_seed(seed), in float32, converted to dtype. The same calls run on a
-    generator of their own (torch.manual_seed costs 70 us and changes the global state)."""
+    generator of their own (torch.manual_seed costs 70 us and changes the global state),
+    each seed's draws kept for the process (a study asks for the same seeds per chunk)."""
     unique, inverse = np.unique(seeds, return_inverse=True)
-    table = torch.empty(2, len(unique))
-    for i, seed in enumerate(unique.tolist()):
-        g = torch.Generator().manual_seed(seed)
-        torch.nn.init.kaiming_uniform_(table[0, i : i + 1].view(1, 1), a=math.sqrt(5), generator=g)
-        torch.nn.init.uniform_(table[1, i : i + 1], -1.0, 1.0, generator=g)  # 1 / sqrt(fan_in)
-    return table.to(dtype)[:, torch.from_numpy(inverse)]
+    table = torch.tensor([_draws(seed) for seed in unique.tolist()], dtype=torch.float32)
+    return table.reshape(-1, 2).T.to(dtype)[:, torch.from_numpy(inverse)]
+
+
+@functools.cache
+def _draws(seed: int) -> tuple[float, float]:
+    """nn.Linear(1, 1)'s (weight, bias) after torch.manual_seed(seed), float32 values."""
+    g, pair = torch.Generator().manual_seed(seed), torch.empty(2)
+    torch.nn.init.kaiming_uniform_(pair[0:1].view(1, 1), a=math.sqrt(5), generator=g)
+    torch.nn.init.uniform_(pair[1:2], -1.0, 1.0, generator=g)  # 1 / sqrt(fan_in)
+    return tuple(pair.tolist())  # type: ignore[return-value]
 
 
 class Target:

@@ -94,6 +94,13 @@ def distances(exact: regression.Result, target: tuple[float, float]) -> np.ndarr
     return np.hypot(w.astype(np.float64) - target[0], b.astype(np.float64) - target[1])
 
 
+def crossing(d: np.ndarray, a: int, b: int, goal: float) -> bool:
+    """Whether the distances d between steps a and b (both reached) all sit within 1e-4
+    (relative) of the target's tol: a crossing that rounding decides."""
+    low, high = min(a, b), max(a, b)
+    return low >= 0 and bool(np.all(np.abs(d[max(low - 1, 0) : high] / goal - 1) < 1e-4))
+
+
 def assert_agree(ours, exact, mask: np.ndarray, tol: float, near=None) -> None:
     """On the masked cells: final parameters within tol relative (to the size of the
     parameters), the steps kept and divergence equal, and the first touch and sustained
@@ -109,11 +116,7 @@ def assert_agree(ours, exact, mask: np.ndarray, tol: float, near=None) -> None:
         apart = np.flatnonzero(got != want)
         if name in ("steps_to_target", "steps_sustained") and near is not None:
             d, goal = near[0][mask], near[1]
-            apart = [
-                i for i in apart
-                if min(got[i], want[i]) < 0
-                or not np.all(np.abs(d[i, min(got[i], want[i]) - 1 : max(got[i], want[i])] / goal - 1) < 1e-4)
-            ]  # fmt: skip
+            apart = [i for i in apart if not crossing(d[i], got[i], want[i], goal)]
         assert len(apart) == 0, f"{name}: {got[apart]} != {want[apart]}"
 
 

@@ -96,9 +96,10 @@ def layout(cells: Cells, size: int = BLOCK) -> Blocks:
     """The cells sorted and cut into blocks of at most `size` cells."""
     rule, taken = rules.flags(cells)
     form = CLIP_FORM[cells.clip]
-    key = np.column_stack([cells.loss, rule, taken, form, _kinds(cells, form)])
-    _, inverse = np.unique(key, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    key = cells.loss * len(rules.RULES) + rule  # one integer per kind of block
+    for column in (*taken.T, form, _kinds(cells, form)):
+        key = key * (int(column.max(initial=0)) + 1) + column
+    _, inverse = np.unique(key, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     starts = np.flatnonzero(np.diff(inverse[order], prepend=-1))
     table = []
