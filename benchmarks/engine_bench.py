@@ -1,51 +1,32 @@
-"""Speed of the batched engine: cell-steps per second of pipeline.engine.regression.train on one
-thread, float32, 500 steps, cells mixing every loss x optimizer x clip of the default
-grid (seeds varied); every step of every cell kept in memory up to 10^4 cells. Each run
-is a fresh process (its peak resident memory is its own); the line shows medians.
+"""Speed of the engines on one core: the fused kernel (pipeline.engine.fused) and the exact
+engine (pipeline.engine.regression, bit-identical to torch.optim) on the workload of
+benchmarks/workload.py, in one process pinned to one core, runs interleaved (fused,
+exact, fused, exact, ...) so that both see the same load; CPU time, medians.
 
-Usage: python benchmarks/engine_bench.py [--runs 3] [--sizes 100 1000 10000 100000]
+One line per row (points, cells): each engine's M cell-steps/s and the ratio. The
+fused kernel's compile (or cache load) is timed first, apart. Target (issue 17): the
+fused kernel >= 150 M cell-steps/s on the mix, >= 30x the exact engine.
+
+Usage: python benchmarks/engine_bench.py [--runs 3] [--sizes 10000 100000] [--points 20 3]
 """
 
 import argparse
-import json
-import resource
+import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-STEPS = 500
-RECORD_UP_TO = 10_000  # beyond, every step of every cell would not fit: 10^5 cells is 1.8 GB
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload
 
 
-def one(n: int) -> dict[str, float]:
-    """Train n mixed cells once; the rate, the time, and this process's peak memory."""
-    from pipeline.run import numerics
-
-    numerics.pin_kernels()  # as every stage does, before torch is imported
-    import numpy as np
-    import torch
-
-    from pipeline import grid, params
-    from pipeline.engine import regression
-    from pipeline.grid import data
-
-    torch.set_num_threads(1)
-    p = params.load_or_exit(ROOT / "params.yaml")
-    base = regression.Cells.from_grid(grid.cells(p.train))
-    cells = base.take(np.arange(n) % len(base))
-    cells = regression.Cells(**{**vars(cells), "seed": np.arange(n) % 1000})
-    x, y = data.points(p.generate)
-    record = np.arange(n) if n <= RECORD_UP_TO else ()
-    start = time.perf_counter()
-    result = regression.train(cells, x, y, STEPS, record=record)
-    seconds = time.perf_counter() - start
-    assert result.trace.shape == (len(record), STEPS, 9)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
-    return {"rate": n * STEPS / seconds, "seconds": seconds, "peak_mib": peak}
+def seconds(train, *args) -> float:
+    """CPU seconds of one call (every thread of this process)."""
+    start = time.process_time()
+    train(*args)
+    return time.process_time() - start
 
 
 def main() -> None:
@@ -53,28 +34,42 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000, 100_000])
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a child run
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(workload.SIZES))
+    parser.add_argument("--points", type=int, nargs="+", default=list(workload.POINTS))
+    parser.add_argument("--exact-up-to", type=int, default=100_000, help="larger: fused only")
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(one(args.one)))
-        return
-    print(f"{'cells':>8} {'recorded':>9} {'M cell-steps/s':>15} {'seconds':>8} {'peak MiB':>9}")
-    for n in args.sizes:
-        runs = [
-            json.loads(
-                subprocess.run(
-                    [sys.executable, __file__, "--one", str(n)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    from pipeline.run import numerics
+
+    numerics.pin_kernels()
+    import torch
+
+    torch.set_num_threads(1)
+    from pipeline.engine import regression
+    from pipeline.engine.fused import regression as fused
+
+    start = time.perf_counter()
+    x, y = workload.data(20)
+    fused.train(workload.cells(100, 20), x, y, 2)  # compiles, or loads from the cache
+    print(f"fused kernel: compile or cache load {time.perf_counter() - start:.1f} s", flush=True)
+    print(f"{'points':>6} {'cells':>8} {'fused M/s':>10} {'exact M/s':>10} {'ratio':>6}")
+    for points in args.points:
+        x, y = workload.data(points)
+        for n in args.sizes:
+            cells = workload.cells(n, points)
+            work = n * workload.STEPS / 1e6
+            runs: dict[str, list[float]] = {"fused": [], "exact": []}
+            for _ in range(args.runs):
+                runs["fused"].append(seconds(fused.train, cells, x, y, workload.STEPS))
+                if n <= args.exact_up_to:
+                    runs["exact"].append(seconds(regression.train, cells, x, y, workload.STEPS))
+            rate = {k: work / statistics.median(v) if v else float("nan") for k, v in runs.items()}
+            ratios = [e / f for f, e in zip(runs["fused"], runs["exact"], strict=False)]
+            ratio = statistics.median(ratios) if ratios else float("nan")
+            print(
+                f"{points:>6} {n:>8} {rate['fused']:>10.1f} {rate['exact']:>10.2f} {ratio:>5.0f}x",
+                flush=True,
             )
-            for _ in range(args.runs)
-        ]
-        rate, seconds, peak = (statistics.median(r[k] for r in runs) for k in runs[0])
-        recorded = "all" if n <= RECORD_UP_TO else "none"
-        print(f"{n:>8} {recorded:>9} {rate / 1e6:>15.2f} {seconds:>8.3f} {peak:>9.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -182,3 +182,28 @@ def test_every_clipping_mode_is_complete(name: str) -> None:
     clip = CLIPS[name]
     assert clip.section is None or clip.section in COMMITTED["train"]["clips"]
     assert (ROOT / "tests" / "clips" / f"test_{name}.py").is_file(), f"tests/clips/test_{name}.py"
+
+
+@pytest.mark.parametrize(
+    "kind, name",
+    [("loss", n) for n in sorted(LOSSES)]
+    + [("classification loss", n) for n in sorted(CLASS_LOSSES)]
+    + [("optimizer", n) for n in sorted(OPTIMIZERS)]
+    + [("clipping mode", n) for n in sorted(CLIPS)],
+)
+def test_every_member_has_its_fused_form_beside_its_exact_one(kind: str, name: str) -> None:
+    """The fused engine (the study's default) trains a member only through the fused form
+    its own module declares: a loss's point, an optimizer rule's update and columns, a
+    clipping form's apply (none: no form, nothing to do)."""
+    if kind == "optimizer":
+        rule = OPTIMIZERS[name].rule
+        assert rule.FUSED is not None, f"{rule.__module__}.Rule.FUSED missing"
+        assert rule.FUSED.update.__module__ == rule.__module__
+        return
+    if kind == "clipping mode":
+        form = CLIPS[name].batched
+        assert form is None or form.FUSED is not None, f"{form.__module__}: FUSED missing"
+        return
+    member = (LOSSES if kind == "loss" else CLASS_LOSSES)[name]
+    assert member.fused is not None, f"pipeline/losses/{name}.py: its fused form missing"
+    assert member.fused.point.__module__ == f"pipeline.losses.{name}"

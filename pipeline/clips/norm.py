@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from pipeline.clips.spec import Clip, Parameters, Settings
+from pipeline.clips.spec import Clip, Fused, Parameters, Settings
 from pipeline.fields import NormType, Positive, Section, norm_type_of
 from pipeline.lazy import np, torch
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     from torch import Tensor
 
     from pipeline.clips.spec import Bools, Floats
@@ -31,9 +32,58 @@ def reference(parameters: Parameters, settings: Settings) -> None:
     )
 
 
+MAX_NORM, NORM_TYPE, INVERSE, EPS_ROW, ONE = range(5)  # fused_apply's rows
+
+
+def fused_columns(s: Mapping[str, Floats]) -> dict[str, Floats]:
+    one = np.ones_like(s["max_norm"])
+    return {
+        "max_norm": s["max_norm"],
+        "norm_type": s["norm_type"],
+        "inverse": 1 / s["norm_type"],
+        "eps": EPS * one,
+        "one": one,
+    }
+
+
+def fused_kind(s: Mapping[str, Floats]) -> npt.NDArray[np.int64]:
+    """0: the L2 norm (given), 1: inf, the largest |g|, 2: any other p."""
+    p = s["norm_type"]
+    return np.where(p == 2, 0, np.where(np.isinf(p), 1, 2))
+
+
+def fused_apply(g: Floats, l2: Floats, cd: Floats, out: Floats, k: int) -> None:
+    """Scaled.apply for one kind of norm: 1 / (norm + eps), times max_norm, at most 1."""
+    rows, p = g.shape[0], cd[NORM_TYPE, 0]  # one kind per call: a loop each, vectorised
+    if p == 2:
+        for c in range(k):
+            coef = min(cd[ONE, c] / (l2[c] + cd[EPS_ROW, c]) * cd[MAX_NORM, c], cd[ONE, c])
+            for r in range(rows):
+                out[r, c] = g[r, c] * coef
+    elif math.isinf(p):
+        for c in range(k):
+            norm = abs(g[0, c])
+            for r in range(1, rows):
+                norm = max(norm, abs(g[r, c]))
+            coef = min(cd[ONE, c] / (norm + cd[EPS_ROW, c]) * cd[MAX_NORM, c], cd[ONE, c])
+            for r in range(rows):
+                out[r, c] = g[r, c] * coef
+    else:  # torch.linalg.vector_norm of each one-element gradient, then of those
+        for c in range(k):
+            q, norm = cd[NORM_TYPE, c], cd[ONE, c] - cd[ONE, c]
+            for r in range(rows):
+                norm += ((abs(g[r, c]) ** q) ** cd[INVERSE, c]) ** q
+            norm = norm ** cd[INVERSE, c]
+            coef = min(cd[ONE, c] / (norm + cd[EPS_ROW, c]) * cd[MAX_NORM, c], cd[ONE, c])
+            for r in range(rows):
+                out[r, c] = g[r, c] * coef
+
+
 class Scaled:
     """clip_grad_norm_ over the cells of `mask`, each at its max_norm and norm_type, as
     torch computes it: coef = max_norm * 1 / (norm + 1e-6), clamped at 1, times g."""
+
+    FUSED: ClassVar[Fused | None] = Fused(fused_apply, fused_columns, fused_kind)
 
     def __init__(self, mask: Bools, columns: Mapping[str, Floats], dtype: torch.dtype) -> None:
         p = columns["norm_type"]

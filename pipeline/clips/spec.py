@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pipeline.fields import Section
 
@@ -23,9 +23,24 @@ Parameters = list["torch.nn.Parameter"]
 Settings = Mapping[str, float | str]  # its thresholds, as params.yaml gives them
 
 
+@dataclass(frozen=True)
+class Fused:
+    """A clipping form in the fused engine (pipeline.engine.fused), written in numba's
+    subset and rounding as the form's batched rule: `apply(g, l2, cd, out, k)` writes the
+    clipped gradients of the first k cells (columns of g; rows: the model's parameters)
+    into out; l2: each cell's L2 norm of g; cd: `columns` per cell, in the training dtype.
+    The cells of one call share their kind (`kind`: e.g. the norm type's 2, inf, other)."""
+
+    apply: Callable[..., None]
+    columns: Callable[[Mapping[str, Floats]], dict[str, Floats]]  # float64 rows, in order
+    kind: Callable[[Mapping[str, Floats]], npt.NDArray[np.int64]] | None = None
+
+
 class Form(Protocol):
     """A clipping rule of the batched engine, over the cells `mask` selects (the others
     pass unchanged: their gradients times 1, or clamped at +-inf)."""
+
+    FUSED: ClassVar[Fused | None]  # its form in the fused engine (None: none yet)
 
     def __init__(self, mask: Bools, columns: Mapping[str, Floats], dtype: torch.dtype) -> None: ...
 

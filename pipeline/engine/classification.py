@@ -21,6 +21,7 @@ vector and scalar paths (torch.sigmoid does, on AVX2: it is built from exp here)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -67,6 +68,8 @@ class Result:
     accuracy: Floats  # fraction of the cell's points argmax classifies right (ties: class 0)
     angle_deg: Floats  # between the final decision boundary and y = 2x, in [0, 90]
     steps_to_target: Ints  # steps taken when accuracy first is 1 (0: at the start; -1: never)
+    steps_sustained: Ints  # the first step count from which accuracy stays 1 to the end
+    # (the final parameters included); -1 if never or diverged
     diverged_step: Ints  # first step with a non-finite loss, gradient or parameter; -1 none
     diverged_reason: Ints  # code into REASONS; -1 if none
     steps_run: Ints  # steps kept: every step before diverged_step
@@ -81,13 +84,19 @@ def initial_parameters(seeds: Ints, dtype: torch.dtype) -> Tensor:
     torch.manual_seed(seed), in float32, converted to dtype; once per distinct seed, on a
     generator of its own (the caller's random state is left alone)."""
     unique, inverse = np.unique(seeds, return_inverse=True)
-    table = torch.empty(len(unique), len(PARAMS))
+    table = torch.tensor([_draws(seed) for seed in unique.tolist()], dtype=torch.float32)
+    return table.reshape(-1, len(PARAMS)).T.to(dtype)[:, torch.from_numpy(inverse)]
+
+
+@functools.cache
+def _draws(seed: int) -> tuple[float, ...]:
+    """nn.Linear(2, 2)'s parameters (PARAMS) after torch.manual_seed(seed), kept for the
+    process (a study asks for the same seeds per chunk)."""
+    g, row = torch.Generator().manual_seed(seed), torch.empty(len(PARAMS))
     bound = 1 / math.sqrt(2)  # nn.Linear's bias bound, 1 / sqrt(in_features)
-    for i, seed in enumerate(unique.tolist()):
-        g = torch.Generator().manual_seed(seed)
-        torch.nn.init.kaiming_uniform_(table[i, :4].view(2, 2), a=math.sqrt(5), generator=g)
-        torch.nn.init.uniform_(table[i, 4:], -bound, bound, generator=g)
-    return table.T.to(dtype)[:, torch.from_numpy(inverse)]
+    torch.nn.init.kaiming_uniform_(row[:4].view(2, 2), a=math.sqrt(5), generator=g)
+    torch.nn.init.uniform_(row[4:], -bound, bound, generator=g)
+    return tuple(row.tolist())
 
 
 def angle_deg(params: npt.ArrayLike) -> Floats:
@@ -137,6 +146,7 @@ class Linear2:
         self.correct = torch.empty(n, dtype=torch.int64)
         self.never = torch.iinfo(torch.int64).max
         self.reached = torch.full((n,), self.never, dtype=torch.int64)
+        self.last_out = torch.full((n,), -1, dtype=torch.int64)  # last step with accuracy < 1
 
     def forward(self, p: Tensor, values: Tensor, t: int) -> None:
         self.evaluate(p, values[LAYOUT.loss], values[LAYOUT.grads], values[ACCURACY])
@@ -176,6 +186,7 @@ class Linear2:
         # accuracy reached 1 when it was kept, or never
         accuracy = values[ACCURACY]
         torch.minimum(self.reached, torch.where(accuracy == 1, t, self.never), out=self.reached)
+        self.last_out.masked_fill_(accuracy != 1, t)
 
 
 def _data(
@@ -231,6 +242,8 @@ def train(
         final, loss_np = run.p.numpy()[:, u].T, loss.numpy()[u]
         finite_grads = torch.isfinite(grads).all(0).numpy()[u]
         reached_np = reached.numpy()[u]
+        ends_right = (accuracy == 1).numpy()[u] & (counts["steps_run"] == steps)
+        sustained = np.where(ends_right, model.last_out.numpy()[u] + 1, -1)
         return Result(
             init_params=run.init.numpy()[:, u].T,
             final_params=final,
@@ -238,6 +251,7 @@ def train(
             accuracy=accuracy.numpy()[u],
             angle_deg=angle_deg(final),
             steps_to_target=np.where(reached_np == model.never, -1, reached_np),
+            steps_sustained=sustained,
             **divergence(counts["steps_run"], steps, loss_np, finite_grads),
             **counts,
             trace=trace.permute(2, 0, 1).numpy(),

@@ -13,6 +13,7 @@ torch.nn.utils; the engine does as torch.)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -61,7 +62,9 @@ class Result:
     max_grad_norm: Floats  # largest L2 gradient norm before clipping of a kept step; 0 if none
     clip_fraction: Floats  # kept steps that clipped / steps kept; 0 if none
     steps_to_target: Ints  # steps taken when first ||(w, b) - target|| <= tol; 0 if at the
-    # start, -1 if never (or no target given)
+    # start, -1 if never (or no target given): the first touch
+    steps_sustained: Ints  # the first step count from which the cell stays within tol to
+    # its last step (steps); -1 if never, if diverged or without a target
     target_error: Floats  # ||final (w, b) - target||, in float64; nan without a target
     trace: Floats  # (recorded cells, steps, 9): every step of the cells `record` named;
     # nan from a cell's diverged step on
@@ -72,18 +75,25 @@ def initial_parameters(seeds: Ints, dtype: torch.dtype) -> Tensor:
     """(2, cells): each cell's (weight, bias) where reference.train_cell starts, once per
     distinct seed: the draws of nn.Linear(1, 1).reset_parameters after
     torch.manual_seed(seed), in float32, converted to dtype. The same calls run on a
-    generator of their own (torch.manual_seed costs 70 us and changes the global state)."""
+    generator of their own (torch.manual_seed costs 70 us and changes the global state),
+    each seed's draws kept for the process (a study asks for the same seeds per chunk)."""
     unique, inverse = np.unique(seeds, return_inverse=True)
-    table = torch.empty(2, len(unique))
-    for i, seed in enumerate(unique.tolist()):
-        g = torch.Generator().manual_seed(seed)
-        torch.nn.init.kaiming_uniform_(table[0, i : i + 1].view(1, 1), a=math.sqrt(5), generator=g)
-        torch.nn.init.uniform_(table[1, i : i + 1], -1.0, 1.0, generator=g)  # 1 / sqrt(fan_in)
-    return table.to(dtype)[:, torch.from_numpy(inverse)]
+    table = torch.tensor([_draws(seed) for seed in unique.tolist()], dtype=torch.float32)
+    return table.reshape(-1, 2).T.to(dtype)[:, torch.from_numpy(inverse)]
+
+
+@functools.cache
+def _draws(seed: int) -> tuple[float, float]:
+    """nn.Linear(1, 1)'s (weight, bias) after torch.manual_seed(seed), float32 values."""
+    g, pair = torch.Generator().manual_seed(seed), torch.empty(2)
+    torch.nn.init.kaiming_uniform_(pair[0:1].view(1, 1), a=math.sqrt(5), generator=g)
+    torch.nn.init.uniform_(pair[1:2], -1.0, 1.0, generator=g)  # 1 / sqrt(fan_in)
+    return tuple(pair.tolist())  # type: ignore[return-value]
 
 
 class Target:
-    """The first step count after which each cell is within tol of its target."""
+    """The first step count after which each cell is within tol of its target, and the
+    last one after which it was not (-1: never)."""
 
     def __init__(self, target: Floats, tol: Floats, p: Tensor) -> None:
         """Targets (cells, 2) and tolerances of the sorted cells; p: their initial
@@ -93,6 +103,7 @@ class Target:
         self.diff, self.dist = torch.empty_like(p), torch.empty_like(p[0])
         self.never = torch.iinfo(torch.int64).max
         self.reached = torch.full_like(p[0], self.never, dtype=torch.int64)
+        self.last_out = torch.full_like(p[0], -1, dtype=torch.int64)
         self.update(p, 0)
 
     def update(self, p: Tensor, taken: int) -> None:
@@ -101,6 +112,13 @@ class Target:
         torch.mul(self.diff[0], self.diff[0], out=self.dist).addcmul_(self.diff[1], self.diff[1])
         within = self.dist.sqrt_() <= self.tol
         torch.minimum(self.reached, torch.where(within, taken, self.never), out=self.reached)
+        self.last_out.masked_fill_(~within, taken)
+
+    def sustained(self, steps: int, diverged: np.ndarray, unsort: np.ndarray) -> np.ndarray:
+        """Per cell (in the order given): the step count from which it stayed within tol
+        to the last step, -1 if it ended outside or diverged."""
+        last = self.last_out.numpy()[unsort]
+        return np.where(diverged | (last >= steps), -1, last + 1)
 
 
 class Linear:
@@ -195,9 +213,11 @@ def train(
         counts = run.counts(steps, u)
         final, init = run.p.numpy()[:, u], run.init.numpy()[:, u]
         loss_np, finite_grads = loss.numpy()[u], torch.isfinite(grads).all(0).numpy()[u]
+        diverged = counts["steps_run"] < steps
         if goal is None:
-            reached, error = np.full(n, -1), np.full(n, math.nan)
+            reached, error, sustained = np.full(n, -1), np.full(n, math.nan), np.full(n, -1)
         else:
+            sustained = goal.sustained(steps, diverged, u)
             reached = goal.reached.numpy()[u]
             reached = np.where(reached > steps, -1, reached)
             aim = goal.target.numpy()[:, u].astype(np.float64)
@@ -211,6 +231,7 @@ def train(
             **divergence(counts["steps_run"], steps, loss_np, finite_grads),
             **counts,
             steps_to_target=reached,
+            steps_sustained=sustained,
             target_error=error,
             trace=trace.permute(2, 0, 1).numpy(),
             strided=strided.permute(2, 0, 1).numpy(),

@@ -18,7 +18,21 @@ from pipeline.fields import Positive, Section
 from pipeline.lazy import np
 from pipeline.losses.l1 import EPS, least_absolute
 from pipeline.losses.mse import least_squares
-from pipeline.losses.spec import Kwargs, Loss, Piecewise, dtype_round, residuals, spread
+from pipeline.losses.spec import (
+    C0,
+    K1,
+    KL,
+    C,
+    Fused,
+    H,
+    Kwargs,
+    Loss,
+    M,
+    Piecewise,
+    dtype_round,
+    residuals,
+    spread,
+)
 
 if TYPE_CHECKING:
     from pipeline.losses.spec import Array, Mask
@@ -141,6 +155,15 @@ def _value_of(d: Array, kwargs: Kwargs) -> Array:
     return np.where(np.abs(d) < delta, 0.5 * d**2, delta * (np.abs(d) - 0.5 * delta))
 
 
+def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
+    """Its Piecewise rule with k2 = 1: (h |d|) |d| and d k1 while |d| < delta, else
+    (|d| - c0) m and sign(d) kl."""
+    a, kink, h, c0, m, k1, kl = abs(d), k[C, c], k[H, c], k[C0, c], k[M, c], k[K1, c], k[KL, c]
+    quad = a < kink  # loads first, then both sides and a choice: the loop vectorises
+    term = (a * h) * a if quad else (a - c0) * m
+    return term, d * k1 if quad else np.sign(d) * kl
+
+
 LOSS = Loss(
     name="huber",
     torch="HuberLoss",
@@ -153,4 +176,5 @@ LOSS = Loss(
     unique=lambda x, y, w, b, k: unique_within(x, y, w, b, k["delta"]),
     batched=Piecewise(_coefficients),
     kinks=lambda k: (-k["delta"], k["delta"]),
+    fused=Fused(fused_point, _coefficients),
 )

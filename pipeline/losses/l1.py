@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pipeline.fields import NoKwargs
 from pipeline.lazy import np
 from pipeline.losses.mse import least_squares
-from pipeline.losses.spec import Kwargs, Loss, Piecewise, residuals, spread
+from pipeline.losses.spec import KL, Fused, Kwargs, Loss, Piecewise, residuals, spread
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -107,6 +107,11 @@ def _coefficients(p: Array, n: int, dtype: type) -> dict[str, Array]:
     }  # fmt: skip
 
 
+def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
+    """Its Piecewise rule with c = 0 (never quadratic): |d| and sign(d) kl."""
+    return abs(d), np.sign(d) * k[KL, c]
+
+
 LOSS = Loss(
     name="l1",
     torch="L1Loss",
@@ -118,4 +123,5 @@ LOSS = Loss(
     solve=lambda x, y, _: least_absolute(x, y),
     unique=_unique,
     batched=Piecewise(_coefficients),
+    fused=Fused(fused_point, _coefficients),
 )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pipeline.fields import NoKwargs
 from pipeline.lazy import np, torch
 from pipeline.losses.mse import least_squares
-from pipeline.losses.spec import Kwargs, Loss, Pointwise
+from pipeline.losses.spec import Fused, Kwargs, Loss, Pointwise
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -72,6 +72,21 @@ def point(d: Tensor, n: int) -> tuple[Tensor, Tensor]:
     autograd rounds them (mean's backward is (1 / n) in the dtype, times tanh)."""
     slope = torch.tanh(d).mul_(torch.ones((), dtype=d.dtype) / n)
     return terms(d), slope
+
+
+NORM, LOG_2, TWO = range(3)  # fused_point's rows (training dtype)
+
+
+def _coefficients(p: Array, n: int, dtype: type) -> dict[str, Array]:
+    one = np.ones(len(p))
+    return {"norm": (dtype(1) / dtype(n)) * one, "log2": LOG2 * one, "two": 2 * one}
+
+
+def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
+    """`point` for one point of cell c, op for op (exp, log1p and tanh: the C library's)."""
+    norm, log2, two = k[NORM, c], k[LOG_2, c], k[TWO, c]  # loads first
+    a = abs(d)
+    return a + math.log1p(math.exp(-(two * a))) - log2, math.tanh(d) * norm
 
 
 def newton(x: Array, y: Array) -> tuple[Array, Array]:
@@ -139,4 +154,5 @@ LOSS = Loss(
     unique=_unique,
     batched=Pointwise(point),
     module=lambda **kwargs: module_class()(**kwargs),
+    fused=Fused(fused_point, _coefficients),
 )

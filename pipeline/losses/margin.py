@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pipeline.losses.spec import ClassLoss
+from pipeline.lazy import np
+from pipeline.losses.spec import ClassLoss, Fused
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from pipeline.losses.spec import Array
 
 
 def point(u: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
@@ -20,4 +23,26 @@ def point(u: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     return h.clamp(min=0) / 2, (h > 0).to(u.dtype) / -2
 
 
-LOSS = ClassLoss(name="margin", torch="MultiMarginLoss", point=point, smoothing=False)
+ONE, HALF, ZERO, MINUS_HALF = range(4)  # fused_point's rows, in the training dtype
+
+
+def _coefficients(smoothing: Array, n: int, dtype: type) -> dict[str, Array]:
+    one: Array = np.ones(len(smoothing), dtype=dtype)
+    return {"one": one, "half": one / 2, "zero": one * 0, "minus_half": one / -2}
+
+
+def fused_point(u: float, k: Array, c: int) -> tuple[float, float]:
+    """`point` for one point of cell c: max(0, 1 - u) / 2 (nan stays nan, as in clamp)
+    and -1/2 where 1 - u > 0, else -0."""
+    one, half, zero, minus_half = k[ONE, c], k[HALF, c], k[ZERO, c], k[MINUS_HALF, c]
+    h = one - u
+    return zero if h <= zero else h * half, (one if h > zero else zero) * minus_half
+
+
+LOSS = ClassLoss(
+    name="margin",
+    torch="MultiMarginLoss",
+    point=point,
+    smoothing=False,
+    fused=Fused(fused_point, _coefficients),
+)

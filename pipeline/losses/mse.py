@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.fields import NoKwargs
 from pipeline.lazy import np
-from pipeline.losses.spec import Kwargs, Loss, Piecewise
+from pipeline.losses.spec import K1, Fused, Kwargs, Loss, Piecewise
 
 if TYPE_CHECKING:
     from pipeline.losses.spec import Array, Mask
@@ -33,6 +33,11 @@ def _coefficients(p: Array, n: int, dtype: type) -> dict[str, Array]:
     }  # fmt: skip
 
 
+def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
+    """Its Piecewise rule with c = inf, h = k2 = 1: d d and d k1, without the identities."""
+    return d * d, d * k[K1, c]
+
+
 LOSS = Loss(
     name="mse",
     torch="MSELoss",
@@ -44,4 +49,5 @@ LOSS = Loss(
     solve=lambda x, y, _: least_squares(x, y),
     unique=_unique,
     batched=Piecewise(_coefficients),
+    fused=Fused(fused_point, _coefficients),
 )

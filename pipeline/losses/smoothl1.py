@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pipeline.fields import Positive, Section
 from pipeline.lazy import np
 from pipeline.losses.huber import newton, unique_within
-from pipeline.losses.spec import Kwargs, Loss, Piecewise
+from pipeline.losses.spec import C0, K1, K2, KL, C, Fused, H, Kwargs, Loss, Piecewise
 
 if TYPE_CHECKING:
     from pipeline.losses.spec import Array
@@ -32,6 +32,15 @@ def _coefficients(p: Array, n: int, dtype: type) -> dict[str, Array]:
     }  # fmt: skip
 
 
+def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
+    """Its Piecewise rule with m = 1: (h |d|) |d| / beta and d k1 / beta while |d| < beta,
+    else |d| - c0 and sign(d) kl."""
+    a, beta, h, k2, c0, k1, kl = abs(d), k[C, c], k[H, c], k[K2, c], k[C0, c], k[K1, c], k[KL, c]
+    quad = a < beta  # loads first, then both sides and a choice: the loop vectorises
+    term = ((a * h) * a) / k2 if quad else a - c0
+    return term, (d * k1) / k2 if quad else np.sign(d) * kl
+
+
 LOSS = Loss(
     name="smoothl1",
     torch="SmoothL1Loss",
@@ -44,4 +53,5 @@ LOSS = Loss(
     unique=lambda x, y, w, b, k: unique_within(x, y, w, b, k["beta"]),
     batched=Piecewise(_coefficients),
     kinks=lambda k: (-k["beta"], k["beta"]),
+    fused=Fused(fused_point, _coefficients),
 )

@@ -40,6 +40,22 @@ class Piecewise:
     coefficients: Callable[[Array, int, type], dict[str, Array]]
 
 
+C, H, K2, C0, M, K1, KL = range(7)  # the rows of Piecewise's coefficients, in its order
+
+
+@dataclass(frozen=True)
+class Fused:
+    """A loss's form in the fused engine (pipeline.engine.fused): `point(d, k, c)` gives
+    the term l(d) and dL/dy_hat of cell c at one point (regression: d = y_hat - y;
+    classification: u = z_y - z_other), k holding the cells' coefficient rows in the
+    training dtype; written in numba's subset (pipeline.engine.fused.primitives), rounding
+    as the loss's exact form does. `coefficients(p, n, dtype)` gives those rows per cell
+    (p: the loss's parameter or label smoothing, n points), in `point`'s row order."""
+
+    point: Callable[..., tuple[float, float]]
+    coefficients: Callable[[Array, int, type], dict[str, Array]]
+
+
 @dataclass(frozen=True)
 class Pointwise:
     """A batched rule of a loss's own: `point(d, n)` gives per point the term l(d) and
@@ -67,6 +83,8 @@ class Loss:
     # the reference engine's module from its keyword arguments
     kinks: Callable[[Kwargs], tuple[float, ...]] = lambda _: ()  # the errors d where l
     # changes piece (other than 0): where its set of minimisers, if any, has corners
+    fused: Fused | None = None  # its form in the fused engine (None: the study's fused
+    # engine refuses its cells; tests/test_layout.py names it)
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,7 @@ class ClassLoss:
     torch: str  # torch.nn's class
     point: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # (u, q) -> (term, dterm/du)
     smoothing: bool  # takes CrossEntropyLoss's label_smoothing
+    fused: Fused | None = None  # its form in the fused engine, point(u, k, c)
 
 
 def residuals(x: Array, y: Array, w: Array, b: Array) -> Array:

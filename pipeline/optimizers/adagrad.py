@@ -7,15 +7,16 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
+from pipeline.engine.fused.primitives import fma
 from pipeline.engine.ops import column
 from pipeline.fields import NonNegative, Positive, Section
 from pipeline.lazy import torch
-from pipeline.optimizers.spec import Optimizer, Settings
+from pipeline.optimizers.spec import Fused, Optimizer, Settings
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from pipeline.optimizers.spec import Bools
+    from pipeline.optimizers.spec import Bools, Floats
 
 
 class AdagradKwargs(Section):
@@ -26,6 +27,39 @@ class AdagradKwargs(Section):
     weight_decay: NonNegative
 
 
+NEG_LR, LR_DECAY, WEIGHT_DECAY, EPS, INITIAL = range(5)  # fused_update's rows
+SUM, CLR = range(2)  # its state slots (CLR: this step's -lr / (1 + (step - 1) decay))
+
+
+def fused_columns(s: Settings) -> dict[str, Floats]:
+    return {
+        "neg_lr": -s["lr"],
+        "lr_decay": s["lr_decay"],
+        "weight_decay": s["weight_decay"],
+        "eps": s["eps"],
+        "initial_accumulator_value": s["initial_accumulator_value"],
+    }
+
+
+def fused_update(
+    p: Floats, g: Floats, s: Floats, h: Floats, hd: Floats, f: Bools, t: int, out: Floats, k: int
+) -> None:
+    """Rule.step, op for op (sqrt: IEEE's)."""
+    decay = f[0]
+    for c in range(k):
+        s[CLR, 0, c] = h[NEG_LR, c] / (1 + t * h[LR_DECAY, c])  # float64, then the dtype
+    for r in range(p.shape[0]):
+        for c in range(k):
+            if t == 0:
+                s[SUM, r, c] = hd[INITIAL, c]
+            grad = g[r, c]
+            if decay:
+                grad = fma(p[r, c], hd[WEIGHT_DECAY, c], grad)
+            s[SUM, r, c] = fma(grad, grad, s[SUM, r, c])
+            std = math.sqrt(s[SUM, r, c]) + hd[EPS, c]
+            out[r, c] = p[r, c] + (grad * s[CLR, 0, c]) / std
+
+
 class Rule:
     """torch.optim.Adagrad, with learning-rate decay and an initial accumulator."""
 
@@ -33,6 +67,7 @@ class Rule:
         "weight_decay": 0.0, "lr_decay": 0.0, "eps": math.nan, "initial_accumulator_value": 0.0,
     }  # fmt: skip
     FLAGS: ClassVar[tuple[str, ...]] = ("decay",)
+    FUSED: ClassVar[Fused | None] = Fused(fused_update, fused_columns, slots=2)
 
     @staticmethod
     def branches(s: Settings) -> dict[str, Bools]:

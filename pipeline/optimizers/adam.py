@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from pydantic import Field
 
+from pipeline.engine.fused.primitives import fma, lerp
 from pipeline.engine.ops import column, strided
 from pipeline.fields import Bool, Fraction, NonNegative, Positive, Section
 from pipeline.lazy import np, torch
-from pipeline.optimizers.spec import Optimizer, Settings, Value
+from pipeline.optimizers.spec import Fused, Optimizer, Settings, Value
 
 if TYPE_CHECKING:
     import numpy.typing as npt
     from torch import Tensor
 
-    from pipeline.optimizers.spec import Bools
+    from pipeline.optimizers.spec import Bools, Floats
 
 
 class AdamKwargs(Section):
@@ -69,6 +70,58 @@ class Corrections:
         return self.bc.index_select(0, self.first), bc2_sqrt.index_select(0, self.second)
 
 
+NEG_LR, WEIGHT_DECAY, SHRINK, LERP1, BETA2, ONE_MINUS_BETA2, EPS, BETA1 = range(8)
+M, V, V_MAX, STEP = range(4)  # fused_update's state slots; STEP: step_size and bc2_sqrt
+
+
+def fused_columns(s: Settings) -> dict[str, Floats]:
+    return {
+        "neg_lr": -s["lr"],
+        "weight_decay": s["weight_decay"],
+        "shrink": 1 - s["lr"] * s["weight_decay"],
+        "lerp1": 1 - s["beta1"],
+        "beta2": s["beta2"],
+        "one_minus_beta2": 1 - s["beta2"],
+        "eps": s["eps"],
+        "beta1": s["beta1"],
+    }
+
+
+def fused_update(
+    p: Floats, g: Floats, s: Floats, h: Floats, hd: Floats, f: Bools, t: int, out: Floats, k: int
+) -> None:
+    """Rule.step, op for op. The bias corrections (float64, C's pow as Python's **) are
+    computed once per run of cells with equal betas; sqrt is IEEE's (torch's float32 sqrt
+    is not, on this build: 1 ulp apart on some inputs)."""
+    decay, decoupled, amsgrad = f[0], f[1], f[2]
+    step = float(t + 1)
+    beta1, beta2, bc1, bc2_sqrt = -1.0, -1.0, 1.0, 1.0
+    for c in range(k):
+        if h[BETA1, c] != beta1:
+            beta1 = h[BETA1, c]
+            bc1 = 1 - beta1**step
+        if h[BETA2, c] != beta2:
+            beta2 = h[BETA2, c]
+            bc2_sqrt = (1 - beta2**step) ** 0.5
+        s[STEP, 0, c] = h[NEG_LR, c] / bc1  # -lr / (1 - beta1 ** step), rounded to the dtype
+        s[STEP, 1, c] = bc2_sqrt
+    for r in range(p.shape[0]):
+        for c in range(k):
+            param, grad = p[r, c], g[r, c]
+            if decay and decoupled:
+                param = param * hd[SHRINK, c]  # AdamW: p (1 - lr wd) before the update
+            elif decay:
+                grad = fma(param, hd[WEIGHT_DECAY, c], grad)
+            s[M, r, c] = lerp(s[M, r, c], grad, hd[LERP1, c])
+            s[V, r, c] = fma(grad * hd[ONE_MINUS_BETA2, c], grad, s[V, r, c] * hd[BETA2, c])
+            v = s[V, r, c]
+            if amsgrad:
+                v = max(s[V_MAX, r, c], v)
+                s[V_MAX, r, c] = v
+            denom = math.sqrt(v) / s[STEP, 1, c] + hd[EPS, c]
+            out[r, c] = param + (s[M, r, c] * s[STEP, 0, c]) / denom
+
+
 class Rule:
     """torch.optim.Adam and AdamW (decoupled weight decay), with or without amsgrad."""
 
@@ -76,6 +129,7 @@ class Rule:
         "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": math.nan, "amsgrad": 0.0,
     }  # fmt: skip
     FLAGS: ClassVar[tuple[str, ...]] = ("decay", "decoupled", "amsgrad")
+    FUSED: ClassVar[Fused | None] = Fused(fused_update, fused_columns, slots=4)
 
     @staticmethod
     def branches(s: Settings) -> dict[str, Bools]:

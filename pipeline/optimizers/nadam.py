@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from pydantic import Field
 
+from pipeline.engine.fused.primitives import fma, lerp
 from pipeline.engine.ops import column
 from pipeline.fields import Fraction, NonNegative, Positive, Section
 from pipeline.lazy import np, torch
-from pipeline.optimizers.spec import Optimizer, Settings, Value
+from pipeline.optimizers.spec import Fused, Optimizer, Settings, Value
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -81,6 +82,54 @@ if TYPE_CHECKING:
 
     Floats = npt.NDArray[np.float64]
 
+NEG_LR, WEIGHT_DECAY, LERP1, BETA2, ONE_MINUS_BETA2, EPS, BETA1, DECAY = range(8)
+M, V, SIZES, PRODUCT = range(4)  # fused_update's state slots: SIZES holds 1 - beta2 ** step
+# and the gradient's step size, PRODUCT the float32 product of the mu_t and the momentum's size
+
+
+def fused_columns(s: Settings) -> dict[str, Floats]:
+    return {
+        "neg_lr": -s["lr"],
+        "weight_decay": s["weight_decay"],
+        "lerp1": 1 - s["beta1"],
+        "beta2": s["beta2"],
+        "one_minus_beta2": 1 - s["beta2"],
+        "eps": s["eps"],
+        "beta1": s["beta1"],
+        "momentum_decay": s["momentum_decay"],
+    }
+
+
+def fused_update(
+    p: Floats, g: Floats, s: Floats, h: Floats, hd: Floats, f: Bools, t: int, out: Floats, k: int
+) -> None:
+    """Rule.step, op for op: Schedule's Python floats per cell (C's pow as Python's **; the
+    product of the mu_t in float32, as torch keeps it), rounded to the dtype as `column`
+    rounds them; sqrt is IEEE's."""
+    decay = f[0]
+    step = float(t + 1)
+    for c in range(k):
+        beta1, rate = h[BETA1, c], h[DECAY, c]
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * rate)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * rate)))
+        before = np.float32(s[PRODUCT, 0, c]) if t > 0 else np.float32(1.0)
+        product32 = before * np.float32(mu)
+        s[PRODUCT, 0, c] = product32
+        product = float(product32)
+        s[SIZES, 0, c] = 1 - h[BETA2, c] ** step
+        s[SIZES, 1, c] = h[NEG_LR, c] * (1.0 - mu) / (1.0 - product)
+        s[PRODUCT, 1, c] = (h[NEG_LR, c] * mu_next) / (1.0 - product * mu_next)
+    for r in range(p.shape[0]):
+        for c in range(k):
+            param, grad = p[r, c], g[r, c]
+            if decay:
+                grad = fma(param, hd[WEIGHT_DECAY, c], grad)
+            s[M, r, c] = lerp(s[M, r, c], grad, hd[LERP1, c])
+            s[V, r, c] = fma(grad * hd[ONE_MINUS_BETA2, c], grad, s[V, r, c] * hd[BETA2, c])
+            denom = math.sqrt(s[V, r, c] / s[SIZES, 0, c]) + hd[EPS, c]
+            moved = param + (grad * s[SIZES, 1, c]) / denom
+            out[r, c] = moved + (s[M, r, c] * s[PRODUCT, 1, c]) / denom
+
 
 class Rule:
     """torch.optim.NAdam, with or without (L2) weight decay."""
@@ -90,6 +139,7 @@ class Rule:
         "momentum_decay": 0.004,
     }  # fmt: skip
     FLAGS: ClassVar[tuple[str, ...]] = ("decay",)
+    FUSED: ClassVar[Fused | None] = Fused(fused_update, fused_columns, slots=4)
 
     @staticmethod
     def branches(s: Settings) -> dict[str, Bools]:

@@ -33,15 +33,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
+from pipeline.engine.fused.primitives import fma
 from pipeline.engine.ops import column
 from pipeline.fields import NonNegative, Positive, Section
 from pipeline.lazy import np, torch
-from pipeline.optimizers.spec import Optimizer, Settings, Value
+from pipeline.optimizers.spec import Fused, Optimizer, Settings, Value
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from pipeline.optimizers.spec import Bools
+    from pipeline.optimizers.spec import Bools, Floats
 
 
 class SGDKwargs(Section):
@@ -68,11 +69,43 @@ def edge(hyper: Mapping[str, Value], lam_max: float, nesterov: bool = False) -> 
     return lr if isinstance(lam_max, np.ndarray) else float(lr)  # type: ignore[return-value]
 
 
+NEG_LR, WEIGHT_DECAY, MOMENTUM, UNDAMPED = range(4)  # fused_update's rows (fused_columns)
+
+
+def fused_columns(s: Settings) -> dict[str, Floats]:
+    return {
+        "neg_lr": -s["lr"],
+        "weight_decay": s["weight_decay"],
+        "momentum": s["momentum"],
+        "undamped": 1 - s["dampening"],
+    }
+
+
+def fused_update(
+    p: Floats, g: Floats, s: Floats, h: Floats, hd: Floats, f: Bools, t: int, out: Floats, k: int
+) -> None:
+    """Rule.step, op for op, one parameter of one cell at a time (slot 0: the buffer)."""
+    decay, heavy, nesterov = f[0], f[1], f[2]
+    for r in range(p.shape[0]):
+        for c in range(k):
+            grad = g[r, c]
+            if decay:
+                grad = fma(p[r, c], hd[WEIGHT_DECAY, c], grad)  # g + wd p
+            if heavy:
+                if t == 0:
+                    s[0, r, c] = grad  # torch: the first buffer is the gradient, undamped
+                else:
+                    s[0, r, c] = fma(grad, hd[UNDAMPED, c], s[0, r, c] * hd[MOMENTUM, c])
+                grad = fma(s[0, r, c], hd[MOMENTUM, c], grad) if nesterov else s[0, r, c]
+            out[r, c] = fma(grad, hd[NEG_LR, c], p[r, c])  # p - lr g
+
+
 class Rule:
     """torch.optim.SGD: plain, heavy-ball momentum with dampening, Nesterov."""
 
     COLUMNS: ClassVar[dict[str, float]] = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0}
     FLAGS: ClassVar[tuple[str, ...]] = ("decay", "heavy", "nesterov")
+    FUSED: ClassVar[Fused | None] = Fused(fused_update, fused_columns, slots=1)
 
     @staticmethod
     def branches(s: Settings) -> dict[str, Bools]:

@@ -22,10 +22,26 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     Bools = npt.NDArray[np.bool_]
+    Floats = npt.NDArray[np.float64]
 
 Settings = Mapping[str, "npt.NDArray[np.float64]"]  # column -> one value per cell
 Value = float | bool | str | list[float]  # a setting as params.yaml writes it
 Edge = Callable[[Mapping[str, Value], float], float]  # (settings, lam_max) -> largest lr
+
+
+@dataclass(frozen=True)
+class Fused:
+    """An update rule's form in the fused engine (pipeline.engine.fused), written in numba's
+    subset with pipeline.engine.fused.primitives and rounding as the rule's exact form.
+    `update(p, g, s, h, hd, f, t, out, k)` writes into out[:, :k] the parameters of the
+    first k cells (columns) after step t (0-based), from their parameters p and clipped
+    gradients g (rows: the model's parameters), updating their state s (slots, rows,
+    cells; zeros before step 0). h and hd hold `columns` per cell, in float64 and in the
+    training dtype; f, the rule's FLAGS, is the same for every cell of the call."""
+
+    update: Callable[..., None]
+    columns: Callable[[Settings], dict[str, npt.NDArray[np.float64]]]  # rows, update's order
+    slots: int  # state rows per parameter
 
 
 class Rule(Protocol):
@@ -35,6 +51,7 @@ class Rule(Protocol):
     COLUMNS: ClassVar[dict[str, float]]  # the columns it reads (lr aside), each with the
     # value a cell of another rule holds there (the engine ignores it)
     FLAGS: ClassVar[tuple[str, ...]]  # the branches torch takes, by name
+    FUSED: ClassVar[Fused | None]  # its form in the fused engine (None: none yet)
 
     @staticmethod
     def branches(s: Settings) -> dict[str, Bools]:

@@ -24,7 +24,6 @@ from pipeline.params.schema import (
     Clips,
     CompareParams,
     DriftParams,
-    Engine,
     EnvParams,
     GenerateParams,
     Grid,
@@ -55,7 +54,7 @@ from pipeline.params.schema import (
 
 __all__ = [
     "EXIT_BAD_INPUT", "PRESETS", "AnalysisParams", "Bootstrap", "ClassLossName",
-    "Classification", "ClipName", "Clips", "CompareParams", "DriftParams", "Engine",
+    "Classification", "ClipName", "Clips", "CompareParams", "DriftParams",
     "EnvParams", "GenerateParams", "Grid", "HeavyScenario", "LineData", "LineScenario",
     "LossName", "Losses", "LrGrid", "OptimizerName", "Optimizers", "OutlierScenario",
     "Params", "ParamsError", "PublishParams", "Scenario", "ScenarioName", "Seeds",

@@ -195,10 +195,6 @@ class Seeds(Section):
         return self
 
 
-class Engine(Section):
-    chunk: Annotated[int, Field(strict=True, ge=1)]  # cells per task (where: env.workers)
-
-
 class StabilityGrid(Section):
     """The fine lr grid around each analytic edge: edge * (1 + k * step), |k step| <= span."""
 
@@ -225,7 +221,8 @@ class StudyParams(Section):
     clips: Annotated[list[StudyClipName], Field(min_length=1)]  # thresholds: train.clips
     lr: LrGrid
     seeds: Seeds
-    engine: Engine
+    engine: Literal["fused", "exact"]  # the fused kernel, or the one bit-identical to torch
+    chunk: Annotated[int, Field(strict=True, ge=1)]  # cells per task (where: env.workers)
     stability: StabilityGrid
     classification: Classification
     trace_points: Annotated[int, Field(strict=True, ge=2)]  # reporting cells: log-spaced steps

@@ -56,10 +56,12 @@ def pin(threads: int, deterministic: bool) -> None:
         inductor.deterministic = deterministic  # type: ignore[attr-defined]
 
 
-# the libraries whose versions decide a byte of an output: numbers (torch, numpy), their
-# text (pandas writes the CSVs), the tables (pyarrow writes the parquet files), the plots
-# (matplotlib), the graph (torchviz)
-PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "matplotlib", "torchviz")
+# the libraries whose versions decide a byte of an output: numbers (torch, numpy; numba and
+# llvmlite compile the study's fused kernels), their text (pandas writes the CSVs), the
+# tables (pyarrow writes the parquet files), the plots (matplotlib), the graph (torchviz)
+PACKAGES = (
+    "torch", "numpy", "numba", "llvmlite", "pandas", "pyarrow", "matplotlib", "torchviz",
+)  # fmt: skip
 DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
 
 

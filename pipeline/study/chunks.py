@@ -1,12 +1,15 @@
 """Training the study's parts in chunks, and the per-cell tables their results make.
 
-A chunk is a slice of a Part's cells; `train_chunk` is the function every worker runs
-(pipeline.run.cluster sends it wherever the chunk runs). It returns columns: one row per
-cell, its settings and measures (`CELL_COLUMNS`), and, for chunks asked to, the cells'
-values at chosen steps (`TRACE_COLUMNS`). The caller writes them as they arrive.
+A chunk is a slice of a Part's cells and the engine that trains it: the fused kernel
+(pipeline.engine.fused, the study's default) or the exact one (pipeline.engine.regression,
+bit-identical to torch.optim: the headline grid's twins). `train_chunk` is the function
+every worker runs (pipeline.run.cluster sends it wherever the chunk runs). It returns
+columns: one row per cell, its settings and measures, and, for chunks asked to, the cells'
+values at chosen steps. The caller writes them as they arrive.
 """
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +31,7 @@ SETTINGS = (*ORDER, *(k for k in COLUMNS if k not in ORDER and k != "label_smoot
 MEASURES = (  # regression.Result's per-cell measures
     "init_weight", "init_bias", "final_weight", "final_bias", "final_loss", "diverged_step",
     "steps_run", "max_grad_norm", "clip_fraction", "steps_to_target", "target_error",
+    "steps_sustained",
 )  # fmt: skip
 
 
@@ -35,17 +39,21 @@ MEASURES = (  # regression.Result's per-cell measures
 class Chunk:
     part: Part  # the cells of this chunk only
     trace_steps: npt.NDArray[np.int64] | None = None  # record these steps of every cell
+    engine: str = "fused"  # or "exact" (params: study.engine)
 
 
 def chunks(
-    parts: list[Part], size: int, trace_steps: npt.NDArray[np.int64] | None = None
+    parts: list[Part],
+    size: int,
+    trace_steps: npt.NDArray[np.int64] | None = None,
+    engine: str = "fused",
 ) -> list[Chunk]:
     """Every part cut into chunks of at most `size` cells, in order."""
     out = []
     for part in parts:
         for start in range(0, len(part), size):
             index = np.arange(start, min(start + size, len(part)))
-            out.append(Chunk(take(part, index), trace_steps))
+            out.append(Chunk(take(part, index), trace_steps, engine))
     return out
 
 
@@ -67,15 +75,24 @@ def train_chunk(chunk: Chunk) -> tuple[Columns, Columns | None]:
     """Train the chunk's cells: (their rows of the cells table, their trace rows or None)."""
     import torch
 
-    p = chunk.part
+    p, steps = chunk.part, chunk.trace_steps
     dtype = getattr(torch, p.dtype)
-    every = np.arange(len(p)) if chunk.trace_steps is not None else ()
-    result = regression.train(
-        p.cells, p.x, p.y, p.steps, dtype, record=every, target=p.target, tol=p.tol,
-        batch_size=p.batch_size, start=p.start,
-    )  # fmt: skip
+    every = np.arange(len(p)) if steps is not None else ()
+    given: dict[str, Any] = {
+        "target": p.target, "tol": p.tol, "batch_size": p.batch_size, "start": p.start,
+    }  # fmt: skip
+    if chunk.engine == "fused":
+        from pipeline.engine.fused import regression as fused
+
+        result = fused.train(
+            p.cells, p.x, p.y, p.steps, dtype, record=every, trace_steps=steps, **given
+        )
+    else:  # every step traced, then the chosen ones kept: trace_rows reads those
+        result = regression.train(p.cells, p.x, p.y, p.steps, dtype, record=every, **given)
+        if steps is not None:
+            result = replace(result, trace=result.trace[:, steps[steps < p.steps]])
     rows = cell_rows(p, result)
-    traces = None if chunk.trace_steps is None else trace_rows(p, result, chunk.trace_steps)
+    traces = None if steps is None else trace_rows(p, result, steps)
     return rows, traces
 
 
@@ -122,20 +139,21 @@ def cell_rows(p: Part, r: regression.Result) -> Columns:
     }
 
 
-INT = ("diverged_step", "steps_run", "steps_to_target")
+INT = ("diverged_step", "steps_run", "steps_to_target", "steps_sustained")
 VALUE = {"loss": "loss_value"}  # a trace's loss value, apart from the loss's name
 
 
 def trace_rows(p: Part, r: regression.Result, steps: npt.NDArray[np.int64]) -> Columns:
     """Long format: per traced cell (all but those at the library's default lr) and chosen
     step it kept, its labels, the step, the engine's TRACE values (in the dtype trained)
-    and its distance to the target after the step."""
+    and its distance to the target after the step. r.trace holds the chosen steps."""
     steps = steps[steps < p.steps]
     traced = np.flatnonzero(p.labels.get("lr_kind", np.full(len(p), "")) != "default")
-    cell, step = (a.ravel() for a in np.meshgrid(traced, steps, indexing="ij"))
+    cell, slot = (a.ravel() for a in np.meshgrid(traced, np.arange(len(steps)), indexing="ij"))
+    step = steps[slot]
     kept = step < r.steps_run[cell]
-    cell, step = cell[kept], step[kept]
-    flat = r.trace[cell, step, :]  # (rows, 9)
+    cell, step, slot = cell[kept], step[kept], slot[kept]
+    flat = r.trace[cell, slot, :]  # (rows, 9)
     w, b = (flat[:, regression.TRACE.index(c)].astype(np.float64) for c in ("weight", "bias"))
     return {
         **{k: v[cell] for k, v in _labels(p).items()},
@@ -149,7 +167,7 @@ def trace_rows(p: Part, r: regression.Result, steps: npt.NDArray[np.int64]) -> C
 # --- classification ------------------------------------------------------------------------
 CLASS_MEASURES = (  # classification.Result's per-cell measures
     "final_loss", "accuracy", "angle_deg", "steps_to_target", "diverged_step", "steps_run",
-    "max_grad_norm", "clip_fraction",
+    "max_grad_norm", "clip_fraction", "steps_sustained",
 )  # fmt: skip
 
 
@@ -170,7 +188,13 @@ def train_class_chunk(p: ClassPart) -> Columns:
     """Train a chunk of classification cells: their rows of the classes table."""
     import torch
 
-    r = classification.train(p.cells, p.x, p.labels, p.steps, getattr(torch, p.dtype))
+    dtype = getattr(torch, p.dtype)
+    if p.engine == "fused":
+        from pipeline.engine.fused import classification as fused
+
+        r = fused.train(p.cells, p.x, p.labels, p.steps, dtype)
+    else:
+        r = classification.train(p.cells, p.x, p.labels, p.steps, dtype)
     n = len(p)
     return {
         "part": np.full(n, p.part),

@@ -32,6 +32,7 @@ class ClassPart:
     steps: int
     dtype: str
     names: dict[str, npt.NDArray[np.str_]]  # scenario, loss, optimizer, clip, lr_kind
+    engine: str = "fused"  # or "exact" (params: study.engine)
 
     def __len__(self) -> int:
         return len(self.cells)
@@ -61,7 +62,7 @@ def _class_part(
     names["loss"] = table.pop("loss").astype(str)
     names["scenario"] = np.full(len(names["loss"]), CLASSES)
     cells = Cells.of(losses=CLASSIFICATION, loss=names["loss"], **table)  # type: ignore[arg-type]
-    return ClassPart(part, cells, data.x, data.labels, s.steps, s.dtype, names)
+    return ClassPart(part, cells, data.x, data.labels, s.steps, s.dtype, names, s.engine)
 
 
 def tune_part(p: params.Params, data: scenarios.Classes) -> ClassPart:

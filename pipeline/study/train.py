@@ -59,8 +59,13 @@ class Tables:
 
 def train(
     todo: list[chunks.Chunk], here: cluster.Session, desc: str, write: Write
-) -> list[chunks.Columns]:
-    """Every chunk trained, its rows written; the tune columns of each chunk returned."""
+) -> list[pd.DataFrame]:
+    """Every chunk trained, its rows written; the tune columns of each chunk returned, the
+    configuration's names as categories (a byte a cell, not a string: 10^7 cells fit)."""
+    import pandas as pd
+
+    names = {k: sorted({str(v) for c in todo for v in np.unique(c.part.labels[k])}) for k in CONFIG}
+    kinds = {k: pd.CategoricalDtype(v) for k, v in names.items()}  # sorted: as strings sort
     kept = []
     total = sum(len(c.part) for c in todo)
     with (
@@ -72,7 +77,7 @@ def train(
             write("cells", rows)
             if traces is not None:
                 write("traces", traces)
-            kept.append({k: rows[k] for k in TUNE_COLUMNS})
+            kept.append(pd.DataFrame({k: rows[k] for k in TUNE_COLUMNS}).astype(kinds))
             bar.update(len(chunk.part))
     return kept
 
@@ -90,14 +95,16 @@ def study(
     import pandas as pd
 
     s = p.study
-    tune_rows = train(chunks.chunks(st.tune_parts(p, points), s.engine.chunk), here, "tune", write)
-    tuned = protocol.tune(pd.concat([pd.DataFrame(r) for r in tune_rows], ignore_index=True))
+    tune_rows = train(
+        chunks.chunks(st.tune_parts(p, points), s.chunk, engine=s.engine), here, "tune", write
+    )
+    tuned = protocol.tune(pd.concat(tune_rows, ignore_index=True))
     lrs = dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))
     steps = np.array(trace.history_steps(s.steps, s.trace_points))
-    later = chunks.chunks(st.report_parts(p, points, lrs), s.engine.chunk, steps)
-    later += chunks.chunks(st.edge_parts(p, points), s.engine.chunk)
+    later = chunks.chunks(st.report_parts(p, points, lrs), s.chunk, steps, s.engine)
+    later += chunks.chunks(st.edge_parts(p, points), s.chunk, engine=s.engine)
     twins = st.twin_part(p, grid.cells(p.train), *grid_points)
-    later += chunks.chunks([twins], s.engine.chunk, np.arange(twins.steps))
+    later += chunks.chunks([twins], s.chunk, np.arange(twins.steps), "exact")  # as torch.optim
     train(later, here, "report", write)
     return pd.concat([tuned, classify(p, class_points, here, write)], ignore_index=True)
 
@@ -131,7 +138,7 @@ def classify(
     the tuned table of its configurations."""
     import pandas as pd
 
-    size = p.study.engine.chunk
+    size = p.study.chunk
     tune = classes.tune_part(p, data)
     with closing(here.map(chunks.train_class_chunk, chunks.class_chunks(tune, size))) as found:
         rows = list(found)

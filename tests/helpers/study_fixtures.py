@@ -81,7 +81,7 @@ def build(raw: dict, **study_: object) -> Study:
     """The tiny study (`params_for(raw, **study_)`) tuned and reported, as stage study does."""
     p = params_for(raw, **study_)
     data = data_for(p)
-    chunk = p.study.engine.chunk
+    chunk = p.study.chunk
     tune, _ = train(st.tune_parts(p, data), chunk)
     tuned = protocol.tune(tune)
     lrs = dict(zip(tuned["config"], tuned["tuned_lr"], strict=True))

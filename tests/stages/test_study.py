@@ -34,7 +34,7 @@ def tiny(raw: dict, steps: int = 40, **engine: object) -> dict:
         lr={"low": 0.01, "high": 1.0, "per_decade": 2, "near_edge": [0.9]},
         stability={"steps": 200, "step": 0.05, "span": 0.1, "tol": 1.0e-4},
     )
-    s["engine"] = {"chunk": engine.pop("chunk", 10000)}
+    s["chunk"] = engine.pop("chunk", 10000)
     data["env"].update({"workers": 1, "scheduler": None, **engine})  # where the chunks run
     return data
 

@@ -345,7 +345,7 @@ def twins(raw_params: dict) -> pd.DataFrame:
     )
     cells = grid.cells(train)
     x, y = data.points(p.generate)
-    batched, _ = chunks.train_chunk(chunks.Chunk(st.twin_part(p, cells, x, y)))
+    batched, _ = chunks.train_chunk(chunks.Chunk(st.twin_part(p, cells, x, y), engine="exact"))
     inputs, targets = (torch.tensor(v).reshape(-1, 1) for v in (x, y))
     ref = []
     for c in cells:

@@ -9,6 +9,7 @@ import torch
 
 from pipeline import params
 from pipeline.engine import regression
+from pipeline.engine.fused import regression as fused
 from pipeline.study import chunks, scenarios
 from pipeline.study import design as st
 from tests.helpers import study_fixtures
@@ -21,7 +22,7 @@ CELL_COLUMNS = [  # names are an API: cells.parquet, the analysis stage, the dri
     "target_bias", "tol", "theory_lr", "line_weight", "line_bias",
     "init_weight", "init_bias", "final_weight", "final_bias", "final_loss", "diverged_step",
     "steps_run", "max_grad_norm", "clip_fraction", "steps_to_target", "target_error",
-    "true_error", "diverged", "within_at_end", "diverged_reason",
+    "steps_sustained", "true_error", "diverged", "within_at_end", "diverged_reason",
 ]  # fmt: skip
 TRACE_COLUMNS = [
     "part", "scenario", "loss", "optimizer", "clip", "name", "lr_kind", "seed", "lr", "step",
@@ -31,6 +32,7 @@ TRACE_COLUMNS = [
 MEASURES = (
     "init_weight", "init_bias", "final_weight", "final_bias", "final_loss", "diverged_step",
     "steps_run", "max_grad_norm", "clip_fraction", "steps_to_target", "target_error",
+    "steps_sustained",
 )  # fmt: skip
 FLOAT32_REL = 1e-6  # a float64 distance rounded to float32: within 2^-24 relative
 SMALL_STEPS = 100  # the chunking tests: enough steps to diverge, converge and clip
@@ -64,9 +66,13 @@ def report_of(tiny: params.Params, found: dict[str, scenarios.Points]) -> list[s
     return st.report_parts(tiny, found, tuned)
 
 
-def direct(part: st.Part, record: np.ndarray | tuple[()] = ()) -> regression.Result:
-    """The engine run on the part's cells, as a caller of regression.train would write it."""
-    return regression.train(
+def direct(
+    part: st.Part, record: np.ndarray | tuple[()] = (), engine: str = "exact"
+) -> regression.Result:
+    """The engine run on the part's cells, as a caller of its train would write it (every
+    step of the recorded cells traced)."""
+    train = fused.train if engine == "fused" else regression.train
+    return train(
         part.cells,
         part.x,
         part.y,
@@ -108,16 +114,17 @@ def test_cell_rows_have_the_documented_columns(tune_parts: list[st.Part]) -> Non
     assert {len(v) for v in rows.values()} == {len(tune_parts[0])}
 
 
+@pytest.mark.parametrize("engine", ["fused", "exact"])
 @pytest.mark.parametrize("which", [0, 1])  # tutorial (3 points), noisy (20)
 def test_cell_rows_are_a_direct_engine_train_bit_for_bit(
-    tune_parts: list[st.Part], which: int
+    tune_parts: list[st.Part], which: int, engine: str
 ) -> None:
-    """train_chunk's measures are regression.train's on the same cells, bit for bit."""
+    """train_chunk's measures are its engine's train's on the same cells, bit for bit."""
     part = tune_parts[which]
 
-    rows, _ = chunks.train_chunk(chunks.Chunk(part))
+    rows, _ = chunks.train_chunk(chunks.Chunk(part, engine=engine))
 
-    r = direct(part)
+    r = direct(part, engine=engine)
     for k in MEASURES:
         assert np.array_equal(rows[k], getattr(r, k), equal_nan=True), k
     for k in ("lr", "loss_param", "momentum", "beta1", "beta2", "eps", "max_norm", "seed"):
@@ -138,7 +145,7 @@ def test_cell_rows_derive_true_error_and_divergence_from_the_measures(
 
     rows, _ = chunks.train_chunk(chunks.Chunk(part))
 
-    r = direct(part)
+    r = direct(part, engine="fused")
     w, b = r.final_weight.astype(np.float64), r.final_bias.astype(np.float64)
     np.testing.assert_array_equal(rows["true_error"], np.hypot(w - 2.0, b - 0.0))
     assert rows["diverged"].tolist() == (r.diverged_step >= 0).astype(int).tolist()
@@ -228,17 +235,18 @@ def test_trace_rows_are_the_asked_steps_of_the_cells_not_at_the_default_lr(
         assert cell["step"].tolist() == [0, 1, 7, 100, tiny.study.steps - 1]
 
 
+@pytest.mark.parametrize("engine", ["fused", "exact"])
 def test_trace_values_are_the_engine_trace_and_error_the_distance_to_target(
-    tiny: params.Params, found: dict[str, scenarios.Points]
+    tiny: params.Params, found: dict[str, scenarios.Points], engine: str
 ) -> None:
-    """Trace values are regression.train's; error is the distance to the target."""
+    """Trace values are the engine's own trace; error is the distance to the target."""
     part = report_of(tiny, found)[1]
     asked = np.array([0, 3, 40, tiny.study.steps - 1])
 
-    rows, traces = chunks.train_chunk(chunks.Chunk(part, asked))
+    rows, traces = chunks.train_chunk(chunks.Chunk(part, asked, engine))
 
     t = frame(traces)
-    r = direct(part, record=np.arange(len(part)))
+    r = direct(part, record=np.arange(len(part)), engine=engine)
     key = ["scenario", "loss", "optimizer", "clip", "seed", "lr_kind"]
     index = {k: i for i, k in enumerate(frame(rows)[key].itertuples(index=False, name=None))}
     cell = np.array([index[k] for k in t[key].itertuples(index=False, name=None)])
