@@ -163,12 +163,13 @@ def test_random_settings_of_every_rule_agree_with_the_exact_engine(dtype) -> Non
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_gradient_descent_cells_are_bit_identical_to_the_exact_engine(dtype) -> None:
-    """SGD, momentum and Nesterov cells, every loss and clip (norm types 2 and inf), full
-    batch and minibatches: every value of every step the exact engine's, bit for bit
-    (their ops are IEEE's in both; Adam, RMSprop and Adagrad take torch's float32 sqrt,
-    which is not)."""
-    cells = mixed_cells(600, seed=5, lr=(-3, 1))
+    """SGD, momentum and Nesterov cells, every piecewise loss and clip (norm types 2 and
+    inf), full batch and minibatches: every value of every step the exact engine's, bit for
+    bit (their ops are IEEE's in both; Adam, RMSprop and Adagrad take torch's float32 sqrt,
+    which is not, and log-cosh torch's own tanh, exp and log1p, where the kernel calls C's)."""
+    cells = mixed_cells(600, seed=6, lr=(-3, 1))  # seed 6: some diverge
     keep = np.isin(cells.names("optimizer"), SGD_FAMILY) & (cells.settings["norm_type"] != 1.5)
+    keep &= cells.names("loss") != "logcosh"
     cells, (x, y) = cells.take(np.flatnonzero(keep)), line_data()
     every = np.arange(len(cells))
     for batch in (0, 4):
@@ -198,9 +199,11 @@ def test_minibatches_and_starts_agree_with_the_exact_engine() -> None:
 
 def test_traced_steps_are_the_exact_engines_steps() -> None:
     """Result.trace holds the chosen steps of the recorded cells, nan from a cell's stop
-    on, as the exact engine's every-step trace has them (SGD: bit for bit)."""
+    on, as the exact engine's every-step trace has them (SGD on piecewise losses: bit for
+    bit)."""
     cells = mixed_cells(200, seed=7, lr=(-2, 2))
     sgd = np.isin(cells.names("optimizer"), SGD_FAMILY) & (cells.settings["norm_type"] != 1.5)
+    sgd &= cells.names("loss") != "logcosh"
     cells = cells.take(np.flatnonzero(sgd))
     lr = np.where(np.arange(len(cells)) % 4 == 0, 1e6, cells.lr)  # some blow up at once
     cells = dataclasses.replace(cells, settings={**cells.settings, "lr": lr})
