@@ -179,7 +179,7 @@ def test_publish_after_a_failed_experiment_publishes_what_was_trained(
     )
     said = failed.stdout + failed.stderr
     assert failed.returncode != 0 and "train.optimizers.sgd.lr = -1" in said
-    assert "`git checkout params.yaml` restores the committed values" in said
+    assert "`git checkout HEAD -- params.yaml` restores the committed values" in said
     left = params.read_yaml(root / "params.yaml")
     assert left["train"]["steps"] == 100  # type: ignore[index]  # DVC's behaviour
     left["train"]["optimizers"]["sgd"]["lr"] = 0.05  # type: ignore[index]  # the user fixes lr
