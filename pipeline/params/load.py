@@ -4,7 +4,7 @@ per problem: the key, the value and what is allowed."""
 import subprocess
 import sys
 from pathlib import Path
-from typing import Literal, get_args, get_origin
+from typing import Annotated, Literal, NoReturn, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -67,6 +67,8 @@ def _size(data: object, limit: int) -> int:
 def _variants(annotation: object) -> dict[str, type[BaseModel]]:
     """{tag: model} of a discriminated union of sections (tag: the value of each member's
     first Literal field, e.g. generate's `preset`), or {} for anything else."""
+    if get_origin(annotation) is Annotated:  # a union inside a mapping keeps its Field()
+        annotation = get_args(annotation)[0]
     members = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, Section)]
     tags: dict[str, type[BaseModel]] = {}
     for model in members:
@@ -124,8 +126,8 @@ def _describe(error: dict[str, object], path: Path) -> str:
         _, section, _ = _walk(parts[:-1])
         keys = list(section.model_fields) if section else []
         under = f" under {_tag({tag: section})}: {tag}" if tag and section else ""
-        given = shown(error["input"])
-        return f"{path}: {loc} = {given}: unknown key{under}; allowed: {', '.join(keys)}"
+        value = shown(error["input"])
+        return f"{path}: {loc} = {value}: unknown key{under}; allowed: {', '.join(keys)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         variants = _variants(_annotation(parts))
         key = _tag(variants)
@@ -187,14 +189,20 @@ def load_or_exit(path: Path) -> Params:
     try:
         return load(path)
     except ParamsError as e:
-        for line in e.problems:
-            print(f"error: {line}", file=sys.stderr)
-        if edited_since_commit(path):
-            print(
-                f"note: {path} differs from its last commit (`dvc exp run -S` leaves its "
-                f"edits there, even when the run fails or is stopped, and may stage them): "
-                f"`git diff HEAD -- {path.name}` shows them, `git checkout HEAD -- "
-                f"{path.name}` restores the committed values",
-                file=sys.stderr,
-            )
-        raise SystemExit(EXIT_BAD_INPUT) from None
+        refuse([f"error: {line}" for line in e.problems], path)
+
+
+def refuse(lines: list[str], path: Path) -> NoReturn:
+    """Print `lines` to stderr, and how to restore `path` if it differs from its last
+    commit; exit 2."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    if edited_since_commit(path):
+        print(
+            f"note: {path} differs from its last commit (`dvc exp run -S` leaves its "
+            f"edits there, even when the run fails or is stopped, and may stage them): "
+            f"`git diff HEAD -- {path.name}` shows them, `git checkout HEAD -- "
+            f"{path.name}` restores the committed values",
+            file=sys.stderr,
+        )
+    raise SystemExit(EXIT_BAD_INPUT) from None
