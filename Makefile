@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench publish rebuild drift ui lint audit
+.PHONY: setup repro test bench publish rebuild drift ui lint audit heal
 .DEFAULT_GOAL := repro
 
 $(STAMP): requirements.txt
@@ -42,6 +42,10 @@ lint: setup  ## ruff (lint + format check), mypy
 	$(PY) -m ruff check pipeline tests benchmarks
 	$(PY) -m ruff format --check pipeline tests benchmarks
 	$(PY) -m mypy
+
+heal: setup  ## outputs or DVC cache entries that no longer match dvc.lock: remove, restore, rebuild
+	$(PY) -m pipeline heal
+	dvc repro --quiet
 
 rebuild: setup  ## rebuild the whole study from scratch, as the nightly CI run does
 	dvc repro --force

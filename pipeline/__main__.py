@@ -6,19 +6,27 @@ Before anything is imported, two things happen here, at the edge:
   PATH) says so in one line instead of a traceback;
 - the CPU kernels torch may use are pinned (pipeline.run.numerics), which must happen before
   torch is imported.
+Under DVC (which names the stage in DVC_STAGE), the stage's inputs are checked against
+dvc.lock before it runs, and DVC's cache against its fresh outputs after
+(pipeline.files.verify).
 """
 
 import importlib
 import importlib.util
+import os
 import pkgutil
 import sys
+from pathlib import Path
 
 from pipeline import stages
 from pipeline.run import numerics
 
 EXIT_USAGE = 2
 # top-level modules of requirements.txt that the stages import
-REQUIRED = ("ruamel", "pydantic", "numpy", "pandas", "torch", "matplotlib", "torchviz", "tqdm")
+REQUIRED = (
+    "ruamel", "yaml", "pydantic", "numpy", "pandas", "torch", "matplotlib", "torchviz", "tqdm"
+)  # fmt: skip
+DVC_STAGE = "DVC_STAGE"  # DVC sets it for every stage command: the stage's address
 
 
 def missing_modules(names: tuple[str, ...] = REQUIRED) -> list[str]:
@@ -50,7 +58,18 @@ def main(argv: list[str] | None = None) -> None:
         )
         raise SystemExit(EXIT_USAGE)
     numerics.pin_kernels()
-    importlib.import_module(f"pipeline.stages.{args[0]}").main(args[1:])
+    stage = importlib.import_module(f"pipeline.stages.{args[0]}")
+    if (address := os.environ.get(DVC_STAGE)) is None:
+        return stage.main(args[1:])
+    from pipeline.files import inputs, verify
+
+    name = address.rpartition(":")[2]  # env/dvc.yaml:env -> env
+    with inputs.or_exit():
+        for note in verify.before(Path.cwd(), name):
+            print(note, file=sys.stderr)
+    stage.main(args[1:])
+    for note in verify.outputs(Path.cwd(), name):
+        print(note, file=sys.stderr)
 
 
 if __name__ == "__main__":

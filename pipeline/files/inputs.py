@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pipeline import params
-from pipeline.shown import shown
+from pipeline.shown import cut, shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,14 +74,25 @@ def read_traces(folder: Path, names: Sequence[str]) -> dict[str, "pd.DataFrame"]
     return {name: trace.read_frame(path) for name, path in paths.items()}
 
 
-def read_table(path: Path, stage: str) -> "pd.DataFrame":
-    """A parquet or CSV table written by `stage`; InputError if missing."""
+def read_table(
+    path: Path, stage: str, filters: list[tuple[str, str, str]] | None = None
+) -> "pd.DataFrame":
+    """A parquet or CSV table written by `stage` (a parquet one: its rows that pass
+    `filters`); InputError if missing, or unreadable (a parquet file without its footer, a
+    broken CSV): the format's own checks."""
     import pandas as pd
 
     try:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path, filters=filters)
+        return pd.read_csv(path)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found (run `dvc repro {stage}`)") from None
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(
+            f"{path}: not a readable {path.suffix.lstrip('.')} table ({cut(str(e), 120)}): "
+            f"`make heal` restores or rebuilds it (stage {stage})"
+        ) from None
 
 
 def read_data(path: Path, columns: Mapping[str, Kind], stage: str) -> "pd.DataFrame":
