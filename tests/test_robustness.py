@@ -222,11 +222,15 @@ def all_runs(root: Path) -> list:
 
 
 def assert_every_cell_finished_once(root: Path) -> None:
-    """Each cell of reports/cells.csv is exactly one FINISHED run; none RUNNING or FAILED."""
+    """Each cell of reports/cells.csv is exactly one FINISHED run, all under one FINISHED
+    parent (a resumed publish keeps the parent it started); none RUNNING or FAILED."""
     runs = all_runs(root)
     cells = [r for r in runs if r.info.status == "FINISHED" and PARENT_RUN_TAG in r.data.tags]
     assert sorted(r.info.run_name for r in cells) == sorted(cell_names(root))
     assert not {r.info.status for r in runs} & {"RUNNING", "FAILED"}
+    (parent,) = [r for r in runs if PARENT_RUN_TAG not in r.data.tags]
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags[PARENT_RUN_TAG] for r in cells} == {parent.info.run_id}
 
 
 def remove_training_outputs(root: Path) -> None:
@@ -414,7 +418,8 @@ def test_sigkill_of_compare_leaves_each_output_old_or_new(
 def test_sigkill_during_publish_leaves_a_running_run_that_next_publish_kills(
     project: Path, launch: type[Stage]
 ) -> None:
-    """kill -9 mid-publish leaves runs RUNNING; the next publish KILLs them, adds each cell once."""
+    """kill -9 mid-publish leaves runs RUNNING; the next publish KILLs the cell runs, resumes
+    the parent (one parent, not a KILLED and a FINISHED one) and adds each cell once."""
     (project / "mlflow.db").unlink()
     stage = launch(project, "publish")
     stage.wait_for("publish grid:")
@@ -425,8 +430,10 @@ def test_sigkill_during_publish_leaves_a_running_run_that_next_publish_kills(
 
     rerun = run_stage(project, "publish")
     assert rerun.returncode == 0, rerun.stderr
-    assert {r.info.status for r in all_runs(project) if r.info.run_id in left} == {"KILLED"}
+    cells = {r.info.run_id for r in all_runs(project) if PARENT_RUN_TAG in r.data.tags}
+    assert {r.info.status for r in all_runs(project) if r.info.run_id in left & cells} <= {"KILLED"}
     assert_every_cell_finished_once(project)
+    assert "left RUNNING: opened under store lock" in rerun.stdout
 
 
 # --- 4. bad params through DVC -------------------------------------------------------------
