@@ -436,6 +436,43 @@ def test_sigkill_during_publish_leaves_a_running_run_that_next_publish_kills(
     assert "left RUNNING: opened under store lock" in rerun.stdout
 
 
+# --- 3b. DVC stopped alone --------------------------------------------------------------------
+RECOVER = "git checkout HEAD -- params.yaml dvc.lock env/dvc.lock reports && dvc checkout"
+
+
+def test_dvc_stopped_alone_stops_its_stage_and_the_readme_recovery_restores_everything(
+    project: Path,
+) -> None:
+    """SIGTERM to `dvc exp run` only (as `kill` or a container stop sends it): DVC exits,
+    and the training it started ends within seconds (it trained on with PPID 1); the
+    README's recovery brings back the committed params, edits `dvc exp run` staged
+    included, and every output: a clean git status."""
+    before = snapshot(project)
+    cmd = [f"{BIN}/dvc", "exp", "run", "-S", "train.steps=20000", "-S", "env.workers=2"]
+    dvc_run = subprocess.Popen(cmd, cwd=project, env=environ(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline, stage = time.monotonic() + 120, []
+    while not stage:
+        assert dvc_run.poll() is None and time.monotonic() < deadline, "train never started"
+        family = psutil.Process(dvc_run.pid).children(recursive=True)
+        stage = [p for p in family if "pipeline train" in " ".join(p.cmdline())]
+        time.sleep(0.1)
+    time.sleep(3.0)  # training, its worker started
+
+    dvc_run.send_signal(signal.SIGTERM)
+    dvc_run.wait(timeout=60)
+
+    assert survivors(stage, project, timeout=10) == []
+    staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=project,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    recover = subprocess.run(RECOVER, shell=True, cwd=project, env=environ(),
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert recover.returncode == 0, recover.stderr
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    assert (status, snapshot(project)) == ("", before), staged
+
+
 # --- 4. bad params through DVC -------------------------------------------------------------
 def test_bad_params_fail_repro_with_one_line_each_and_keep_outputs(
     project: Path, raw_params: dict

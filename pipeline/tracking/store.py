@@ -11,6 +11,7 @@ under the parent the interrupted one opened.
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -20,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.files.atomic import DiskFull, full
 from pipeline.run import interrupt
 from pipeline.run.interrupt import Terminated
 from pipeline.tracking import ledger, location, lock
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 HOST_TAG, PID_TAG = lock.HOST_TAG, lock.PID_TAG
+POINT_BYTES = 350  # what a metric point takes in a SQLite store, with its indexes
 
 
 Progress = Callable[[Iterable["RunContent"]], Iterable["RunContent"]]  # e.g. tqdm
@@ -76,11 +79,23 @@ class Outcome:
     notes: list[str] = field(default_factory=list)  # what was replaced or closed, and why
 
 
+class _NoTraceback(logging.Filter):
+    """MLflow logs the traceback of a database error it then raises: publish says it in
+    one line instead (a full disk, a locked or unreachable database)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None
+
+
 def _client(uri: str) -> "MlflowClient":
     # bounded retries: the default retry policy blocks ~4 minutes on a dead server
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     from mlflow import MlflowClient
+
+    logger = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _NoTraceback) for f in logger.filters):
+        logger.addFilter(_NoTraceback())
 
     if uri.startswith("sqlite:"):
         from sqlalchemy import event
@@ -150,13 +165,38 @@ def publish(
             experiment_id = _experiment_id(client, experiment, root, uri)
             with lock.claim(client, experiment_id, held_file) as holder:
                 return _settle(client, experiment_id, cells, parent, holder, progress)
-    except MlflowException as e:
-        raise TrackingError(_explain(uri, str(e).splitlines()[0])) from None
-    except ModuleNotFoundError as e:  # a database URI whose driver is not installed
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri!r} needs the Python module {e.name!r}, which is not "
-            "installed; for PostgreSQL use postgresql+psycopg2://... (psycopg2 is installed)"
-        ) from None
+    except Exception as e:
+        if (path := _full_at(e, uri, root)) is not None:  # the database or the artifacts
+            kept = "the runs finished are kept, `make publish` adds the rest"
+            raise DiskFull(path, _size([*cells, parent]), kept) from None
+        if isinstance(e, MlflowException):
+            raise TrackingError(_explain(uri, str(e).splitlines()[0])) from None
+        if isinstance(e, ModuleNotFoundError):  # a database URI whose driver is missing
+            raise TrackingError(
+                f"MLFLOW_TRACKING_URI={uri!r} needs the Python module {e.name!r}, which is "
+                "not installed; for PostgreSQL use postgresql+psycopg2://... (psycopg2 is)"
+            ) from None
+        raise
+
+
+def _full_at(error: BaseException | None, uri: str, root: Path) -> Path | None:
+    """Where a full disk is behind `error`: the file it names, the SQLite database (which
+    says so in words), else the artifacts' folder; None when it is not a full disk."""
+    while error is not None:
+        if full(error):
+            name = error.filename if isinstance(error, OSError) else None
+            return Path(name) if name else root / "mlartifacts"
+        if "database or disk is full" in str(error):
+            return lock.sqlite_path(uri) or Path(uri)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _size(contents: list[RunContent]) -> int:
+    """About the bytes `contents` take in a store: their artifacts, and POINT_BYTES per
+    metric point (a SQLite store here: 26 MB for 73,402 points with their indexes)."""
+    artifacts = sum(path.stat().st_size for c in contents for path in c.artifacts)
+    return artifacts + POINT_BYTES * sum(len(c.metrics) for c in contents)
 
 
 def _settle(

@@ -1,5 +1,6 @@
 """MLflow publishing against a real SQLite store in tmp_path: contract and idempotency."""
 
+import errno
 import os
 import socket
 import time
@@ -9,6 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
+from pipeline.files import atomic
 from pipeline.tracking import ledger, location, lock, store
 
 
@@ -229,3 +231,34 @@ def test_a_key_published_twice_keeps_one_finished_run(uri: str, tmp_path: Path) 
     assert (outcome.created, outcome.present, outcome.replaced) == (0, 2, 1)
     finished = [r.data.tags["content_key"] for r in _runs(uri, "FINISHED")]
     assert sorted(finished) == ["a", "b", "p1"] and "a second run" in outcome.notes[0]
+
+
+@pytest.mark.parametrize("where", ["artifacts", "database"])
+def test_a_full_disk_is_one_line_naming_where_and_how_much(
+    uri: str,
+    tmp_path: Path,
+    where: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Artifacts or the SQLite database on a full disk: DiskFull naming the artifacts'
+    folder or the database and the space the runs take, the open runs FAILED, and no
+    traceback from MLflow's own logging (it printed two before gradlab's message)."""
+    _publish(uri, tmp_path, ["a"])  # the store exists: the error comes from a run
+    from mlflow.exceptions import MlflowException
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        if where == "artifacts":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+
+    method = "log_artifact" if where == "artifacts" else "log_batch"
+    monkeypatch.setattr(MlflowClient, method, full_disk)
+
+    with pytest.raises(atomic.DiskFull) as caught:
+        _publish(uri, tmp_path, ["a", "b"], parent_key="p2")
+
+    path = tmp_path / ("mlartifacts" if where == "artifacts" else "mlflow.db")
+    assert caught.value.path == path and (caught.value.needed or 0) > 0
+    assert "make publish" in caught.value.line() and "Traceback" not in capfd.readouterr().err
+    assert "RUNNING" not in {r.info.status for r in _runs(uri)}
