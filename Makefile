@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench publish rebuild drift ui lint audit heal
+.PHONY: setup repro test bench publish rebuild drift ui lint audit heal prune
 .DEFAULT_GOAL := repro
 
 $(STAMP): requirements.txt
@@ -33,7 +33,11 @@ publish: setup  ## publish to MLflow whatever is missing there, without re-train
 	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view
 
 ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1
+	@$(PY) -c 'from pipeline.tracking import location; location.say_if_empty()'
 	mlflow ui --backend-store-uri sqlite:///$(abspath .)/mlflow.db --host 127.0.0.1 --port 5000
+
+prune: setup  ## mlartifacts/: delete the runs in MLflow's trash for good, and folders of runs the store no longer has
+	$(PY) -m pipeline prune
 
 audit: setup  ## known vulnerabilities in the pinned set (needs PyPI's JSON API or OSV)
 	$(PY) -m pip_audit --strict --no-deps --disable-pip -r requirements.txt

@@ -537,7 +537,8 @@ def test_divergence_is_reported_everywhere_without_non_finite_metrics(
 
 # --- 6. concurrent queued experiments --------------------------------------------------------
 def test_parallel_queued_experiments_publish_every_cell_once_at_the_root(project: Path) -> None:
-    """Two `dvc queue` workers at once: both experiments' cells land once in the root store."""
+    """Two `dvc queue` workers at once: both experiments' cells land once in the root store,
+    and each says where its report is (it linked into its deleted temporary copy)."""
     names = {"adam-lr-02": "0.2", "adam-lr-03": "0.3"}
     for name, lr in names.items():
         dvc(project, "exp", "run", "--queue", "-n", name, "-S", f"train.optimizers.adam.lr={lr}")
@@ -554,6 +555,9 @@ def test_parallel_queued_experiments_publish_every_cell_once_at_the_root(project
         for row in rows:
             logs = dvc(project, "queue", "logs", row[1], check=False)
             assert row[-1] == "Success", logs.stdout + logs.stderr
+            (report,) = [ln for ln in logs.stdout.splitlines() if ln.startswith("Report:")]
+            html = (project / "reports/study/index.html").as_uri()  # not the deleted copy's
+            assert f"`dvc exp apply {row[1]}` brings it to {html}" in report, report
     finally:
         dvc(project, "queue", "stop", check=False, timeout=120)
     assert survivors([], project, timeout=60) == []

@@ -7,6 +7,7 @@ Prints the tuned winner per scenario and loss, with its interval, and the report
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from pipeline import params
@@ -54,4 +55,4 @@ def main(argv: list[str] | None = None) -> None:
     source = train.source(args.cells, args.traces, args.classes)
     atomic.write_json(args.metrics, {**analysis.headline(found), "source": source})
     print(analysis.winners_text(pd.concat([found["summary"], found["classes"]], ignore_index=True)))
-    print(f"Report: {args.html.resolve().as_uri()}")
+    print(analysis.report_line(args.html, os.environ))

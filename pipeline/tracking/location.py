@@ -111,6 +111,32 @@ def holdings(uri: str, experiment: str) -> Holdings | None:
     return str(row[0]), found, bool(running)
 
 
+def empty(uri: str, experiments: list[str]) -> str | None:
+    """A note when the SQLite store at `uri` holds no run of `experiments` (mlflow.db
+    deleted, or never published to): the UI would open on nothing. None otherwise."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    held = {name: holdings(uri, name) for name in experiments}
+    if any(found and found[1] for found in held.values()):
+        return None
+    return (
+        f"note: {uri} holds no runs of {' or '.join(experiments)}: `make publish` fills it "
+        "from the pipeline's outputs, without retraining"
+    )
+
+
+def say_if_empty(root: Path | None = None) -> None:
+    """Print `empty`'s note for the local store of `root` (the working directory), with
+    the experiments params.yaml names (`make ui` calls this first)."""
+    from pipeline import params
+
+    folder = root or Path.cwd()
+    p = params.load(folder / "params.yaml").publish
+    uri = f"sqlite:///{folder.resolve()}/mlflow.db"
+    if note := empty(uri, [p.experiment, p.study_experiment]):
+        print(note)
+
+
 def ui_hint(uri: str, experiment_id: str) -> str:
     """How to open the experiment's runs page."""
     if uri.startswith(("http://", "https://")):

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Param
 
 from pipeline.files import atomic
-from pipeline.tracking import ledger, location, lock, store
+from pipeline.tracking import ledger, location, lock, prune, store
 
 
 def _content(name: str, key: str, tmp_path: Path) -> store.RunContent:
@@ -262,3 +262,35 @@ def test_a_full_disk_is_one_line_naming_where_and_how_much(
     assert caught.value.path == path and (caught.value.needed or 0) > 0
     assert "make publish" in caught.value.line() and "Traceback" not in capfd.readouterr().err
     assert "RUNNING" not in {r.info.status for r in _runs(uri)}
+
+
+def test_an_empty_store_says_how_to_fill_it(tmp_path: Path, uri: str) -> None:
+    """No store, or one without gradlab's runs: a note naming `make publish` (what `make
+    ui` prints first); once published, nothing."""
+    before = location.empty(uri, ["test"])
+    _publish(uri, tmp_path, ["a"])
+
+    assert before is not None and "make publish" in before and uri in before
+    assert location.empty(uri, ["test"]) is None
+    assert location.empty(uri, ["other"]) is not None
+
+
+def test_prune_removes_the_folders_of_runs_a_deleted_store_held(uri: str, tmp_path: Path) -> None:
+    """A store replaced by a new one (mlflow.db deleted, published again; a second file
+    here, as MLflow keeps the first open in this process): the old run folders stay in
+    mlartifacts/ (86 became 172); prune (`mlflow gc`, then the orphans) leaves exactly
+    the folders of the runs the new store holds, each removal named."""
+    import subprocess
+
+    _publish(uri, tmp_path, ["a", "b"])
+    (tmp_path / "new").mkdir()
+    new = f"sqlite:///{tmp_path}/new/mlflow.db"
+    _publish(new, tmp_path, ["a", "b"])
+    folders = lambda: sorted(p.name for p in (tmp_path / "mlartifacts").iterdir())  # noqa: E731
+    held = sorted(r.info.run_id for r in _runs(new) if r.info.run_name != "grid")
+    assert len(folders()) == 4
+
+    done = list(prune.prune(new, tmp_path, lambda cmd: subprocess.run(cmd, check=True)))
+
+    assert folders() == held
+    assert sum(line.startswith("removed mlartifacts/") for line in done) == 2
