@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pipeline import params
-from pipeline.shown import cut, shown
+from pipeline.params.load import cut, shown
 
 if TYPE_CHECKING:
     import pandas as pd

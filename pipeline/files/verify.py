@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pipeline.files import cache, lock
+from pipeline.files import lock
 from pipeline.files.inputs import InputError
 
 HEAL = "`make heal` restores or rebuilds it, then runs `dvc repro`"
@@ -27,19 +27,19 @@ HEAL = "`make heal` restores or rebuilds it, then runs `dvc repro`"
 def _entries(store: Path, out: lock.Out) -> Iterator[tuple[str, Path]]:
     """(md5, cache entry) of an output: a file's; a folder's listing and each of its files
     (as far as the listing can be read)."""
-    yield out.md5, cache.entry(store, out.md5)
+    yield out.md5, lock.entry(store, out.md5)
     if out.md5.endswith(".dir"):
         import json
 
         try:
-            listing = json.loads(cache.entry(store, out.md5).read_text(encoding="utf-8"))
-            yield from ((str(e["md5"]), cache.entry(store, str(e["md5"]))) for e in listing)
+            listing = json.loads(lock.entry(store, out.md5).read_text(encoding="utf-8"))
+            yield from ((str(e["md5"]), lock.entry(store, str(e["md5"]))) for e in listing)
         except (OSError, ValueError, TypeError, KeyError):
             return  # missing or damaged: the listing's own entry says so
 
 
 def _damaged(store: Path, out: lock.Out) -> list[Path]:
-    return [path for md5, path in _entries(store, out) if cache.damaged(path, md5)]
+    return [path for md5, path in _entries(store, out) if lock.damaged(path, md5)]
 
 
 def _shown(root: Path, path: Path) -> str:
@@ -61,10 +61,14 @@ def _differs(root: Path, out: lock.Out) -> str | None:
 def inputs(root: Path, stage: str) -> None:
     """InputError, one line per input of `stage` (written by another stage) that is not
     what dvc.lock records."""
+    declared = {out for name in lock.stages(root) for out in lock.outs(root, name)}
+    wanted = [dep for dep in lock.deps(root, stage) if dep in declared]
+    if not wanted:  # the env stage: no output of another stage (dvc.lock left unread)
+        return
     written = lock.recorded(root)
-    store = cache.folder(root)
+    store = lock.folder(root)
     problems = []
-    for dep in lock.deps(root, stage):
+    for dep in wanted:
         out = written.get(dep)
         if out is None or out.stage == stage or not (root / dep).exists():
             continue  # a source file, or missing: the stage's reader names it
@@ -81,19 +85,40 @@ def inputs(root: Path, stage: str) -> None:
         raise InputError("\n".join(problems))
 
 
+def _suspects(root: Path) -> set[str]:
+    """The outputs dvc.yaml declares that are missing, or newer than the lock files: DVC
+    writes dvc.lock after each stage, so in a repository it has brought up to date none
+    is, and dvc.lock (50 ms to read) is left unread."""
+    locks = [
+        p.stat().st_mtime_ns
+        for f in lock.PIPELINES
+        if (p := (root / f).with_suffix(".lock")).exists()
+    ]
+    since = max(locks, default=0)
+    found = set()
+    for name in lock.stages(root):
+        for out in lock.outs(root, name):
+            path = root / out
+            if not path.exists() or path.stat().st_mtime_ns > since:
+                found.add(out)
+    return found
+
+
 def restorable(root: Path) -> list[str]:
     """Before any stage: remove each damaged cache entry DVC would restore a missing output
     from (DVC then rebuilds it); the lines saying so. InputError naming each output whose
-    size differs from dvc.lock and whose cache entry is damaged."""
-    store = cache.folder(root)
+    size differs from dvc.lock and whose cache entry is damaged (DVC restored it)."""
+    if not (suspects := _suspects(root)):
+        return []
+    store = lock.folder(root)
     notes, problems = [], []
     for out in lock.recorded(root).values():
         path = root / out.path
-        if not out.cached:
+        if not out.cached or out.path not in suspects:
             continue
         if not path.exists():
             for entry in _damaged(store, out):
-                cache.remove(entry)
+                lock.remove(entry)
                 notes.append(
                     f"note: removed {_shown(root, entry)}, a damaged DVC cache entry of {out.path}"
                 )
@@ -117,7 +142,7 @@ def before(root: Path, stage: str) -> list[str]:
 def outputs(root: Path, stage: str) -> list[str]:
     """After `stage` wrote its outputs: remove each damaged cache entry named like one of
     them (DVC would put it in their place); the lines saying so."""
-    store = cache.folder(root)
+    store = lock.folder(root)
     notes = []
     for name in lock.outs(root, stage):
         path = root / name
@@ -128,9 +153,9 @@ def outputs(root: Path, stage: str) -> list[str]:
             listing = lock.listing(path)
             md5s = [lock.dir_md5(listing), *(e["md5"] for e in listing)]
         for md5 in md5s:
-            entry = cache.entry(store, md5)
-            if found := cache.damaged(entry, md5):
-                cache.remove(entry)
+            entry = lock.entry(store, md5)
+            if found := lock.damaged(entry, md5):
+                lock.remove(entry)
                 notes.append(
                     f"note: removed {_shown(root, entry)}, a damaged DVC cache entry (md5 "
                     f"{found[:12]}) that DVC would have put in place of the fresh {name}"
@@ -146,11 +171,11 @@ def heal(root: Path, run: Run) -> Iterator[str]:
     output that differs from dvc.lock and whose cache holds it, rebuild (`dvc repro
     --force --single-item`) the stages of the others; `run` runs a dvc command. Yields
     what it does, as it does it. A missing output is left to `dvc repro`."""
-    store = cache.folder(root)
+    store = lock.folder(root)
     written = lock.recorded(root)
     for out in written.values():
         for entry in _damaged(store, out) if out.cached else []:
-            cache.remove(entry)
+            lock.remove(entry)
             yield f"removed {_shown(root, entry)}, a damaged DVC cache entry of {out.path}"
     rebuild: dict[str, None] = {}
     for out in written.values():

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from pipeline import params
 from pipeline.files import inputs
 from pipeline.grid.data import TUTORIAL_LINE, TUTORIAL_X
-from pipeline.shown import shown
+from pipeline.params.load import shown
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.files import cache, lock, verify
+from pipeline.files import lock, verify
 from tests.conftest import copy_project, sandbox_env, small_grid, write_params
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, raw_params: dict) -> Path:
 def damage(root: Path, path: str) -> Path:
     """Zero 64 bytes inside the cache entry dvc.lock names for `path`, keeping its size and
     mtime (DVC's state then still vouches for it); the entry."""
-    entry = cache.entry(cache.folder(root), lock.recorded(root)[path].md5)
+    entry = lock.entry(lock.folder(root), lock.recorded(root)[path].md5)
     before = entry.stat()
     os.chmod(entry, 0o644)
     with entry.open("r+b") as f:
@@ -60,7 +60,7 @@ def test_a_damaged_cache_entry_never_replaces_a_fresh_output(project: Path) -> N
 
     run = dvc(project, "repro", "--force", "--single-item", "study")
 
-    assert intact(project, CELLS) and cache.damaged(entry, entry.parent.name + entry.name) is None
+    assert intact(project, CELLS) and lock.damaged(entry, entry.parent.name + entry.name) is None
     assert f"note: removed {entry.relative_to(project)}, a damaged DVC cache entry" in run.stderr
 
 
