@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 
 from pipeline.files.atomic import TMP_SUFFIX
 from pipeline.tracking.store import CONTENT_KEY, PARENT_RUN_TAG, PID_TAG
-from tests.conftest import cell_names, cell_table, copy_project, small_grid, write_params
+from tests.conftest import ROOT, cell_names, cell_table, copy_project, small_grid, write_params
 from tools import deps
 
 pytestmark = pytest.mark.slow
@@ -437,7 +437,11 @@ def test_sigkill_during_publish_leaves_a_running_run_that_next_publish_kills(
 
 
 # --- 3b. DVC stopped alone --------------------------------------------------------------------
-RECOVER = "git checkout HEAD -- params.yaml dvc.lock env/dvc.lock reports && dvc checkout"
+def readme_recovery() -> str:
+    """The README's command back to the committed state, as written there."""
+    marker = "# back to the committed state"
+    (line,) = [ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.endswith(marker)]
+    return line.removesuffix(marker).strip()
 
 
 def test_dvc_stopped_alone_stops_its_stage_and_the_readme_recovery_restores_everything(
@@ -465,7 +469,7 @@ def test_dvc_stopped_alone_stops_its_stage_and_the_readme_recovery_restores_ever
     assert survivors(stage, project, timeout=10) == []
     staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=project,
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
-    recover = subprocess.run(RECOVER, shell=True, cwd=project, env=environ(),
+    recover = subprocess.run(readme_recovery(), shell=True, cwd=project, env=environ(),
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert recover.returncode == 0, recover.stderr
     status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
