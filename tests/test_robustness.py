@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 
 from pipeline.files.atomic import TMP_SUFFIX
 from pipeline.tracking.store import CONTENT_KEY, PARENT_RUN_TAG, PID_TAG
-from tests.conftest import cell_names, cell_table, copy_project, small_grid, write_params
+from tests.conftest import ROOT, cell_names, cell_table, copy_project, small_grid, write_params
 from tools import deps
 
 pytestmark = pytest.mark.slow
@@ -222,11 +222,15 @@ def all_runs(root: Path) -> list:
 
 
 def assert_every_cell_finished_once(root: Path) -> None:
-    """Each cell of reports/cells.csv is exactly one FINISHED run; none RUNNING or FAILED."""
+    """Each cell of reports/cells.csv is exactly one FINISHED run, all under one FINISHED
+    parent (a resumed publish keeps the parent it started); none RUNNING or FAILED."""
     runs = all_runs(root)
     cells = [r for r in runs if r.info.status == "FINISHED" and PARENT_RUN_TAG in r.data.tags]
     assert sorted(r.info.run_name for r in cells) == sorted(cell_names(root))
     assert not {r.info.status for r in runs} & {"RUNNING", "FAILED"}
+    (parent,) = [r for r in runs if PARENT_RUN_TAG not in r.data.tags]
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags[PARENT_RUN_TAG] for r in cells} == {parent.info.run_id}
 
 
 def remove_training_outputs(root: Path) -> None:
@@ -414,7 +418,8 @@ def test_sigkill_of_compare_leaves_each_output_old_or_new(
 def test_sigkill_during_publish_leaves_a_running_run_that_next_publish_kills(
     project: Path, launch: type[Stage]
 ) -> None:
-    """kill -9 mid-publish leaves runs RUNNING; the next publish KILLs them, adds each cell once."""
+    """kill -9 mid-publish leaves runs RUNNING; the next publish KILLs the cell runs, resumes
+    the parent (one parent, not a KILLED and a FINISHED one) and adds each cell once."""
     (project / "mlflow.db").unlink()
     stage = launch(project, "publish")
     stage.wait_for("publish grid:")
@@ -425,8 +430,51 @@ def test_sigkill_during_publish_leaves_a_running_run_that_next_publish_kills(
 
     rerun = run_stage(project, "publish")
     assert rerun.returncode == 0, rerun.stderr
-    assert {r.info.status for r in all_runs(project) if r.info.run_id in left} == {"KILLED"}
+    cells = {r.info.run_id for r in all_runs(project) if PARENT_RUN_TAG in r.data.tags}
+    assert {r.info.status for r in all_runs(project) if r.info.run_id in left & cells} <= {"KILLED"}
     assert_every_cell_finished_once(project)
+    assert "left RUNNING: opened under store lock" in rerun.stdout
+
+
+# --- 3b. DVC stopped alone --------------------------------------------------------------------
+def readme_recovery() -> str:
+    """The README's command back to the committed state, as written there."""
+    marker = "# back to the committed state"
+    (line,) = [ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.endswith(marker)]
+    return line.removesuffix(marker).strip()
+
+
+def test_dvc_stopped_alone_stops_its_stage_and_the_readme_recovery_restores_everything(
+    project: Path,
+) -> None:
+    """SIGTERM to `dvc exp run` only (as `kill` or a container stop sends it): DVC exits,
+    and the training it started ends within seconds (it trained on with PPID 1); the
+    README's recovery brings back the committed params, edits `dvc exp run` staged
+    included, and every output: a clean git status."""
+    before = snapshot(project)
+    cmd = [f"{BIN}/dvc", "exp", "run", "-S", "train.steps=20000", "-S", "env.workers=2"]
+    dvc_run = subprocess.Popen(cmd, cwd=project, env=environ(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline, stage = time.monotonic() + 120, []
+    while not stage:
+        assert dvc_run.poll() is None and time.monotonic() < deadline, "train never started"
+        family = psutil.Process(dvc_run.pid).children(recursive=True)
+        stage = [p for p in family if "pipeline train" in " ".join(p.cmdline())]
+        time.sleep(0.1)
+    time.sleep(3.0)  # training, its worker started
+
+    dvc_run.send_signal(signal.SIGTERM)
+    dvc_run.wait(timeout=60)
+
+    assert survivors(stage, project, timeout=10) == []
+    staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=project,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    recover = subprocess.run(readme_recovery(), shell=True, cwd=project, env=environ(),
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert recover.returncode == 0, recover.stderr
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    assert (status, snapshot(project)) == ("", before), staged
 
 
 # --- 4. bad params through DVC -------------------------------------------------------------
@@ -493,7 +541,8 @@ def test_divergence_is_reported_everywhere_without_non_finite_metrics(
 
 # --- 6. concurrent queued experiments --------------------------------------------------------
 def test_parallel_queued_experiments_publish_every_cell_once_at_the_root(project: Path) -> None:
-    """Two `dvc queue` workers at once: both experiments' cells land once in the root store."""
+    """Two `dvc queue` workers at once: both experiments' cells land once in the root store,
+    and each says where its report is (it linked into its deleted temporary copy)."""
     names = {"adam-lr-02": "0.2", "adam-lr-03": "0.3"}
     for name, lr in names.items():
         dvc(project, "exp", "run", "--queue", "-n", name, "-S", f"train.optimizers.adam.lr={lr}")
@@ -510,6 +559,9 @@ def test_parallel_queued_experiments_publish_every_cell_once_at_the_root(project
         for row in rows:
             logs = dvc(project, "queue", "logs", row[1], check=False)
             assert row[-1] == "Success", logs.stdout + logs.stderr
+            (report,) = [ln for ln in logs.stdout.splitlines() if ln.startswith("Report:")]
+            html = (project / "reports/study/index.html").as_uri()  # not the deleted copy's
+            assert f"`dvc exp apply {row[1]}` brings it to {html}" in report, report
     finally:
         dvc(project, "queue", "stop", check=False, timeout=120)
     assert survivors([], project, timeout=60) == []

@@ -11,6 +11,7 @@ explain drift; alone they do not fail.
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -104,19 +105,27 @@ def value(text: str) -> Value:
         return text
 
 
-KEYS = ("cell", "config")  # the first column of each table drift compares: a row's name
+KEYS = ("cell", "config", "column")  # a table's first column naming its rows, or else
+LABELS = ("scenario", "loss", "optimizer", "clip", "versus")  # its leading labels, joined
 
 
 def read_table(text: str, source: str) -> Metrics:
-    """{row[key]: {column: value}} of a CSV table whose first column, `cell` or `config`,
-    names its rows; InputError otherwise."""
+    """{row name: {column: value}} of a CSV table whose first column (`cell`, `config`,
+    `column`) names its rows, or whose leading label columns do together
+    (`norm/adam/sgd` of clip, optimizer, versus); InputError otherwise."""
     reader = csv.DictReader(io.StringIO(text))
-    key = reader.fieldnames[0] if reader.fieldnames else None
-    if key not in KEYS:
+    fields = list(reader.fieldnames or [])
+    keys = fields[:1] if fields[:1] and fields[0] in KEYS else []
+    keys = keys or list(itertools.takewhile(LABELS.__contains__, fields))
+    if not keys:
         raise InputError(
-            f"{source}: no column 'cell' or 'config' first; is it a gradlab per-row table?"
+            f"{source}: no column 'cell', 'config' or 'column' first, nor labels "
+            f"({', '.join(LABELS)}); is it a gradlab per-row table?"
         )
-    return {row[key]: {c: value(v) for c, v in row.items() if c != key} for row in reader}
+    return {
+        "/".join(row[k] for k in keys): {c: value(v) for c, v in row.items() if c not in keys}
+        for row in reader
+    }
 
 
 def _current(path: Path) -> str:

@@ -4,13 +4,13 @@ The `generate` stage writes the points; `train` and `compare` read them. A point
 has a header `x,y` and one row per point, every value a finite number.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from pipeline import params
+from pipeline.files import inputs
 
 Array = npt.NDArray[np.float64]
 TUTORIAL_X = (1.0, 2.0, 3.0)  # the tutorial's inputs; its targets are 2x
@@ -40,43 +40,12 @@ def to_csv(x: Array, y: Array) -> str:
     return "\n".join(["x,y", *rows]) + "\n"
 
 
-class DataError(ValueError):
-    """The points file is unusable; the message names the file, line and column."""
-
-
 def read_points(path: Path) -> tuple[Array, Array]:
-    """x and y as float64 arrays; DataError on a missing column, no rows or a bad cell."""
-    import pandas as pd  # only the stages that read data pay for it
-
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found (run `dvc repro generate`)") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty file; expected a header `x,y` and rows") from None
-    missing = [c for c in ("x", "y") if c not in frame.columns]
-    if missing:
-        found = ", ".join(map(str, frame.columns))
-        raise DataError(f"{path}: missing column {', '.join(missing)}; found: {found}")
-    if frame.empty:
-        raise DataError(f"{path}: no data rows; expected at least one x,y row")
-    columns = []
-    for name in ("x", "y"):
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            row = int(bad[0])  # line 1 is the header
-            raw = frame[name].iloc[row]
-            raise DataError(
-                f"{path}: line {row + 2}, column {name}: {raw!r} is not a finite number"
-            )
-        columns.append(values)
-    return columns[0], columns[1]
+    """x and y as float64 arrays; InputError naming the file, line, column and value."""
+    frame = inputs.read_data(path, {"x": "number", "y": "number"}, "generate")
+    return frame["x"].to_numpy(), frame["y"].to_numpy()
 
 
 def read_points_or_exit(path: Path) -> tuple[Array, Array]:
-    try:
+    with inputs.or_exit():
         return read_points(path)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(params.EXIT_BAD_INPUT) from None

@@ -1,10 +1,16 @@
 """Reading params.yaml the way DVC does, and saying what is wrong with it in one line
-per problem: the key, the value and what is allowed."""
+per problem: the key, the value and what is allowed.
 
+A value in a message (here, and in every message naming a value: data files, MLflow runs)
+is shown cut to a readable length: a value can be huge (a YAML alias expanded 9^7 times, a
+megabyte of string, a CSV cell holding a whole file), and reprlib stops after a few levels
+and items, so the cost does not grow with the value."""
+
+import reprlib
 import subprocess
 import sys
 from pathlib import Path
-from typing import Literal, get_args, get_origin
+from typing import Annotated, Literal, NoReturn, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -12,6 +18,33 @@ from pipeline.fields import Section
 from pipeline.params.schema import Params
 
 EXIT_BAD_INPUT = 2
+MAX_VALUES = 100_000  # in the document, aliases expanded: gradlab's params hold ~300
+MAX_PROBLEMS = 20  # lines of problems printed; the rest are counted
+LIMIT = 80  # characters of a value in a message
+
+
+def _repr() -> reprlib.Repr:
+    r = reprlib.Repr()  # Python 3.11 takes no keyword arguments here
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 6, 6, 6, 6
+    r.maxstring = r.maxother = r.maxlong = LIMIT
+    return r
+
+
+_REPR = _repr()
+
+
+def shown(value: object, limit: int = LIMIT) -> str:
+    """repr(value), at most `limit` characters: nested containers show their first items
+    and `...`, a long text its start and end; anything longer is cut with `...`."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cut(text: str, limit: int = 200) -> str:
+    """`text` on one line, at most `limit` characters (a message that quotes a whole file
+    stays readable)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class ParamsError(ValueError):
@@ -28,19 +61,44 @@ def read_yaml(path: Path) -> object:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError([f"{path}: file not found"]) from None
     except MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else "?"
         raise ParamsError([f"{path}:{line}: YAML syntax error: {e.problem}"]) from None
     except YAMLError as e:
-        raise ParamsError([f"{path}: YAML error: {e}"]) from None
+        raise ParamsError([f"{path}: YAML error: {cut(str(e))}"]) from None
+    if _size(data, MAX_VALUES) > MAX_VALUES:
+        raise ParamsError(
+            [
+                f"{path}: more than {MAX_VALUES:,} values once its aliases (*name) are "
+                "expanded, where gradlab's params hold a few hundred: a YAML bomb, or a "
+                "list pasted by mistake"
+            ]
+        )
+    return data
+
+
+def _size(data: object, limit: int) -> int:
+    """How many values `data` holds, counting each use of a shared (aliased) node, up to
+    just past `limit`: a YAML bomb's 9^9 leaves cost no more than `limit` steps."""
+    count, todo = 0, [data]
+    while todo and count <= limit:
+        node = todo.pop()
+        count += 1
+        if isinstance(node, dict):
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return count
 
 
 def _variants(annotation: object) -> dict[str, type[BaseModel]]:
     """{tag: model} of a discriminated union of sections (tag: the value of each member's
     first Literal field, e.g. generate's `preset`), or {} for anything else."""
+    if get_origin(annotation) is Annotated:  # a union inside a mapping keeps its Field()
+        annotation = get_args(annotation)[0]
     members = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, Section)]
     tags: dict[str, type[BaseModel]] = {}
     for model in members:
@@ -98,19 +156,20 @@ def _describe(error: dict[str, object], path: Path) -> str:
         _, section, _ = _walk(parts[:-1])
         keys = list(section.model_fields) if section else []
         under = f" under {_tag({tag: section})}: {tag}" if tag and section else ""
-        return f"{path}: {loc} = {error['input']!r}: unknown key{under}; allowed: {', '.join(keys)}"
+        value = shown(error["input"])
+        return f"{path}: {loc} = {value}: unknown key{under}; allowed: {', '.join(keys)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         variants = _variants(_annotation(parts))
         key = _tag(variants)
         given = error["input"]
         if not isinstance(given, dict) or key not in given:
             return f"{path}: {loc}.{key}: missing (required); one of {', '.join(variants)}"
-        return f"{path}: {loc}.{key} = {given[key]!r}: must be one of {', '.join(variants)}"
+        return f"{path}: {loc}.{key} = {shown(given[key])}: must be one of {', '.join(variants)}"
     if kind == "value_error" and "input" in error and isinstance(error["input"], dict):
         return f"{path}: {loc + '.' if names else ''}{msg}"  # a cross-field check names its key
     if kind == "finite_number":
         msg = "must be a finite number"
-    return f"{path}: {loc} = {error['input']!r}: {msg}"
+    return f"{path}: {loc} = {shown(error['input'])}: {cut(msg)}"
 
 
 def _annotation(loc: tuple[str | int, ...]) -> object:
@@ -129,8 +188,10 @@ def parse(data: object, path: Path = Path("params.yaml")) -> Params:
     try:
         return Params.model_validate(data)
     except ValidationError as e:
-        lines = dict.fromkeys(_describe(err, path) for err in e.errors())  # type: ignore[arg-type]
-        raise ParamsError(list(lines)) from None
+        lines = list(dict.fromkeys(_describe(err, path) for err in e.errors()))  # type: ignore[arg-type]
+        if len(lines) > MAX_PROBLEMS:
+            lines[MAX_PROBLEMS:] = [f"{path}: and {len(lines) - MAX_PROBLEMS:,} more problems"]
+        raise ParamsError(lines) from None
 
 
 def load(path: Path) -> Params:
@@ -158,13 +219,20 @@ def load_or_exit(path: Path) -> Params:
     try:
         return load(path)
     except ParamsError as e:
-        for line in e.problems:
-            print(f"error: {line}", file=sys.stderr)
-        if edited_since_commit(path):
-            print(
-                f"note: {path} differs from its last commit (`dvc exp run -S` leaves its "
-                f"edits there, even when the run fails): `git diff {path.name}` shows them, "
-                f"`git checkout {path.name}` restores the committed values",
-                file=sys.stderr,
-            )
-        raise SystemExit(EXIT_BAD_INPUT) from None
+        refuse([f"error: {line}" for line in e.problems], path)
+
+
+def refuse(lines: list[str], path: Path) -> NoReturn:
+    """Print `lines` to stderr, and how to restore `path` if it differs from its last
+    commit; exit 2."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    if edited_since_commit(path):
+        print(
+            f"note: {path} differs from its last commit (`dvc exp run -S` leaves its "
+            f"edits there, even when the run fails or is stopped, and may stage them): "
+            f"`git diff HEAD -- {path.name}` shows them, `git checkout HEAD -- "
+            f"{path.name}` restores the committed values",
+            file=sys.stderr,
+        )
+    raise SystemExit(EXIT_BAD_INPUT) from None

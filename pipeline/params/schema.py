@@ -5,14 +5,28 @@ train.clips) and the names allowed in every list of them are built from their mo
 (pipeline.losses, .optimizers, .clips): a new member is known here without an edit.
 """
 
+import math
 from typing import TYPE_CHECKING, Annotated, Literal, Self
 
 from pydantic import Field, create_model, model_validator
 
 from pipeline.clips import CLIPS
-from pipeline.fields import Bool, Float, Fraction, Name, NonNegative, Positive, Section
+from pipeline.fields import (
+    MANY,
+    Bool,
+    Count,
+    Float,
+    Fraction,
+    Name,
+    NonNegative,
+    Positive,
+    Section,
+    Seed,
+    Several,
+)
 from pipeline.losses import CLASS_LOSSES, LOSSES
 from pipeline.optimizers import OPTIMIZERS
+from pipeline.params.scenarios import Scenario, ScenarioName
 
 if TYPE_CHECKING:  # the closed sets, for the type checker: their names are data
     LossName = str
@@ -46,12 +60,25 @@ else:
     )
 
 
-# --- env: what shapes the bits ------------------------------------------------------
+# --- env: what shapes the bits, where work runs, how much of it --------------------------
+Work = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=1e18)]
+
+
+class Budget(Section):
+    """The work the env stage agrees to start (pipeline.run.budget estimates it from these
+    params before anything runs): raise a figure on purpose for a bigger run."""
+
+    grid_cell_steps: Work  # the grid's eager loop: cells x steps
+    study_cell_steps: Work  # the batched engine: every part's cells x steps
+    memory_gib: Positive  # estimated peak of the stage that needs most, all its processes
+
+
 class EnvParams(Section):
-    threads: Annotated[int, Field(strict=True, ge=1)]  # torch.set_num_threads; bits depend on it
+    threads: Annotated[int, Field(strict=True, ge=1, le=1024)]  # torch threads: bits depend on it
     deterministic: Bool  # torch.use_deterministic_algorithms
-    workers: Annotated[int, Field(strict=True, ge=1)]  # processes on this machine, this one too
+    workers: Annotated[int, Field(strict=True, ge=1, le=1024)]  # processes here, this one too
     scheduler: str | None = None  # a Dask scheduler's address (DASK_SCHEDULER_ADDRESS if null)
+    budget: Budget
 
 
 # --- generate -------------------------------------------------------------------------
@@ -66,13 +93,13 @@ class LineData(Section):
     let `dvc exp run -S generate.preset=line -S +generate.noise=0.5` set just one key."""
 
     preset: Literal["line"]
-    n: Annotated[int, Field(strict=True, ge=2)] = 20
+    n: Several = 20
     x_min: Float = -2.0
     x_max: Float = 2.0
     slope: Float = 2.0
     intercept: Float = 0.0
     noise: NonNegative = 0.0  # standard deviation of Gaussian noise added to y
-    seed: Annotated[int, Field(strict=True, ge=0)] = 0  # of the noise
+    seed: Seed = 0  # of the noise
 
     @model_validator(mode="after")
     def _x_range(self) -> Self:
@@ -86,16 +113,19 @@ GenerateParams = Annotated[TutorialData | LineData, Field(discriminator="preset"
 PRESETS: dict[str, type[Section]] = {"tutorial": TutorialData, "line": LineData}
 
 
+SeedList = Annotated[list[Seed], Field(min_length=1)]
+
+
 # --- train ----------------------------------------------------------------------------
 class Grid(Section):
     losses: Annotated[list[LossName], Field(min_length=1)]
     optimizers: Annotated[list[OptimizerName], Field(min_length=1)]
     clips: Annotated[list[ClipName], Field(min_length=1)]
-    seeds: Annotated[list[Annotated[int, Field(strict=True, ge=0)]], Field(min_length=1)]
+    seeds: SeedList
 
 
 class TrainParams(Section):
-    steps: Annotated[int, Field(strict=True, ge=1)]
+    steps: Count
     dtype: Literal["float32", "float64"]  # of the model, data and every computed value
     grid: Grid
     losses: Losses
@@ -103,67 +133,7 @@ class TrainParams(Section):
     clips: Clips
 
 
-# --- scenarios and study: the batched engine's data and cells ---------------------------
-class TutorialScenario(Section):
-    """x = 1, 2, 3 and y = 2x exactly: seeds change the start only. `tol`: the target's
-    radius, a distance to the loss's minimisers on the data, as a share of the size
-    sqrt(slope^2 + intercept^2) of the line the data come from; `batch_size` 0 is full
-    batch, else a seeded minibatch of that many points per step."""
-
-    kind: Literal["tutorial"]
-    tol: Positive = 5e-3
-    batch_size: Annotated[int, Field(strict=True, ge=0)] = 0
-
-
-class LineScenario(Section):
-    """n points evenly on [x_min, x_max], y = slope x + intercept + Gaussian noise."""
-
-    kind: Literal["line"]
-    tol: Positive = 5e-3
-    batch_size: Annotated[int, Field(strict=True, ge=0)] = 0
-    n: Annotated[int, Field(strict=True, ge=2)] = 20
-    x_min: Float = -2.0
-    x_max: Float = 2.0
-    slope: Float = 2.0
-    intercept: Float = 0.0
-    noise: NonNegative = 0.5
-
-    @model_validator(mode="after")
-    def _x_range(self) -> Self:
-        if self.x_max <= self.x_min:
-            raise ValueError(f"x_max = {self.x_max!r}: must be greater than x_min ({self.x_min!r})")
-        if self.batch_size > self.n:
-            raise ValueError(f"batch_size = {self.batch_size!r}: must be at most n ({self.n})")
-        if self.slope == 0 and self.intercept == 0:
-            raise ValueError(
-                "slope = 0.0: must not be 0 with intercept 0 (tol is a share of the line's size)"
-            )
-        return self
-
-
-class OutlierScenario(LineScenario):
-    """A line whose targets, a `fraction` of them chosen by the seed, are shifted by offset."""
-
-    kind: Literal["outliers"]  # type: ignore[assignment]  # each member its own tag
-    fraction: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, lt=0.5)] = 0.1
-    offset: Float = 10.0
-
-
-class HeavyScenario(LineScenario):
-    """A line with Student-t noise of `df` degrees of freedom, times `noise`: heavy tails
-    (below df = 2 the variance is infinite)."""
-
-    kind: Literal["heavy"]  # type: ignore[assignment]  # each member its own tag
-    df: Positive = 1.5
-
-
-Scenario = Annotated[
-    TutorialScenario | LineScenario | OutlierScenario | HeavyScenario,
-    Field(discriminator="kind"),
-]
-ScenarioName = Annotated[str, Field(strict=True, pattern=r"^[a-z][a-z0-9]*$")]  # in cell names
-
-
+# --- study: the batched engine's cells -----------------------------------------------
 class LrGrid(Section):
     """A log grid per optimizer, low to high at per_decade points a decade (DeepOBS: 1e-5
     to 1e2 at 5), plus, for gradient descent with or without momentum, these fractions of
@@ -171,17 +141,20 @@ class LrGrid(Section):
 
     low: Positive
     high: Positive
-    per_decade: Annotated[int, Field(strict=True, ge=1)]
-    near_edge: list[Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]]
+    per_decade: Count
+    near_edge: list[Positive]
+
+    def exponents(self) -> range:
+        """The k of the grid's lrs 10 ** (k / per_decade), low to high (rounded to 9
+        digits first: log10(1e-4) * 5 is -20.000000000000004)."""
+        first = math.ceil(round(math.log10(self.low) * self.per_decade, 9))
+        return range(first, math.floor(round(math.log10(self.high) * self.per_decade, 9)) + 1)
 
     @model_validator(mode="after")
     def _range(self) -> Self:
         if self.high <= self.low:
             raise ValueError(f"high = {self.high!r}: must be greater than low ({self.low!r})")
         return self
-
-
-SeedList = Annotated[list[Annotated[int, Field(strict=True, ge=0)]], Field(min_length=1)]
 
 
 class Seeds(Section):
@@ -198,7 +171,7 @@ class Seeds(Section):
 class StabilityGrid(Section):
     """The fine lr grid around each analytic edge: edge * (1 + k * step), |k step| <= span."""
 
-    steps: Annotated[int, Field(strict=True, ge=1)]
+    steps: Count
     step: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, lt=0.5)]
     span: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, lt=1)]
     tol: Positive  # converged: within tol of the minimiser at the end
@@ -207,13 +180,13 @@ class StabilityGrid(Section):
 class Classification(Section):
     """Points uniform in [-1, 1]^2 labelled by their side of y = 2x; nn.Linear(2, 2)."""
 
-    n: Annotated[int, Field(strict=True, ge=4)]
+    n: Annotated[int, Field(strict=True, ge=4, le=MANY)]
     losses: Annotated[list[ClassLossName], Field(min_length=1)]
     label_smoothing: Fraction  # CrossEntropyLoss's
 
 
 class StudyParams(Section):
-    steps: Annotated[int, Field(strict=True, ge=1)]
+    steps: Count
     dtype: Literal["float32", "float64"]
     scenarios: Annotated[list[ScenarioName], Field(min_length=1)]  # keys of `scenarios`
     losses: Annotated[list[LossName], Field(min_length=1)]  # kwargs: train.losses
@@ -222,10 +195,10 @@ class StudyParams(Section):
     lr: LrGrid
     seeds: Seeds
     engine: Literal["fused", "exact"]  # the fused kernel, or the one bit-identical to torch
-    chunk: Annotated[int, Field(strict=True, ge=1)]  # cells per task (where: env.workers)
+    chunk: Count  # cells per task (where: env.workers)
     stability: StabilityGrid
     classification: Classification
-    trace_points: Annotated[int, Field(strict=True, ge=2)]  # reporting cells: log-spaced steps
+    trace_points: Several  # reporting cells: log-spaced steps
 
 
 class StudyRecord(Section):
@@ -237,8 +210,8 @@ class StudyRecord(Section):
 
 
 class Bootstrap(Section):
-    reps: Annotated[int, Field(strict=True, ge=100)]  # resamples per interval
-    seed: Annotated[int, Field(strict=True, ge=0)]
+    reps: Annotated[int, Field(strict=True, ge=100, le=MANY)]  # resamples per interval
+    seed: Seed
 
 
 class AnalysisParams(Section):
@@ -249,18 +222,18 @@ class AnalysisParams(Section):
 class CompareParams(Section):
     threshold: Positive  # "converged" once the loss falls below this
     tie: NonNegative  # distances to the line closer than this rank equal
-    curve_stride: Annotated[int, Field(strict=True, ge=1)]  # curves.csv keeps every k-th step
+    curve_stride: Count  # curves.csv keeps every k-th step
 
 
 class WalkthroughParams(Section):
-    seed: Annotated[int, Field(strict=True, ge=0)]
+    seed: Seed
     lr: Positive
 
 
 class PublishParams(Section):
     experiment: Name  # the grid's runs
     study_experiment: Name  # the study's runs, one per configuration
-    points: Annotated[int, Field(strict=True, ge=2)]  # per history: log-spaced steps to MLflow
+    points: Several  # per history: log-spaced steps to MLflow
 
 
 class Tolerance(Section):

@@ -7,11 +7,19 @@ MLflow runs be closed as KILLED before exiting 130 or 143 like a shell would.
 An exception raised while a finalizer (`__del__`, a weakref callback) runs is printed and
 swallowed by Python, so the signal is also remembered: long loops call `check()` between
 items and the interrupt is raised again there.
+
+A stage also ends when the process that started it dies (`end_with_parent`): DVC stopped
+by SIGTERM (`kill`, a container stop) exits at once and does not stop the stage, which
+would train on with no one waiting for it, holding a core and DVC's workspace.
 """
 
+import ctypes
 import gc
+import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -68,3 +76,26 @@ def exit_on_signal() -> Iterator[None]:
         _pending.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
+WATCH_S = 0.5  # elsewhere: how often a thread looks for a new parent
+
+
+def end_with_parent(parent: int) -> None:
+    """SIGTERM this process when its parent, `parent` (os.getppid() at start), dies: the
+    kernel's parent-death signal on Linux, a watching thread elsewhere. SIGTERM at once if
+    the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    else:
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(WATCH_S)
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -7,13 +7,17 @@ Prints the tuned winner per scenario and loss, with its interval, and the report
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from pipeline import params
 from pipeline.files import atomic, inputs
-from pipeline.study import analysis, report, train
+from pipeline.study import analysis, columns, report, train
 
-TABLES = ("summary", "classes", "stability", "robustness", "improvement", "profiles", "twins")
+# each written as <out>/<name>.csv; `tables` summarises the parquet tables (for `make drift`)
+TABLES = (
+    "summary", "classes", "stability", "robustness", "improvement", "profiles", "twins", "tables"
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     found = {
         **analysis.tables(cells, tuned, grid, b.reps, b.seed, ran.study.steps),
         "classes": analysis.classes(classes, tuned, b.reps, b.seed),
+        "tables": columns.summary({"cells": cells, "traces": traces, "classes": classes}),
     }
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))
@@ -50,4 +55,4 @@ def main(argv: list[str] | None = None) -> None:
     source = train.source(args.cells, args.traces, args.classes)
     atomic.write_json(args.metrics, {**analysis.headline(found), "source": source})
     print(analysis.winners_text(pd.concat([found["summary"], found["classes"]], ignore_index=True)))
-    print(f"Report: {args.html.resolve().as_uri()}")
+    print(analysis.report_line(args.html, os.environ))

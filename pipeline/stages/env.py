@@ -5,8 +5,9 @@ torch, another thread count or a CPU that runs other kernels shows up as a chang
 dependency. Only what decides numbers is here (pipeline.run.numerics); what merely
 describes the machine (CPU model, host) is not, so another machine computing the same
 bits leaves this file, dvc.lock and git status unchanged. The stage also validates the
-whole params.yaml first: bad params stop the pipeline before DVC deletes any other
-stage's outputs.
+whole params.yaml first, and estimates the work it asks for against env.budget
+(pipeline.run.budget): bad params, or a run of days, stop the pipeline before DVC deletes
+any other stage's outputs.
 """
 
 import argparse
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from pipeline import params
 from pipeline.files import atomic
-from pipeline.run import machine, numerics
+from pipeline.run import budget, machine, numerics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
+    if over := budget.problems(budget.estimate(p), p.env.budget, p.env.workers):
+        params.refuse([f"error: {args.params}: {line}" for line in over], args.params)
     text = machine.cpuinfo()
     found = numerics.fingerprint(
         p.env, machine.cpu_flags(text), platform.machine(), machine.cpu_vendor(text)

@@ -17,6 +17,8 @@ tables() computes all of them (the classification's table is classes(), of its o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -263,3 +265,19 @@ def winners_text(summary: pd.DataFrame) -> str:
             f"stayed {row.stayed_rate:.0%}"
         )
     return "\n".join(lines)
+
+
+def report_line(html: Path, environ: Mapping[str, str]) -> str:
+    """Where to open the report. A queued experiment (`dvc exp run --queue`) runs in a copy
+    of the workspace that is deleted when it ends (cwd is not DVC_ROOT): its report is
+    reached through the experiment."""
+    here, workspace = html.resolve(), Path.cwd().resolve()
+    root, name = environ.get("DVC_ROOT"), environ.get("DVC_EXP_NAME")
+    if root and name and Path(root).resolve() != workspace and here.is_relative_to(workspace):
+        relative = here.relative_to(workspace)
+        applied = (Path(root).resolve() / relative).as_uri()
+        return (
+            f"Report: {relative} of queued experiment {name}, whose copy is deleted when it "
+            f"ends: `dvc exp apply {name}` brings it to {applied}"
+        )
+    return f"Report: {here.as_uri()}"

@@ -2,8 +2,6 @@
 where there is one, fractions of the analytic stability edge; per configuration, the
 tuned lr and the default, reported side by side."""
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 
@@ -19,11 +17,8 @@ Rates = dict[str, tuple[Array, npt.NDArray[np.str_]]]  # name -> (its lrs, each 
 
 def lr_grid(p: params.LrGrid) -> Array:
     """10 ** (k / per_decade) for every k with the value in [low, high]."""
-    k = np.arange(
-        math.ceil(round(math.log10(p.low) * p.per_decade, 9)),
-        math.floor(round(math.log10(p.high) * p.per_decade, 9)) + 1,
-    )
-    return 10.0 ** (k / p.per_decade)
+    k = p.exponents()
+    return 10.0 ** (np.arange(k.start, k.stop) / p.per_decade)
 
 
 def mse_edge(train: params.TrainParams, optimizer: params.OptimizerName, x: Array) -> float:

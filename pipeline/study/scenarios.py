@@ -11,13 +11,18 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from pipeline import params
-from pipeline.files.inputs import InputError, or_exit
+from pipeline.files import inputs
 from pipeline.grid.data import TUTORIAL_LINE, TUTORIAL_X
+from pipeline.params.load import shown
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Array = npt.NDArray[np.float64]
 CLASS_LINE = 2.0  # classification: label 1 above y = 2x, 0 below
@@ -111,31 +116,49 @@ def classes_csv(c: Classes) -> str:
     return "\n".join(lines) + "\n"
 
 
+SCENARIOS_CSV: dict[str, inputs.Kind] = {
+    "scenario": "name", "seed": "index", "point": "index", "x": "number", "y": "number"
+}  # fmt: skip
+CLASSES_CSV: dict[str, inputs.Kind] = {
+    "seed": "index", "point": "index", "x1": "number", "x2": "number", "label": "label"
+}  # fmt: skip
+
+
+def _stale(path: Path, what: str) -> inputs.InputError:
+    return inputs.InputError(f"{path}: {what} (stage generate is stale): run `dvc repro`")
+
+
+def _rows(path: Path, frame: "pd.DataFrame", seeds: list[int], where: str) -> "pd.DataFrame":
+    """`frame`'s rows of `seeds`, by (seed, point), each seed with points 0..n-1 and the
+    same n (the engine trains a data shape at a time); InputError naming what is not."""
+    if missing := [s for s in seeds if s not in set(frame["seed"].tolist())]:
+        raise _stale(path, f"{where}has no data for seeds {shown(missing)}")
+    table = frame.set_index(["seed", "point"]).sort_index()
+    if table.index.has_duplicates:
+        seed, point = table.index[table.index.duplicated()][0]
+        raise _stale(path, f"{where}seed {seed} has point {point} twice")
+    counts = table.groupby(level="seed").size()
+    n = int(counts[seeds[0]])
+    for seed in seeds:
+        points = table.loc[seed].index.tolist()
+        if points != list(range(n)):
+            raise _stale(path, f"{where}seed {seed} has points {shown(points)}, not 0..{n - 1}")
+    return table
+
+
 def read_points(path: Path, p: params.Params) -> dict[str, Points]:
     """The data of every scenario and seed of the study, from `path` (scenarios_csv);
-    InputError naming the stage to rerun when one is missing."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found (run `dvc repro generate`)") from None
+    InputError naming the file, line, column and value of a bad one, or what is missing."""
+    frame = inputs.read_data(path, SCENARIOS_CSV, "generate")
     seeds = study_seeds(p.study)
     found = {}
     for name in p.study.scenarios:
-        rows = frame[frame["scenario"] == name]
-        have = set(rows["seed"].unique().tolist())
-        if missing := [s for s in seeds if s not in have]:
-            raise InputError(
-                f"{path}: scenario {name} has no data for seeds {missing} (stage generate "
-                "is stale): run `dvc repro`"
-            )
-        table = rows.set_index(["seed", "point"]).sort_index()
+        table = _rows(path, frame[frame["scenario"] == name], seeds, f"scenario {name} ")
         x = np.stack([table.loc[s, "x"].to_numpy(np.float64) for s in seeds])
         y = np.stack([table.loc[s, "y"].to_numpy(np.float64) for s in seeds])
         scenario = p.scenarios[name]
         line = (
-            (2.0, 0.0)
+            TUTORIAL_LINE
             if isinstance(scenario, params.TutorialScenario)
             else (scenario.slope, scenario.intercept)
         )
@@ -144,28 +167,20 @@ def read_points(path: Path, p: params.Params) -> dict[str, Points]:
 
 
 def read_points_or_exit(path: Path, p: params.Params) -> dict[str, Points]:
-    with or_exit():
+    with inputs.or_exit():
         return read_points(path, p)
 
 
 def read_classes(path: Path, p: params.Params) -> Classes:
-    """The classification points of every study seed, from `path` (classes_csv)."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path).set_index(["seed", "point"]).sort_index()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found (run `dvc repro generate`)") from None
+    """The classification points of every study seed, from `path` (classes_csv); InputError
+    as read_points."""
     seeds = study_seeds(p.study)
-    if missing := [s for s in seeds if s not in frame.index.get_level_values(0)]:
-        raise InputError(
-            f"{path}: no data for seeds {missing} (stage generate is stale): run `dvc repro`"
-        )
-    x = np.stack([frame.loc[s, ["x1", "x2"]].to_numpy(np.float64) for s in seeds])
-    labels = np.stack([frame.loc[s, "label"].to_numpy(np.int64) for s in seeds])
+    table = _rows(path, inputs.read_data(path, CLASSES_CSV, "generate"), seeds, "")
+    x = np.stack([table.loc[s, ["x1", "x2"]].to_numpy(np.float64) for s in seeds])
+    labels = np.stack([table.loc[s, "label"].to_numpy(np.int64) for s in seeds])
     return Classes(seeds, x, labels)
 
 
 def read_classes_or_exit(path: Path, p: params.Params) -> Classes:
-    with or_exit():
+    with inputs.or_exit():
         return read_classes(path, p)

@@ -49,7 +49,8 @@ def cell_content(
 
 
 def graph_svg(dot: Path, folder: Path) -> list[Path]:
-    """The walkthrough's graph drawn by Graphviz into `folder`, or nothing without it."""
+    """The walkthrough's graph drawn by Graphviz into `folder`, or nothing without it (the
+    parent run's `drawn` artifact: Graphviz's version decides its bytes)."""
     if shutil.which("dot") is None or not dot.exists():
         return []
     svg = folder / "graph.svg"

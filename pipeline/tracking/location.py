@@ -10,7 +10,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
-CONTENT_KEY = "content_key"  # the tag every gradlab run carries: a digest of its content
+CONTENT_KEY = "content_key"  # the tag every gradlab run carries: a digest of its inputs
+PAYLOAD_TAG = "gradlab.payload"  # a digest of what a run holds (store.RunContent.payload)
+OWNER_TAG = "gradlab.host"  # the host of the process that opened a run
 
 
 class TrackingError(RuntimeError):
@@ -64,6 +66,75 @@ def published_keys(uri: str, experiment: str) -> tuple[str, set[str]] | None:
     except sqlite3.Error:
         return None  # schema moved or file locked: let MLflow answer
     return str(row[0]), {k for (k,) in keys}
+
+
+Holdings = tuple[str, dict[str, list[str | None]], bool]
+
+
+def holdings(uri: str, experiment: str) -> Holdings | None:
+    """(experiment id, the payload tag of each FINISHED run by content key, whether a run of
+    gradlab's is RUNNING) read straight from a SQLite store, or None when that is not
+    possible. Lets a publish with nothing to do skip `import mlflow` (~1.4 s)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute(
+                "SELECT experiment_id FROM experiments "
+                "WHERE name = ? AND lifecycle_stage = 'active'",
+                (experiment,),
+            ).fetchone()
+            if row is None:
+                return None
+            finished = db.execute(
+                "SELECT k.value, p.value FROM runs r "
+                "JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = ? "
+                "LEFT JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = ? "
+                "WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active' "
+                "AND r.status = 'FINISHED'",
+                (CONTENT_KEY, PAYLOAD_TAG, row[0]),
+            ).fetchall()
+            running = db.execute(
+                "SELECT count(*) FROM runs r JOIN tags h ON h.run_uuid = r.run_uuid "
+                "AND h.key = ? WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active' "
+                "AND r.status = 'RUNNING'",
+                (OWNER_TAG, row[0]),
+            ).fetchone()[0]
+    except sqlite3.Error:
+        return None  # schema moved or file locked: let MLflow answer
+    found: dict[str, list[str | None]] = {}
+    for key, payload in finished:
+        found.setdefault(key, []).append(payload)
+    return str(row[0]), found, bool(running)
+
+
+def empty(uri: str, experiments: list[str]) -> str | None:
+    """A note when the SQLite store at `uri` holds no run of `experiments` (mlflow.db
+    deleted, or never published to): the UI would open on nothing. None otherwise."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    held = {name: holdings(uri, name) for name in experiments}
+    if any(found and found[1] for found in held.values()):
+        return None
+    return (
+        f"note: {uri} holds no runs of {' or '.join(experiments)}: `make publish` fills it "
+        "from the pipeline's outputs, without retraining"
+    )
+
+
+def say_if_empty(root: Path | None = None) -> None:
+    """Print `empty`'s note for the local store of `root` (the working directory), with
+    the experiments params.yaml names (`make ui` calls this first)."""
+    from pipeline import params
+
+    folder = root or Path.cwd()
+    p = params.load(folder / "params.yaml").publish
+    uri = f"sqlite:///{folder.resolve()}/mlflow.db"
+    if note := empty(uri, [p.experiment, p.study_experiment]):
+        print(note)
 
 
 def ui_hint(uri: str, experiment_id: str) -> str:

@@ -7,12 +7,13 @@ params.yaml: a cell's params always match its histories. Before anything is sent
 reports are checked against the outputs they say they were made from: a ranking or an
 analysis made from other outputs is refused, naming the stale stage. Runs are keyed by
 content, so publishing what is already there adds nothing; that check reads SQLite
-directly, so a publish with nothing new costs no `import mlflow`.
+directly, so a publish with nothing new costs no `import mlflow`. Every trace is checked
+against the digest train's manifest records before anything is sent (a trace edited after
+training would otherwise land under its genuine content key).
 """
 
 import json
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,9 +58,25 @@ class StudyOutputs:
 
 
 def checked_grid(out: GridOutputs) -> tuple[Manifest, str]:
-    """(train's manifest, the ranking's text); InputError when compare's ranking was not
-    made from the training outputs there now."""
+    """(train's manifest, the ranking's text); InputError, one line per file, when a trace
+    is not the one train's manifest records (its sha256), or compare's ranking was not made
+    from the training outputs there now. Nothing reaches MLflow before this passes."""
     trained = Manifest.read(out.traces)
+    wrong = []
+    for entry in trained.entries:
+        path = out.traces / f"{entry.cell.name}.csv"
+        try:
+            found = sha(path.read_bytes())
+        except FileNotFoundError:
+            wrong.append(f"{path}: file not found (run `dvc repro train`)")
+            continue
+        if found != entry.trace:
+            wrong.append(
+                f"{path}: sha256 {found[:12]} where train's manifest records "
+                f"{entry.trace[:12]} (changed after training): `make heal` restores it"
+            )
+    if wrong:
+        raise inputs.InputError("\n".join(wrong))
     ranking = out.ranking.read_text(encoding="utf-8") if out.ranking.exists() else ""
     if stamped(ranking) != trained.source:
         raise inputs.InputError(
@@ -140,25 +157,22 @@ def publish_grid(
     keys = [e.key(trained.data) for e in trained.entries]
     reports = [out.ranking, *sorted(out.reports), *sorted(out.plots.glob("*.png"))]
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
-    known = location.published_keys(uri, p.experiment)
-    if known and known[1].issuperset([*keys, parent_key]):
-        return store.Outcome(known[0], 0, len(keys)), parent_key
     common = {**tags(root, out.env), "data_hash": trained.data[:16]}
     contents = [
         grid_runs.cell_content(e, trained.data, out.traces, out.plots, common, p.points)
         for e in trained.entries
     ]
-    with tempfile.TemporaryDirectory(prefix="gradlab-publish-") as tmp:
-        dot = next((r for r in out.reports if r.name == "graph.dot"), Path("-"))
-        parent = store.RunContent(
-            name=f"grid-{parent_key[:8]}",
-            key=parent_key,
-            tags=common,
-            artifacts=reports + grid_runs.graph_svg(dot, Path(tmp)),
-            params={"cells": str(len(keys)), "points": str(p.points), "source": trained.source},
-        )
-        progress = partial(tqdm, desc="publish grid", unit="run")
-        return store.publish(uri, p.experiment, contents, parent, root, progress), parent_key
+    dot = next((r for r in out.reports if r.name == "graph.dot"), Path("-"))
+    parent = store.RunContent(
+        name=f"grid-{parent_key[:8]}",
+        key=parent_key,
+        tags=common,
+        artifacts=reports,
+        params={"cells": str(len(keys)), "points": str(p.points), "source": trained.source},
+        drawn=partial(grid_runs.graph_svg, dot),
+    )
+    progress = partial(tqdm, desc="publish grid", unit="run")
+    return store.publish(uri, p.experiment, contents, parent, root, progress), parent_key
 
 
 def publish_study(
@@ -169,20 +183,15 @@ def publish_study(
     files = [out.cells, out.traces, out.classes, *summaries, *sorted(out.reports)]
     names = [name for path in summaries for name in study_runs.configs(path)]
     parent_key, run_keys = study_runs.keys(files, names)
-    known = location.published_keys(uri, p.study_experiment)
-    if known and known[1].issuperset([*run_keys.values(), parent_key]):
-        return store.Outcome(known[0], 0, len(names)), parent_key
-    import pandas as pd
-
     common = tags(root, env)
-    summary = pd.read_csv(out.summary)
     report_rows = [("part", "==", "report")]  # all a run needs of the per-cell tables
-    cells = pd.read_parquet(out.cells, filters=report_rows)
-    traces = pd.read_parquet(out.traces, filters=report_rows)
+    cells, traces, classes = (
+        inputs.read_table(path, "study", report_rows)
+        for path in (out.cells, out.traces, out.classes)
+    )
+    summary, class_summary = (inputs.read_table(path, "analysis") for path in summaries)
     seeds = sorted(train.read_record(out.manifest).study.seeds.tune)
     contents = study_runs.contents(summary, cells, traces, run_keys, common, seeds)
-    classes = pd.read_parquet(out.classes, filters=report_rows)
-    class_summary = pd.read_csv(out.class_summary)
     contents += study_runs.contents(class_summary, classes, None, run_keys, common, seeds)
     parent = store.RunContent(
         name=f"study-{parent_key[:8]}",
@@ -238,9 +247,12 @@ class Published:
         }
 
     def summary(self, uri: str) -> str:
-        """The lines the stage prints: what was created and found, and how to look."""
+        """The lines the stage prints: what was replaced or closed and why, what was
+        created and found, and how to look."""
         return "\n".join(
             [
+                *self.grid.notes,
+                *self.study.notes,
                 f"MLflow ({uri}):",
                 counted("grid", "cell", self.grid, self.grid_seconds),
                 counted("study", "configuration", self.study, self.study_seconds),
@@ -270,4 +282,5 @@ def publish(
 def counted(label: str, kind: str, outcome: store.Outcome, seconds: float) -> str:
     """One line of the printed summary: what a publish created and found."""
     found = f"{outcome.created} new {kind} runs, {outcome.present} already there"
-    return f"  {label}: {found} ({seconds:.1f} s)"
+    replaced = f", {outcome.replaced} replaced" if outcome.replaced else ""
+    return f"  {label}: {found}{replaced} ({seconds:.1f} s)"

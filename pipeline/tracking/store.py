@@ -1,36 +1,45 @@
-"""The one module that talks to MLflow.
+"""The one module that creates MLflow runs: what publish asks for, once per content key.
 
-Publishing is idempotent: each run carries a content key (a digest of its settings, data
-and results) and a run is only created for keys that have no FINISHED run yet. That makes
-a second `dvc repro`, a forced rerun with identical results and a DVC run-cache restore
-add nothing, while a deleted mlflow.db is filled again on the next run.
+Publishing is idempotent, across processes and hosts: under the store's lock
+(pipeline.tracking.lock) a run is created only for a content key without a FINISHED run
+that holds its content (pipeline.tracking.ledger: a wrong or second run of a key is
+replaced, and runs a gone publish left RUNNING are closed). A second `dvc repro`, a forced
+rerun with identical results, a run-cache restore, a second checkout publishing the same
+outputs add nothing; a deleted mlflow.db is filled again. A resumed publish puts its runs
+under the parent the interrupted one opened.
 """
 
-import fcntl
+import hashlib
+import json
+import logging
 import os
-import socket
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.files.atomic import DiskFull, full
 from pipeline.run import interrupt
 from pipeline.run.interrupt import Terminated
-from pipeline.tracking import location
+from pipeline.tracking import ledger, location, lock
 from pipeline.tracking.location import CONTENT_KEY, TrackingError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities import Run
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
-HOST_TAG, PID_TAG = "gradlab.host", "gradlab.pid"  # to find runs a killed process left open
-LOCK_FILE = ".gradlab-publish.lock"
+HOST_TAG, PID_TAG = lock.HOST_TAG, lock.PID_TAG
+POINT_BYTES = 350  # what a metric point takes in a SQLite store, with its indexes
 
 
 Progress = Callable[[Iterable["RunContent"]], Iterable["RunContent"]]  # e.g. tqdm
+
+
+def _none(folder: Path) -> list[Path]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -38,11 +47,27 @@ class RunContent:
     """Everything one MLflow run holds."""
 
     name: str
-    key: str  # content key: equal content, equal key
+    key: str  # content key: what the run is made of (equal inputs, equal key)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[tuple[str, float, int]] = field(default_factory=list)  # key, value, step
     artifacts: list[Path] = field(default_factory=list)
+    # artifacts drawn into a folder when the run is created (Graphviz's SVG): its version
+    # decides their bytes, so they are no part of the payload
+    drawn: Callable[[Path], list[Path]] = _none
+
+    @cached_property
+    def payload(self) -> str:
+        """A digest of what the run holds but its tags (commit, host: who published it):
+        its name, params, every metric point and each artifact's name and bytes."""
+        digest = hashlib.sha256()
+        head = {"name": self.name, "params": sorted(self.params.items())}
+        digest.update(json.dumps(head).encode())
+        for key, value, step in sorted(self.metrics):
+            digest.update(f"{key}\0{step}\0{float(value).hex()}\n".encode())
+        for path in self.artifacts:
+            digest.update(f"{path.name}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -50,28 +75,16 @@ class Outcome:
     experiment_id: str
     created: int  # cell runs created now
     present: int  # cell runs that were already there
+    replaced: int = 0  # runs replaced: wrong content, or a second run of a key
+    notes: list[str] = field(default_factory=list)  # what was replaced or closed, and why
 
 
-@contextmanager
-def _exclusive(root: Path) -> Iterator[None]:
-    """One publisher at a time on this machine: no duplicate runs from parallel
-    `dvc queue` workers, no SQLite schema-migration race on a fresh database."""
-    with open(root / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+class _NoTraceback(logging.Filter):
+    """MLflow logs the traceback of a database error it then raises: publish says it in
+    one line instead (a full disk, a locked or unreachable database)."""
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None
 
 
 def _client(uri: str) -> "MlflowClient":
@@ -79,6 +92,10 @@ def _client(uri: str) -> "MlflowClient":
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     from mlflow import MlflowClient
+
+    logger = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _NoTraceback) for f in logger.filters):
+        logger.addFilter(_NoTraceback())
 
     if uri.startswith("sqlite:"):
         from sqlalchemy import event
@@ -90,35 +107,19 @@ def _client(uri: str) -> "MlflowClient":
 
 
 def _experiment_id(client: "MlflowClient", name: str, root: Path, uri: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     found = client.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
     # a local store keeps artifacts beside mlflow.db, never in the (temporary) cwd
     location = (root / "mlartifacts").resolve().as_uri() if uri.startswith("sqlite:") else None
-    return str(client.create_experiment(name, artifact_location=location))
-
-
-def _runs(client: "MlflowClient", experiment_id: str, status: str) -> Iterator["Run"]:
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id], f"attributes.status = '{status}'", max_results=1000, page_token=token
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _close_abandoned(client: "MlflowClient", experiment_id: str) -> int:
-    """Mark KILLED the runs a dead gradlab process on this host left RUNNING."""
-    host, closed = socket.gethostname(), 0
-    for run in _runs(client, experiment_id, "RUNNING"):
-        tags = run.data.tags
-        if tags.get(HOST_TAG) == host and not _alive(int(tags.get(PID_TAG, "0") or 0)):
-            client.set_terminated(run.info.run_id, "KILLED")
-            closed += 1
-    return closed
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except MlflowException as e:  # another publisher created it a moment ago
+        if (again := client.get_experiment_by_name(name)) is None:
+            raise e from None
+        return str(again.experiment_id)
 
 
 def _log(client: "MlflowClient", run_id: str, content: RunContent) -> None:
@@ -132,6 +133,10 @@ def _log(client: "MlflowClient", run_id: str, content: RunContent) -> None:
     )
     for path in content.artifacts:
         client.log_artifact(run_id, str(path))
+    with tempfile.TemporaryDirectory(prefix="gradlab-publish-") as folder:
+        for path in content.drawn(Path(folder)):
+            client.log_artifact(run_id, str(path))
+    client.set_tag(run_id, location.PAYLOAD_TAG, content.payload)
 
 
 def publish(
@@ -142,29 +147,75 @@ def publish(
     root: Path,
     progress: Progress = iter,
 ) -> Outcome:
-    """Create the runs whose content key has no FINISHED run yet, cells nested under a new
-    parent run. On any exception the runs opened here end FAILED, on SIGINT/SIGTERM KILLED."""
+    """Make the experiment hold each of `cells` once, nested under `parent`, whatever it
+    held before. On any exception the runs opened here end FAILED, on SIGINT/SIGTERM
+    KILLED. Nothing to do (SQLite, read directly): no `import mlflow`."""
     location.check(uri)
+    if (held := location.holdings(uri, experiment)) is not None:
+        experiment_id, finished, running = held
+        wanted = [*cells, parent]
+        if not running and all(finished.get(c.key) == [c.payload] for c in wanted):
+            return Outcome(experiment_id, 0, len(cells))
     location.reachable(uri)
     from mlflow.exceptions import MlflowException  # ~1.4 s: only when there is work to do
 
     try:
-        client = _client(uri)
-        with _exclusive(root):
+        with lock.file_lock(uri) as held_file:
+            client = _client(uri)
             experiment_id = _experiment_id(client, experiment, root, uri)
-            _close_abandoned(client, experiment_id)
-            done = {r.data.tags.get(CONTENT_KEY) for r in _runs(client, experiment_id, "FINISHED")}
-            todo = [c for c in cells if c.key not in done]
-            if todo or parent.key not in done:
-                _publish_new(client, experiment_id, todo, parent, progress)
-    except MlflowException as e:
-        raise TrackingError(_explain(uri, str(e).splitlines()[0])) from None
-    except ModuleNotFoundError as e:  # a database URI whose driver is not installed
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri!r} needs the Python module {e.name!r}, which is not "
-            "installed; for PostgreSQL use postgresql+psycopg2://... (psycopg2 is installed)"
-        ) from None
-    return Outcome(experiment_id, len(todo), len(cells) - len(todo))
+            with lock.claim(client, experiment_id, held_file) as holder:
+                return _settle(client, experiment_id, cells, parent, holder, progress)
+    except Exception as e:
+        if (path := _full_at(e, uri, root)) is not None:  # the database or the artifacts
+            kept = "the runs finished are kept, `make publish` adds the rest"
+            raise DiskFull(path, _size([*cells, parent]), kept) from None
+        if isinstance(e, MlflowException):
+            raise TrackingError(_explain(uri, str(e).splitlines()[0])) from None
+        if isinstance(e, ModuleNotFoundError):  # a database URI whose driver is missing
+            raise TrackingError(
+                f"MLFLOW_TRACKING_URI={uri!r} needs the Python module {e.name!r}, which is "
+                "not installed; for PostgreSQL use postgresql+psycopg2://... (psycopg2 is)"
+            ) from None
+        raise
+
+
+def _full_at(error: BaseException | None, uri: str, root: Path) -> Path | None:
+    """Where a full disk is behind `error`: the file it names, the SQLite database (which
+    says so in words), else the artifacts' folder; None when it is not a full disk."""
+    while error is not None:
+        if full(error):
+            name = error.filename if isinstance(error, OSError) else None
+            return Path(name) if name else root / "mlartifacts"
+        if "database or disk is full" in str(error):
+            return lock.sqlite_path(uri) or Path(uri)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _size(contents: list[RunContent]) -> int:
+    """About the bytes `contents` take in a store: their artifacts, and POINT_BYTES per
+    metric point (a SQLite store here: 26 MB for 73,402 points with their indexes)."""
+    artifacts = sum(path.stat().st_size for c in contents for path in c.artifacts)
+    return artifacts + POINT_BYTES * sum(len(c.metrics) for c in contents)
+
+
+def _settle(
+    client: "MlflowClient",
+    experiment_id: str,
+    cells: list[RunContent],
+    parent: RunContent,
+    holder: lock.Holder,
+    progress: Progress,
+) -> Outcome:
+    """Under the lock: close stale runs, settle every key, create what is missing."""
+    notes = ledger.close_stale(client, experiment_id, holder.id)
+    book = ledger.Ledger.read(client, experiment_id)
+    todo = [c for c in cells if book.settle(client, c) is None]
+    parent_id = book.settle(client, parent)
+    if todo or parent_id is None:
+        _publish_new(client, experiment_id, todo, parent, parent_id, holder, progress)
+    notes += book.notes
+    return Outcome(experiment_id, len(todo), len(cells) - len(todo), book.replaced, notes)
 
 
 def _explain(uri: str, error: str) -> str:
@@ -187,9 +238,13 @@ def _publish_new(
     experiment_id: str,
     todo: list[RunContent],
     parent: RunContent,
+    parent_id: str | None,
+    holder: lock.Holder,
     progress: Progress,
 ) -> None:
-    owner = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    """Create the runs of `todo` under the parent run `parent_id`; without one, under the
+    run of the parent's key a publish left unfinished (adopted), else a new one."""
+    owner = {**lock.owner(), lock.LOCK_TAG: holder.id}
     open_runs: list[str] = []
 
     def start(content: RunContent, extra: dict[str, str]) -> str:
@@ -199,17 +254,25 @@ def _publish_new(
         return run_id
 
     try:
-        parent_id = start(parent, {})
+        finished = parent_id is not None
+        if parent_id is None and (parent_id := ledger.adoptable(client, experiment_id, parent.key)):
+            client.update_run(parent_id, status="RUNNING")  # resumed: one parent, not two
+            for key, value in owner.items():
+                client.set_tag(parent_id, key, value)
+            open_runs.append(parent_id)
+        parent_id = parent_id or start(parent, {})
         for content in progress(todo):
             interrupt.check()  # a signal swallowed inside an MLflow finalizer stops us here
+            holder.heartbeat()
             run_id = start(content, {PARENT_RUN_TAG: parent_id})
             _log(client, run_id, content)
             client.set_terminated(run_id, "FINISHED")
             open_runs.remove(run_id)
         interrupt.check()
-        _log(client, parent_id, parent)
-        client.set_terminated(parent_id, "FINISHED")
-        open_runs.remove(parent_id)
+        if not finished:
+            _log(client, parent_id, parent)
+            client.set_terminated(parent_id, "FINISHED")
+            open_runs.remove(parent_id)
     except BaseException as e:
         status = "KILLED" if isinstance(e, KeyboardInterrupt | Terminated) else "FAILED"
         for run_id in reversed(open_runs):

@@ -300,7 +300,7 @@ def test_main_compares_with_an_older_revision(repo: Path) -> None:
         ("unknown revision", "error: no baseline reports/cells.csv at nope: fatal: "),
         ("not committed", "error: no baseline reports/cells.csv at HEAD: fatal: "),
         ("no current table", "error: reports/cells.csv: not found (rebuild the study"),
-        ("not a table", "error: reports/cells.csv: no column 'cell' or 'config' first"),
+        ("not a table", "error: reports/cells.csv: no column 'cell', 'config' or 'column' first"),
         ("bad params", "error: params.yaml: drift.default.abs = -1.0: "),
         ("unknown metric", "error: params: drift.metrics.clip_fractoin: no such metric; known: "),
     ],
@@ -328,9 +328,11 @@ def test_main_exits_2_with_one_error_line_on_bad_input(
 
 
 # --- the command the workflow runs -----------------------------------------------------------
-def test_make_drift_runs_main_with_the_dvc_yaml_paths(repo: Path) -> None:
-    """`make drift` (the workflow's drift step) calls this main with dvc.yaml's output paths:
-    the grid's cells, the study's summary and stability tables, the environment."""
+def test_make_drift_covers_every_table_the_study_reports(repo: Path) -> None:
+    """`make drift` (the workflow's drift step) calls this main with the grid's cells and
+    every per-row CSV table the study and its analysis write (dvc.yaml), the parquet
+    tables' summary among them: a changed classification row or parquet column is drift
+    (classes.csv and the parquet tables were not compared: a NaN there read "identical")."""
     if shutil.which("make") is None:
         missing("make is not installed")
     dry = subprocess.run(
@@ -341,25 +343,31 @@ def test_make_drift_runs_main_with_the_dvc_yaml_paths(repo: Path) -> None:
     argv = shlex.split(line.split("-m pipeline drift", 1)[1])
     stages = deps.stages(ROOT)
     cells_out = next(iter(stages["train"]["plots"][0]))  # a plot: keeps DVC's run cache on
-    analysis_outs = [next(iter(o)) for o in stages["analysis"]["outs"]]
-    study_tables = [o for o in analysis_outs if o.endswith(("summary.csv", "stability.csv"))]
+    outs = [o for s in ("study", "analysis") for o in stages[s]["outs"] if isinstance(o, dict)]
+    study_tables = [next(iter(o)) for o in outs if next(iter(o)).endswith(".csv")]
     env_out = next(iter(stages["env"]["outs"][0]))
-    assert argv == [
-        "--params",
-        "params.yaml",
-        "--env",
-        env_out,
-        "--tables",
-        cells_out,
-        *study_tables,
-    ]
-    for table in study_tables:
-        write_table(repo / table, {"noisy-mse-sgd-none": {"iqm_steps": 4.0, "agrees": "True"}})
+    assert argv[:5] == ["--params", "params.yaml", "--env", env_out, "--tables"]
+    assert argv[5] == cells_out and sorted(argv[6:]) == sorted(study_tables)
+    assert {"reports/study/classes.csv", "reports/study/tables.csv"} <= set(argv[6:])
+    for table in argv[6:]:
+        write_table(repo / table, {"classes-ce-adam-none": {"iqm_steps": 4.0, "agrees": "True"}})
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "study tables")
     assert exit_code(argv) == 0
-    edit(repo / study_tables[0], **{"noisy-mse-sgd-none": {"iqm_steps": 5.0}})
-    assert exit_code(argv) == stage.EXIT_DRIFT
+    for table in ("reports/study/classes.csv", "reports/study/tables.csv"):
+        edit(repo / table, **{"classes-ce-adam-none": {"iqm_steps": 5.0}})
+        assert exit_code(argv) == stage.EXIT_DRIFT, table
+        git(repo, "checkout", "--", table)
+
+
+def test_tables_keyed_by_labels_are_compared_row_by_row() -> None:
+    """A table without a name column (improvement.csv: clip, optimizer, versus) keys its
+    rows by its leading labels, so a changed probability names its row."""
+    text = "clip,optimizer,versus,probability\nnorm,adam,sgd,0.5\nnone,adam,sgd,0.25\n"
+
+    rows = check.read_table(text, "improvement.csv")
+
+    assert rows == {"norm/adam/sgd": {"probability": 0.5}, "none/adam/sgd": {"probability": 0.25}}
 
 
 def test_real_training_rerun_is_identical(repo: Path, raw_params: dict) -> None:

@@ -55,3 +55,21 @@ def test_or_exit_prints_each_line_and_exits_2(capsys: pytest.CaptureFixture[str]
 
     assert exit_.value.code == 2
     assert capsys.readouterr().err.splitlines() == ["error: first problem", "error: second problem"]
+
+
+@pytest.mark.parametrize(("name", "data"), [("cells.parquet", b"PAR1" + b"\0" * 100),
+                                            ("tuned.csv", b'a,b\n"1,2\n')])  # fmt: skip
+def test_an_unreadable_table_is_named_in_one_line_with_the_fix(
+    tmp_path: Path, name: str, data: bytes
+) -> None:
+    """A parquet file without its footer (truncated) or a broken CSV: InputError naming the
+    file, the format's complaint and `make heal` (it was an ArrowInvalid traceback)."""
+    path = tmp_path / name
+    path.write_bytes(data)
+
+    with pytest.raises(InputError) as caught:
+        inputs.read_table(path, "study")
+
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"{path}: not a readable {path.suffix[1:]} table (")
+    assert line.endswith("`make heal` restores or rebuilds it (stage study)") and len(line) < 400

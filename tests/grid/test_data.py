@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline import params
+from pipeline.files.inputs import InputError
 from pipeline.grid import data
 
 
@@ -59,5 +60,5 @@ def test_points_file_reads_back_as_the_same_floats(tmp_path: Path) -> None:
 
 def test_a_missing_points_file_names_the_stage_that_writes_it(tmp_path: Path) -> None:
     """read_points of a missing file says to run `dvc repro generate`."""
-    with pytest.raises(data.DataError, match=r"file not found \(run `dvc repro generate`\)"):
+    with pytest.raises(InputError, match=r"file not found \(run `dvc repro generate`\)"):
         data.read_points(tmp_path / "points.csv")

@@ -147,7 +147,8 @@ def test_an_edited_params_file_gets_a_note_on_restoring_it(
     tmp_path: Path, raw_params: dict, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Refused params that differ from the last commit (as a failed `dvc exp run -S` leaves
-    them) end with a note naming `git checkout params.yaml`; committed ones do not."""
+    them) end with a note naming `git checkout HEAD -- params.yaml`, which also restores
+    edits `dvc exp run` staged; committed ones do not."""
     path = write_params(tmp_path / "params.yaml", _set(raw_params, "train.steps", 0))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "bad but committed"]):
@@ -163,7 +164,7 @@ def test_an_edited_params_file_gets_a_note_on_restoring_it(
     err = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 2 and "note:" not in committed_err
     assert err[0].startswith("error: ") and "train.steps = -1" in err[0]
-    assert err[1].startswith("note: ") and "`git checkout params.yaml`" in err[1]
+    assert err[1].startswith("note: ") and "`git checkout HEAD -- params.yaml`" in err[1]
 
 
 @pytest.mark.parametrize("stage", ["env", "generate"])
@@ -186,3 +187,53 @@ def test_stage_exits_2_with_one_line_per_problem_and_writes_nothing(
     assert len(lines) == 2 and all(line.startswith("error: ") for line in lines), run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _bomb(levels: int) -> str:
+    """YAML whose last alias expands to 9**levels leaves (the "billion laughs" shape)."""
+    lines = ["lol:", "  a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_bomb_is_refused_in_one_short_line(tmp_path: Path) -> None:
+    """params.yaml with a 9^7-leaf alias bomb: the check prints one line of a few hundred
+    characters naming the file and the cause, exit 2 (it printed 17 MB as one "line")."""
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text() + _bomb(7))
+
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "env",
+            "--params",
+            str(path),
+            "--out",
+            str(tmp_path / "x.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    (line,) = run.stderr.splitlines()
+    assert run.returncode == 2 and len(line) < 400, line[:400]
+    assert str(path) in line and "aliases" in line and "YAML bomb" in line
+
+
+def test_values_in_messages_are_cut_to_a_readable_length(raw_params: dict) -> None:
+    """A 100,000-character name shows its start and end in a short line; a 50,000-item
+    list of bad seeds gives 20 lines, then one counting the rest."""
+    with pytest.raises(params.ParamsError) as long_name:
+        params.parse(_set(raw_params, "publish.experiment", "x" * 100_000 + "!"))
+    with pytest.raises(params.ParamsError) as many:
+        params.parse(_set(raw_params, "study.seeds.tune", ["bad"] * 50_000))
+
+    (name,) = long_name.value.problems
+    assert len(name) < 300 and "publish.experiment = 'xxxx" in name and "x!'" in name
+    problems = many.value.problems
+    assert len(problems) == 21 and problems[-1].endswith("and 49,980 more problems")
+    assert all(len(line) < 300 for line in problems)

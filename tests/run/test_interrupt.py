@@ -3,11 +3,16 @@
 import gc
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from pipeline.run import interrupt
+from tests.conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +57,36 @@ def test_handlers_are_restored_and_nothing_is_pending_afterwards() -> None:
         pass
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
     interrupt.check()
+
+
+def test_a_process_ends_when_its_parent_dies(tmp_path: Path) -> None:
+    """A child armed with end_with_parent gets SIGTERM when its parent is killed (-9): it
+    is gone within a second instead of running on with another parent."""
+    child = (
+        "import os, signal, sys, time; from pipeline.run import interrupt; "
+        "interrupt.end_with_parent(os.getppid()); print(os.getpid(), flush=True); time.sleep(60)"
+    )
+    parent = (
+        "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
+        "p.wait()"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", parent, child], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        pid = int(proc.stdout.readline())
+        proc.kill()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

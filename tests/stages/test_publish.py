@@ -1,17 +1,21 @@
 """Stage publish: MLflow gets what train wrote, never what params.yaml says now."""
 
+import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 
 from pipeline import grid, params
 from pipeline.grid import trace
 from pipeline.grid.manifest import Manifest
 from pipeline.stages import compare, env, generate, publish, train, walkthrough
-from pipeline.tracking import grid_runs
+from pipeline.tracking import grid_runs, store
 from pipeline.tracking import publish as publishing
+from pipeline.tracking.location import PAYLOAD_TAG
 from tests.conftest import BIN, copy_project, missing, sandbox_env, small_grid, write_params
 
 
@@ -179,7 +183,7 @@ def test_publish_after_a_failed_experiment_publishes_what_was_trained(
     )
     said = failed.stdout + failed.stderr
     assert failed.returncode != 0 and "train.optimizers.sgd.lr = -1" in said
-    assert "`git checkout params.yaml` restores the committed values" in said
+    assert "`git checkout HEAD -- params.yaml` restores the committed values" in said
     left = params.read_yaml(root / "params.yaml")
     assert left["train"]["steps"] == 100  # type: ignore[index]  # DVC's behaviour
     left["train"]["optimizers"]["sgd"]["lr"] = 0.05  # type: ignore[index]  # the user fixes lr
@@ -199,3 +203,91 @@ def test_publish_after_a_failed_experiment_publishes_what_was_trained(
 
     assert "Traceback" not in again.stderr and "not trained: huber-sgd-none" in again.stderr
     assert len(cell_runs(root)) == 8
+
+
+# --- wrong numbers never reach MLflow (issue 21) ----------------------------------------------
+def test_a_trace_changed_after_training_is_refused_before_anything_is_sent(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One number of a trace replaced by a valid but wrong one (999.0): publish exits 2
+    with one line naming the trace, its digest against the manifest's and `make heal`;
+    no store is created (it published `loss [(0, 999.0)]` under the genuine key)."""
+    root = tmp_path / "p"
+    shutil.copytree(project, root)
+    trace_csv = root / "traces/mse-sgd-none.csv"
+    lines = trace_csv.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[1] = "999.0"  # the loss at step 0
+    trace_csv.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+
+    with pytest.raises(SystemExit) as exit_:
+        publish.main(publish_argv(root))
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and line.startswith(f"error: {trace_csv}: sha256 ")
+    assert "train's manifest records" in line and "`make heal`" in line
+    assert not (root / "mlflow.db").exists()
+
+
+def _wrong_grid_runs(root: Path, uri: str, tagged: bool) -> str:
+    """What a publish that did not check its traces left: the grid's runs with one cell's
+    loss at step 0 replaced by 999.0, under its genuine content key (without the payload
+    tag, as before it existed, or with the tag of what it holds); that cell's key."""
+    trained = Manifest.read(root / "traces")
+    p = params.load(root / "params.yaml").publish
+    contents = [
+        grid_runs.cell_content(
+            e, trained.data, root / "traces", root / "reports/plots", {}, p.points
+        )
+        for e in trained.entries
+    ]
+    first = contents[0]
+    metrics = [(k, 999.0 if (k, s) == ("loss", 0) else v, s) for k, v, s in first.metrics]
+    contents[0] = replace(first, metrics=metrics)
+    store.publish(uri, p.experiment, contents, store.RunContent("old", "old-parent"), root)
+    client = MlflowClient(uri)
+    if not tagged:
+        for run in client.search_runs([client.get_experiment_by_name(p.experiment).experiment_id]):
+            client.delete_tag(run.info.run_id, PAYLOAD_TAG)
+    return first.key
+
+
+@pytest.mark.parametrize("tagged", [False, True], ids=["published-before-payload-tags", "tagged"])
+def test_a_wrong_run_under_a_genuine_key_is_replaced_by_the_right_one(
+    project: Path, tmp_path: Path, tagged: bool
+) -> None:
+    """A FINISHED run whose loss history is not its trace's (999.0 at step 0) under the
+    cell's genuine key: the next publish replaces it (deleted, tagged with why, one line
+    saying so) with a run holding the trace's numbers; every key then has exactly one
+    FINISHED run (publish said "0 new cell runs, 8 already there" and kept it for good)."""
+    root = tmp_path / "p"
+    shutil.copytree(project, root)
+    uri = f"sqlite:///{root}/mlflow.db"
+    key = _wrong_grid_runs(root, uri, tagged)
+    out = publishing.GridOutputs(
+        root / "reports/env.json", root / "traces", root / "reports/compare.md",
+        root / "reports/plots",
+        [root / "reports/cells.csv", *sorted((root / "reports/walkthrough").glob("*"))],
+    )  # fmt: skip
+    trained, _ = publishing.checked_grid(out)
+
+    outcome, _ = publishing.publish_grid(
+        out, trained, params.load(root / "params.yaml").publish, root, uri
+    )
+
+    assert (outcome.created, outcome.present, outcome.replaced) == (1, 7, 1)
+    (note,) = outcome.notes
+    assert (
+        note.startswith("replaced run mse-sgd-none (")
+        and "loss at step 0 is 999.0 in MLflow" in note
+    )
+    client = MlflowClient(uri)
+    runs = cell_runs(root)
+    assert sorted(r.data.tags["content_key"] for r in runs) == sorted(
+        e.key(trained.data) for e in trained.entries
+    )
+    (right,) = [r for r in runs if r.data.tags["content_key"] == key]
+    first = trace.read_frame(root / "traces/mse-sgd-none.csv")["loss"].iloc[0]
+    assert client.get_metric_history(right.info.run_id, "loss")[0].value == float(first)
+    gone = client.search_runs([right.info.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert [r.data.tags["gradlab.replaced"][:25] for r in gone] == ["loss at step 0 is 999.0 i"]

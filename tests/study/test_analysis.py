@@ -3,6 +3,7 @@ tables and on real engine runs of tiny studies (stability edges, robustness, rli
 probability of improvement, AlgoPerf's profiles, the headline figures)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -397,3 +398,24 @@ def test_headline_has_the_documented_keys_and_only_finite_numbers(
     for leaf in leaves(head):
         assert isinstance(leaf, int | float) and not isinstance(leaf, bool), leaf
         assert math.isfinite(leaf), leaf
+
+
+def test_a_queued_experiment_links_its_report_through_the_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a queued experiment's temporary copy (cwd under DVC_ROOT/.dvc/tmp/exps) the
+    report line names the experiment and where `dvc exp apply` puts the report; in the
+    workspace it is the file's own link."""
+    root = tmp_path / "repo"
+    copy = root / ".dvc/tmp/exps/tmpabc"
+    html = Path("reports/study/index.html")
+    (copy / html).parent.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+
+    queued = analysis.report_line(html, {"DVC_ROOT": str(root), "DVC_EXP_NAME": "adam-lr"})
+    monkeypatch.chdir(root)
+    here = analysis.report_line(html, {"DVC_ROOT": str(root), "DVC_EXP_NAME": "adam-lr"})
+
+    assert ".dvc/tmp" not in queued and "`dvc exp apply adam-lr`" in queued
+    assert queued.endswith(f"brings it to {(root / html).resolve().as_uri()}")
+    assert here == f"Report: {(root / html).resolve().as_uri()}"

@@ -240,3 +240,29 @@ def test_classification_points_depend_on_the_seed(committed: params.Params) -> N
 
     assert not np.any(a.x[0] == a.x[1])
     assert np.array_equal(a.x[0], b.x[0])
+
+
+def test_a_data_set_with_a_point_missing_or_twice_is_named(
+    committed: params.Params, tmp_path: Path
+) -> None:
+    """A seed whose data set lost a point, or has one twice, is named with "stage
+    generate is stale" (the engine trains data sets of one size together: it raised a
+    numpy error naming neither)."""
+    seeds = scenarios.study_seeds(committed.study)
+    found = {n: scenarios.points(n, committed.scenarios[n], seeds) for n in ["noisy"]}
+    path = tmp_path / "scenarios.csv"
+    lines = scenarios.scenarios_csv(found).splitlines()
+    one = {
+        **committed.model_dump(),
+        "study": {**committed.study.model_dump(), "scenarios": ["noisy"]},
+    }
+    p = params.parse(one)
+
+    path.write_text("\n".join(lines[:5] + lines[6:]) + "\n")  # seed 0 loses point 4
+    with pytest.raises(InputError, match=r"scenario noisy seed 0 has points \[0, 1, 2, 3, 5") as a:
+        scenarios.read_points(path, p)
+    path.write_text("\n".join([*lines, lines[1]]) + "\n")  # seed 0's point 0 again
+    with pytest.raises(InputError, match="scenario noisy seed 0 has point 0 twice") as b:
+        scenarios.read_points(path, p)
+
+    assert all("stage generate is stale" in str(e.value) for e in (a, b))

@@ -3,6 +3,7 @@ PostgreSQL (team mode), and a DVC remote that restores outputs without re-traini
 
 import hashlib
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -289,3 +290,56 @@ def test_dvc_remote_restores_outputs_in_a_clone_without_retraining(
     assert "Running stage 'train'" not in out
     assert not [s for s in upstream(clone) if f"Running stage '{s}'" in out], out
     assert digests(clone) == digests(project)
+
+
+def _race(roots: list[Path], env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
+    """`make publish` in each checkout, all started at the same moment."""
+    cmd = [str(BIN / "dvc"), "repro", "--force", "--single-item", "publish"]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=root, env=sandbox_env(root.parent, **GIT_IDENTITY, **env),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for root in roots
+    ]  # fmt: skip
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+        done.append(subprocess.CompletedProcess(cmd, proc.returncode, out, err))
+    return done
+
+
+@pytest.mark.parametrize("store", ["new sqlite", "server"])
+def test_two_checkouts_publishing_at_once_leave_one_finished_run_per_key(
+    project: Path, tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    """The README's team setup: two checkouts `make publish` at the same moment to one
+    store, a brand-new SQLite database or a real `mlflow server`. Both exit 0; every
+    content key of both experiments ends with exactly one FINISHED run, nothing RUNNING
+    (the lock covered one checkout: 84 keys landed twice, and a new SQLite store failed
+    with `table experiments already exists`)."""
+    second = tmp_path / "second" / "project"
+    shutil.copytree(project, second, symlinks=True)
+    if store == "server":
+        uri = request.getfixturevalue("mlflow_server")
+    else:
+        (tmp_path / "shared").mkdir()
+        uri = f"sqlite:///{tmp_path}/shared/mlflow.db"
+    names = {"experiment": f"race-{store[:3]}", "study_experiment": f"race-{store[:3]}-study"}
+    for root in (project, second):
+        data = YAML(typ="safe").load((root / "params.yaml").read_text())
+        data["publish"].update(names)
+        write_params(root / "params.yaml", data)
+
+    done = _race([project, second], {"MLFLOW_TRACKING_URI": uri})
+
+    for run_ in done:
+        assert run_.returncode == 0, run_.stdout + run_.stderr
+        assert "already exists" not in run_.stderr and "Traceback" not in run_.stderr
+    for name in names.values():
+        runs = experiment_runs(uri, name)
+        finished = [r.data.tags["content_key"] for r in runs if r.info.status == "FINISHED"]
+        assert len(finished) == len(set(finished)) and len(finished) > 1, name
+        assert {r.info.status for r in runs} == {"FINISHED"}, name
+    cells = [r for r in cell_runs(uri, names["experiment"]) if r.info.status == "FINISHED"]
+    assert sorted(r.info.run_name for r in cells) == sorted(cell_names(project))

@@ -1,5 +1,6 @@
 """MLflow publishing against a real SQLite store in tmp_path: contract and idempotency."""
 
+import errno
 import os
 import socket
 import time
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Param
 
-from pipeline.tracking import location, store
+from pipeline.files import atomic
+from pipeline.tracking import ledger, location, lock, prune, store
 
 
 def _content(name: str, key: str, tmp_path: Path) -> store.RunContent:
@@ -159,3 +162,135 @@ def test_database_uri_without_its_driver_says_which_uri_to_use(tmp_path: Path) -
     with pytest.raises(location.TrackingError, match=r"postgresql\+psycopg2://") as caught:
         _publish(uri, tmp_path, ["a"])
     assert uri in str(caught.value)
+
+
+# --- runs left RUNNING, a resumed publish, a key published twice (issue 21) -------------------
+def _exp(uri: str) -> str:
+    return MlflowClient(uri).get_experiment_by_name("test").experiment_id
+
+
+def test_runs_a_gone_publish_left_running_are_closed_whatever_host_even_with_nothing_new(
+    uri: str, tmp_path: Path
+) -> None:
+    """With nothing new to publish, runs left RUNNING by another host's publish are closed
+    as KILLED when their store lock is no longer held, or when they are older than
+    STALE_AFTER_S; a recent run of another host without a lock (maybe alive) is kept."""
+    _publish(uri, tmp_path, ["a"])
+    client, exp = MlflowClient(uri), _exp(uri)
+    other = {store.HOST_TAG: "another-host", store.PID_TAG: "4242"}
+    old = int((time.time() - ledger.STALE_AFTER_S - 60) * 1000)
+    locked = client.create_run(exp, tags={**other, lock.LOCK_TAG: "0" * 32}).info.run_id
+    aged = client.create_run(exp, tags=other, start_time=old).info.run_id
+    recent = client.create_run(exp, tags=other).info.run_id
+
+    outcome = _publish(uri, tmp_path, ["a"])
+
+    assert (outcome.created, outcome.present) == (0, 1)
+    assert [client.get_run(r).info.status for r in (locked, aged, recent)] == [
+        "KILLED", "KILLED", "RUNNING"
+    ]  # fmt: skip
+    assert "no longer held" in client.get_run(locked).data.tags[ledger.CLOSED_TAG]
+
+
+def test_a_resumed_publish_keeps_one_parent(uri: str, tmp_path: Path) -> None:
+    """Interrupted after one cell (its parent KILLED), the next publish puts the rest under
+    that parent, which ends FINISHED: one parent, not a KILLED and a FINISHED one."""
+
+    def interrupt_after_one(runs):
+        for i, run in enumerate(runs):
+            if i == 1:
+                raise KeyboardInterrupt
+            yield run
+
+    with pytest.raises(KeyboardInterrupt):
+        _publish(uri, tmp_path, ["a", "b", "c"], progress=interrupt_after_one)
+    _publish(uri, tmp_path, ["a", "b", "c"])
+
+    runs = _runs(uri)
+    (parent,) = [r for r in runs if r.info.run_name == "grid"]
+    cells = [r for r in runs if r.info.run_name != "grid"]
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in cells} == {parent.info.run_id}
+    assert sorted(r.data.tags["content_key"] for r in cells if r.info.status == "FINISHED") == [
+        "a", "b", "c"
+    ]  # fmt: skip
+
+
+def test_a_key_published_twice_keeps_one_finished_run(uri: str, tmp_path: Path) -> None:
+    """Two FINISHED runs of one key (two checkouts raced before the store lock): the next
+    publish keeps the first and replaces the second, saying so."""
+    _publish(uri, tmp_path, ["a", "b"])
+    client = MlflowClient(uri)
+    (b,) = [r for r in _runs(uri) if r.data.tags["content_key"] == "b"]
+    twin = client.create_run(_exp(uri), tags=b.data.tags, run_name="cell1").info.run_id
+    client.log_batch(twin, params=[Param("lr", "0.1")])
+    client.set_terminated(twin, "FINISHED")
+
+    outcome = _publish(uri, tmp_path, ["a", "b"])
+
+    assert (outcome.created, outcome.present, outcome.replaced) == (0, 2, 1)
+    finished = [r.data.tags["content_key"] for r in _runs(uri, "FINISHED")]
+    assert sorted(finished) == ["a", "b", "p1"] and "a second run" in outcome.notes[0]
+
+
+@pytest.mark.parametrize("where", ["artifacts", "database"])
+def test_a_full_disk_is_one_line_naming_where_and_how_much(
+    uri: str,
+    tmp_path: Path,
+    where: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Artifacts or the SQLite database on a full disk: DiskFull naming the artifacts'
+    folder or the database and the space the runs take, the open runs FAILED, and no
+    traceback from MLflow's own logging (it printed two before gradlab's message)."""
+    _publish(uri, tmp_path, ["a"])  # the store exists: the error comes from a run
+    from mlflow.exceptions import MlflowException
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        if where == "artifacts":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+
+    method = "log_artifact" if where == "artifacts" else "log_batch"
+    monkeypatch.setattr(MlflowClient, method, full_disk)
+
+    with pytest.raises(atomic.DiskFull) as caught:
+        _publish(uri, tmp_path, ["a", "b"], parent_key="p2")
+
+    path = tmp_path / ("mlartifacts" if where == "artifacts" else "mlflow.db")
+    assert caught.value.path == path and (caught.value.needed or 0) > 0
+    assert "make publish" in caught.value.line() and "Traceback" not in capfd.readouterr().err
+    assert "RUNNING" not in {r.info.status for r in _runs(uri)}
+
+
+def test_an_empty_store_says_how_to_fill_it(tmp_path: Path, uri: str) -> None:
+    """No store, or one without gradlab's runs: a note naming `make publish` (what `make
+    ui` prints first); once published, nothing."""
+    before = location.empty(uri, ["test"])
+    _publish(uri, tmp_path, ["a"])
+
+    assert before is not None and "make publish" in before and uri in before
+    assert location.empty(uri, ["test"]) is None
+    assert location.empty(uri, ["other"]) is not None
+
+
+def test_prune_removes_the_folders_of_runs_a_deleted_store_held(uri: str, tmp_path: Path) -> None:
+    """A store replaced by a new one (mlflow.db deleted, published again; a second file
+    here, as MLflow keeps the first open in this process): the old run folders stay in
+    mlartifacts/ (86 became 172); prune (`mlflow gc`, then the orphans) leaves exactly
+    the folders of the runs the new store holds, each removal named."""
+    import subprocess
+
+    _publish(uri, tmp_path, ["a", "b"])
+    (tmp_path / "new").mkdir()
+    new = f"sqlite:///{tmp_path}/new/mlflow.db"
+    _publish(new, tmp_path, ["a", "b"])
+    folders = lambda: sorted(p.name for p in (tmp_path / "mlartifacts").iterdir())  # noqa: E731
+    held = sorted(r.info.run_id for r in _runs(new) if r.info.run_name != "grid")
+    assert len(folders()) == 4
+
+    done = list(prune.prune(new, tmp_path, lambda cmd: subprocess.run(cmd, check=True)))
+
+    assert folders() == held
+    assert sum(line.startswith("removed mlartifacts/") for line in done) == 2
