@@ -34,7 +34,9 @@ def test_the_study_is_counted_as_the_design_builds_it(tiny_study: Study) -> None
     assert counted["tune"] == len(tiny_study.tune)
     assert counted["report"] == len(tiny_study.report)
     assert counted["edge"] == sum(len(part) for part in st.edge_parts(p, data_for(p)))
-    assert counted["twin"] == len(st.twin_part(p, grid.cells(p.train), x, 2 * x)) == 84
+    assert (
+        counted["twin"] == len(st.twin_part(p, grid.cells(p.train), x, 2 * x)) == 120
+    )  # the grid: 5 x 8 x 3
     assert counted["class_tune"] == len(classes.tune_part(p, class_data))
     report = classes.report_part(p, class_data, dict.fromkeys(names, 0.1))
     assert counted["class_report"] == len(report)
@@ -44,7 +46,7 @@ def test_the_committed_params_fit_the_committed_budget(committed: params.Params)
     """The default grid and study are well within budget: nothing to refuse."""
     found = budget.estimate(committed)
 
-    assert found.grid_cell_steps == 84 * 500 and found.study_cells < 100_000
+    assert found.grid_cell_steps == 120 * 500 and found.study_cells < 200_000
     assert found.memory_gib < committed.env.budget.memory_gib
     assert budget.problems(found, committed.env.budget, committed.env.workers) == []
 
@@ -70,7 +72,7 @@ def _env(tmp_path: Path, raw: dict, capsys: pytest.CaptureFixture[str], **keys: 
 # (the dotted key, the value, words its one line must hold): each a case of issue 21
 REFUSED = [
     ("train__steps", 100_000_000, ["train.steps = 100000000", "less than or equal to 1000000"]),
-    ("train__steps", 1_000_000, ["env.budget.grid_cell_steps = 1e+07", "84 cells x 1,000,000"]),
+    ("train__steps", 1_000_000, ["env.budget.grid_cell_steps = 1e+07", "120 cells x 1,000,000"]),
     ("study__lr__per_decade", 10_000, ["env.budget.study_cell_steps", "env.budget.memory_gib"]),
     ("study__seeds__report", list(range(100, 10_100)), ["env.budget.memory_gib = 4"]),
     ("scenarios__wide__x_max", 1e200, ["scenarios.wide.x_max = 1e+200", "less than or equal"]),
@@ -101,7 +103,7 @@ def test_a_budget_raised_on_purpose_lets_the_run_start(tmp_path: Path, raw_param
     """The grid of a million steps refused above starts once env.budget is raised to it."""
     data = copy.deepcopy(raw_params)
     data["train"]["steps"] = 1_000_000
-    data["env"]["budget"].update(grid_cell_steps=1e8, memory_gib=8.0)
+    data["env"]["budget"].update(grid_cell_steps=2e8, memory_gib=8.0)
     path = write_params(tmp_path / "params.yaml", data)
 
     env.main(["--params", str(path), "--out", str(tmp_path / "env.json")])
