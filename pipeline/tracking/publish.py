@@ -28,7 +28,7 @@ from pipeline.files.digest import combine, sha
 from pipeline.grid.manifest import Manifest, stamped
 from pipeline.run import machine
 from pipeline.study import train
-from pipeline.tracking import grid_runs, location, store, study_runs
+from pipeline.tracking import grid_runs, location, receipt, store, study_runs
 
 
 @dataclass(frozen=True)
@@ -135,14 +135,15 @@ def tags(root: Path, env_path: Path) -> dict[str, str]:
 
 def publish_grid(
     out: GridOutputs, trained: Manifest, p: params.PublishParams, root: Path, uri: str
-) -> tuple[store.Outcome, str]:
-    """The grid's runs, made from what train wrote: (the outcome, the parent's key)."""
+) -> tuple[store.Outcome, list[str]]:
+    """The grid's runs, made from what train wrote: (the outcome, [the parent's key, *the
+    cells' keys])."""
     keys = [e.key(trained.data) for e in trained.entries]
     reports = [out.ranking, *sorted(out.reports), *sorted(out.plots.glob("*.png"))]
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
     known = location.published_keys(uri, p.experiment)
     if known and known[1].issuperset([*keys, parent_key]):
-        return store.Outcome(known[0], 0, len(keys)), parent_key
+        return store.Outcome(known[0], 0, len(keys)), [parent_key, *keys]
     common = {**tags(root, out.env), "data_hash": trained.data[:16]}
     contents = [
         grid_runs.cell_content(e, trained.data, out.traces, out.plots, common, p.points)
@@ -158,41 +159,42 @@ def publish_grid(
             params={"cells": str(len(keys)), "points": str(p.points), "source": trained.source},
         )
         progress = partial(tqdm, desc="publish grid", unit="run")
-        return store.publish(uri, p.experiment, contents, parent, root, progress), parent_key
+        outcome = store.publish(uri, p.experiment, contents, parent, root, progress)
+        return outcome, [parent_key, *keys]
 
 
 def publish_study(
     out: StudyOutputs, env: Path, p: params.PublishParams, root: Path, uri: str
-) -> tuple[store.Outcome, str]:
-    """The study's runs, made from its tables: (the outcome, the parent's key)."""
-    summaries = [out.summary, out.class_summary]
-    files = [out.cells, out.traces, out.classes, *summaries, *sorted(out.reports)]
-    names = [name for path in summaries for name in study_runs.configs(path)]
-    parent_key, run_keys = study_runs.keys(files, names)
-    known = location.published_keys(uri, p.study_experiment)
-    if known and known[1].issuperset([*run_keys.values(), parent_key]):
-        return store.Outcome(known[0], 0, len(names)), parent_key
+) -> tuple[store.Outcome, list[str]]:
+    """The study's runs, made from its tables: (the outcome, [the parent's key, *the runs'
+    keys])."""
     import pandas as pd
 
+    summaries = [out.summary, out.class_summary]
     common = tags(root, env)
-    summary = pd.read_csv(out.summary)
     report_rows = [("part", "==", "report")]  # all a run needs of the per-cell tables
     cells = pd.read_parquet(out.cells, filters=report_rows)
     traces = pd.read_parquet(out.traces, filters=report_rows)
     seeds = sorted(train.read_record(out.manifest).study.seeds.tune)
-    contents = study_runs.contents(summary, cells, traces, run_keys, common, seeds)
+    contents = study_runs.contents(pd.read_csv(out.summary), cells, traces, common, seeds)
     classes = pd.read_parquet(out.classes, filters=report_rows)
     class_summary = pd.read_csv(out.class_summary)
-    contents += study_runs.contents(class_summary, classes, None, run_keys, common, seeds)
+    contents += study_runs.contents(class_summary, classes, None, common, seeds)
+    holds = [*summaries, *sorted(out.reports), out.cells, out.classes]
+    parent_key = study_runs.parent_key(holds, [c.key for c in contents])
+    keys = [parent_key, *(c.key for c in contents)]
+    known = location.published_keys(uri, p.study_experiment)
+    if known and known[1].issuperset(keys):
+        return store.Outcome(known[0], 0, len(contents)), keys
     parent = store.RunContent(
         name=f"study-{parent_key[:8]}",
         key=parent_key,
         tags=common,
-        artifacts=[*summaries, *sorted(out.reports), out.cells, out.classes],
-        params={"configurations": str(len(names)), "cells": str(len(cells))},
+        artifacts=holds,
+        params={"configurations": str(len(contents)), "cells": str(len(cells))},
     )
     progress = partial(tqdm, desc="publish study", unit="run")
-    return store.publish(uri, p.study_experiment, contents, parent, root, progress), parent_key
+    return store.publish(uri, p.study_experiment, contents, parent, root, progress), keys
 
 
 def top(ranking: str, path: Path, rows: int = 5) -> str:
@@ -206,19 +208,20 @@ class Published:
     """What one publish did in each experiment, and how long each took."""
 
     grid: store.Outcome
-    grid_key: str  # the grid parent's content key
+    grid_keys: list[str]  # the grid parent's content key, then its cells'
     grid_seconds: float
     study: store.Outcome
-    study_key: str
+    study_keys: list[str]
     study_seconds: float
 
-    def receipt(self, p: params.PublishParams) -> dict[str, dict[str, str]]:
-        """What was published: the parents' content keys (no ids, no URI: the same bytes on
-        every machine), the receipt DVC tracks."""
-        return {
-            "grid": {"experiment": p.experiment, "parent": self.grid_key},
-            "study": {"experiment": p.study_experiment, "parent": self.study_key},
-        }
+    def receipt(self, p: params.PublishParams) -> receipt.Receipt:
+        """What was published, the receipt DVC tracks (pipeline.tracking.receipt)."""
+        return receipt.made(
+            {
+                "grid": (p.experiment, self.grid_keys),
+                "study": (p.study_experiment, self.study_keys),
+            }
+        )
 
     def summary(self, uri: str) -> str:
         """The lines the stage prints: what was created and found, and how to look."""
@@ -243,11 +246,11 @@ def publish(
 ) -> Published:
     """The grid's runs, then the study's."""
     start = time.perf_counter()
-    cells, grid_key = publish_grid(grid_out, trained, p, root, uri)
+    cells, grid_keys = publish_grid(grid_out, trained, p, root, uri)
     middle = time.perf_counter()
-    configs, study_key = publish_study(study_out, grid_out.env, p, root, uri)
+    configs, study_keys = publish_study(study_out, grid_out.env, p, root, uri)
     end = time.perf_counter()
-    return Published(cells, grid_key, middle - start, configs, study_key, end - middle)
+    return Published(cells, grid_keys, middle - start, configs, study_keys, end - middle)
 
 
 def counted(label: str, kind: str, outcome: store.Outcome, seconds: float) -> str:

@@ -146,6 +146,9 @@ def publish(
     parent run. On any exception the runs opened here end FAILED, on SIGINT/SIGTERM KILLED."""
     location.check(uri)
     location.reachable(uri)
+    # MLflow's INFO lines ("Creating initial MLflow database tables") would land in the
+    # middle of the stage's summary; it reads the level once, at import
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from mlflow.exceptions import MlflowException  # ~1.4 s: only when there is work to do
 
     try:

@@ -1,0 +1,131 @@
+"""The README's make targets as a new user runs them, in a copy of the project: what they
+print (DVC's errors, the install, nothing on a no-op) and what they bring back."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import (
+    BIN,
+    ROOT,
+    copy_project,
+    missing,
+    sandbox_env,
+    small_grid,
+    write_params,
+)
+
+pytestmark = pytest.mark.slow
+MAKE_FILES = ("Makefile", "requirements.txt", "tools/repro.py")
+
+
+def make_project(dest: Path) -> Path:
+    """copy_project plus what make needs: the Makefile, requirements.txt, tools/repro.py,
+    and .venv: this interpreter's, as a link (the way a worktree shares one)."""
+    if shutil.which("make") is None:
+        missing("make is not installed")
+    copy_project(dest)
+    for name in MAKE_FILES:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+    cksum = subprocess.run(
+        ["cksum"], input=(dest / "requirements.txt").read_bytes(), capture_output=True, check=True
+    )
+    if not (BIN.parent / f".installed-{cksum.stdout.split()[0].decode()}").exists():
+        missing(f"{BIN.parent} is not marked installed: run `make setup` first")  # else make would
+    (dest / ".venv").symlink_to(BIN.parent)
+    return dest
+
+
+def make(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = sandbox_env(root.parent)
+    return subprocess.run(
+        ["make", *args], cwd=root, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+def runs(root: Path, experiment: str) -> list:
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    found = client.get_experiment_by_name(experiment)
+    return [] if found is None else client.search_runs([found.experiment_id], max_results=1000)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory, raw_params: dict) -> tuple[Path, str]:
+    """A copy of the project with the small grid after its first `make repro`, and what
+    that printed (stdout, then stderr)."""
+    root = make_project(tmp_path_factory.mktemp("made") / "project")
+    write_params(root / "params.yaml", small_grid(raw_params))
+    first = make(root, "repro")
+    assert first.returncode == 0, first.stdout + first.stderr
+    return root, first.stdout + first.stderr
+
+
+def test_a_yaml_syntax_error_shows_dvcs_error_naming_the_line(tmp_path: Path) -> None:
+    """`make repro` with a broken params.yaml prints DVC's own error (file, line, column),
+    not only make's `Error 255`, and exits non-zero."""
+    root = make_project(tmp_path / "project")
+    lines = (root / "params.yaml").read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("  steps:"))
+    lines[at] = lines[at].rstrip("\n") + " ]]:\n"
+    (root / "params.yaml").write_text("".join(lines))
+
+    done = make(root, "repro")
+
+    assert done.returncode != 0
+    assert "ERROR: unable to read: 'params.yaml', YAML file structure is corrupted" in done.stderr
+    assert f"line {at + 1}" in done.stderr
+
+
+def test_the_first_make_repro_prints_no_mlflow_log_lines(made: tuple[Path, str]) -> None:
+    """Creating the MLflow store logs nothing into the summary (no `INFO mlflow...` lines)."""
+    _, said = made
+    assert "MLflow (sqlite:///" in said
+    assert not [line for line in said.splitlines() if " INFO " in line], said
+
+
+def test_a_second_make_repro_prints_nothing(made: tuple[Path, str]) -> None:
+    """Nothing changed: `make repro` prints nothing at all (no command echo, no DVC notes)."""
+    root, _ = made
+    again = make(root, "repro")
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+
+
+def test_deleting_mlflow_db_then_make_repro_brings_every_run_back(made: tuple[Path, str]) -> None:
+    """mlflow.db deleted: `make repro` says so and publishes every grid and study run again,
+    without retraining; the next `make repro` is quiet again."""
+    root, _ = made
+    before = {e: len(runs(root, e)) for e in ("gradlab", "gradlab-study")}
+    for store in root.glob("mlflow.db*"):
+        store.unlink()
+
+    back = make(root, "repro")
+
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "lacks 9 of the 9 runs of 'gradlab'" in back.stderr
+    assert "train:" not in back.stderr  # nothing retrained: no training progress bar
+    assert {e: len(runs(root, e)) for e in before} == before
+    assert all(r.info.status == "FINISHED" for e in before for r in runs(root, e))
+    assert make(root, "repro").stdout == ""
+
+
+def test_installing_the_dependencies_says_so_and_how_long_it_took(tmp_path: Path) -> None:
+    """`make setup` on a machine without them says it is installing, for how long to expect
+    and how long it took (a stand-in pip records the call)."""
+    root = make_project(tmp_path / "project")
+    (root / ".venv").unlink()
+    (root / ".venv/bin").mkdir(parents=True)
+    fake = root / ".venv/bin/python"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/pip.log"\n')
+    fake.chmod(0o755)
+
+    done = make(root, "setup")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stdout.splitlines()
+    assert said[0].startswith("Installing the pinned dependencies") and "minutes" in said[0]
+    assert said[1].startswith("Installed in ") and said[1].endswith(" s")
+    assert "pip install" in (tmp_path / "pip.log").read_text().replace("-m pip", "pip")
