@@ -35,8 +35,9 @@ bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the 
 publish: setup  ## publish to MLflow whatever is missing there, without re-training
 	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view
 
-ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1
-	mlflow ui --backend-store-uri sqlite:///$(abspath .)/mlflow.db --host 127.0.0.1 --port 5000
+PORT ?= 5000
+ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1:$(PORT); prints the links first
+	@$(PY) tools/ui.py --port $(PORT)
 
 audit: setup  ## known vulnerabilities in the pinned set (needs PyPI's JSON API or OSV)
 	$(PY) -m pip_audit --strict --no-deps --disable-pip -r requirements.txt

@@ -3,11 +3,15 @@ print (DVC's errors, the install, nothing on a no-op) and what they bring back."
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from pipeline.study import analysis
 from tests.conftest import (
     BIN,
     ROOT,
@@ -17,9 +21,10 @@ from tests.conftest import (
     small_grid,
     write_params,
 )
+from tests.helpers.servers import _stop, _wait_healthy, free_port
 
 pytestmark = pytest.mark.slow
-MAKE_FILES = ("Makefile", "requirements.txt", "tools/repro.py")
+MAKE_FILES = ("Makefile", "requirements.txt", "tools/repro.py", "tools/ui.py")
 
 
 def make_project(dest: Path) -> Path:
@@ -129,3 +134,74 @@ def test_installing_the_dependencies_says_so_and_how_long_it_took(tmp_path: Path
     assert said[0].startswith("Installing the pinned dependencies") and "minutes" in said[0]
     assert said[1].startswith("Installed in ") and said[1].endswith(" s")
     assert "pip install" in (tmp_path / "pip.log").read_text().replace("-m pip", "pip")
+
+
+# The runs table as the browser shows it: per row (in row order), each column's text.
+READ_TABLE = """() => {
+  const rows = {};
+  for (const cell of document.querySelectorAll('.ag-row [col-id]')) {
+    const index = cell.closest('.ag-row').getAttribute('row-index');
+    const lines = cell.innerText.trim().split('\\n');  // a run name follows its colour
+    (rows[index] = rows[index] || {})[cell.getAttribute('col-id')] = lines.pop();
+  }
+  return Object.keys(rows).sort((a, b) => a - b).map(i => rows[i]);
+}"""
+
+
+@pytest.fixture
+def ui(made: tuple[Path, str]) -> Iterator[tuple[str, list[str]]]:
+    """`make ui PORT=<free port>` running in the built project: its URL and what it printed."""
+    root, _ = made
+    port = free_port()
+    log = root.parent / "ui.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["make", "ui", f"PORT={port}"],
+            cwd=root,
+            env=sandbox_env(root.parent),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # make, mlflow and uvicorn: one group to stop
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc, log)
+        yield url, log.read_text().splitlines()
+    finally:
+        _stop(proc)
+
+
+def test_make_ui_prints_links_that_open_on_the_winners_ranked(
+    made: tuple[Path, str], ui: tuple[str, list[str]], browser: Any
+) -> None:
+    """`make ui PORT=...` prints, for that port, the link publish printed; in Chromium it
+    opens, with no click, the study's winners only, ranked by iqm_steps shown beside them,
+    under the experiment's description."""
+    root, _ = made
+    url, printed = ui
+    study_link = next(line.split()[-1] for line in printed if "the study's winners" in line)
+    assert study_link.startswith(f"{url}/#/experiments/")
+    summary = pd.concat(
+        [
+            pd.read_csv(root / "reports/study/summary.csv"),
+            pd.read_csv(root / "reports/study/classes.csv"),
+        ]
+    )
+    winners = analysis.winners(summary)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(study_link)
+        page.wait_for_selector(".ag-row", timeout=120_000)
+        page.wait_for_timeout(1000)  # the rows of one page arrive together
+        page.screenshot(path=str(root.parent / "ui.png"))
+        rows = page.evaluate(READ_TABLE)
+        body = page.inner_text("body")
+    finally:
+        page.close()
+
+    names = [r["attributes.`Run Name`"] for r in rows]
+    shown = [float(r["metrics.`iqm_steps`"] or "inf") for r in rows]
+    assert sorted(names) == sorted(winners["config"])
+    assert shown == sorted(shown)
+    assert shown[0] == winners["iqm_steps"].min()
+    assert "gradlab's study" in body and "Model training" in body

@@ -11,6 +11,8 @@ from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
+from pipeline.tracking import views
+
 SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
 CONTENT_KEY = "content_key"  # the tag every gradlab run carries: a digest of its content
 
@@ -71,6 +73,28 @@ def published_keys(uri: str, experiment: str) -> tuple[str, set[str]] | None:
         return _sql_keys(uri, experiment)
     except Unknowable:
         return None  # schema moved or file locked: let MLflow answer
+
+
+def experiment_id(uri: str, experiment: str) -> str | None:
+    """The id of a SQL store's experiment, or None (no such experiment, or unknown)."""
+    try:
+        found = _sql_keys(uri, experiment)
+    except Unknowable:
+        return None
+    return found[0] if found else None
+
+
+def has_tag(uri: str, experiment_id: str, key: str) -> bool:
+    """Whether a SQLite store's experiment has the tag `key` (False when it cannot tell)."""
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not uri.startswith("sqlite:///") or not path.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            query = "SELECT 1 FROM experiment_tags WHERE experiment_id = ? AND key = ?"
+            return db.execute(query, (experiment_id, key)).fetchone() is not None
+    except sqlite3.Error:
+        return False
 
 
 def finished(uri: str, experiment: str, keys: Collection[str]) -> set[str]:
@@ -161,14 +185,20 @@ def _rest(url: str, body: dict[str, object] | None = None) -> dict:  # type: ign
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
-def ui_hint(uri: str, experiment_id: str) -> str:
-    """How to open the experiment's runs page."""
+def ui_hint(uri: str, shown: list[tuple[str, str, str]], port: int = 5000) -> list[str]:
+    """How to open each view of `shown` (what, experiment id, view key): the links, after
+    the command starting the UI on a local store (`make ui PORT=...` prints them again)."""
     if uri.startswith(("http://", "https://")):
-        return f"Open {uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    return (
-        f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
-        f"then open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-    )
+        base, start = uri, "Open"
+    else:
+        base = f"http://127.0.0.1:{port}"
+        start = (
+            f"make ui (mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port {port}), "
+            "then open"
+        )
+    width = max(len(what) for what, _, _ in shown)
+    links = [f"  {what + ':':<{width + 1}} {views.link(base, i, key)}" for what, i, key in shown]
+    return [f"{start}:", *links]
 
 
 def reachable(uri: str) -> None:

@@ -11,6 +11,7 @@ directly, so a publish with nothing new costs no `import mlflow`.
 """
 
 import json
+import math
 import subprocess
 import tempfile
 import time
@@ -25,10 +26,10 @@ from tqdm import tqdm
 from pipeline import grid, params
 from pipeline.files import inputs
 from pipeline.files.digest import combine, sha
-from pipeline.grid.manifest import Manifest, stamped
+from pipeline.grid.manifest import Entry, Manifest, stamped
 from pipeline.run import machine
-from pipeline.study import train
-from pipeline.tracking import grid_runs, location, receipt, store, study_runs
+from pipeline.study import analysis, train
+from pipeline.tracking import grid_runs, location, receipt, store, study_runs, views
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,9 @@ def publish_grid(
     keys = [e.key(trained.data) for e in trained.entries]
     reports = [out.ranking, *sorted(out.reports), *sorted(out.plots.glob("*.png"))]
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
-    known = location.published_keys(uri, p.experiment)
-    if known and known[1].issuperset([*keys, parent_key]):
-        return store.Outcome(known[0], 0, len(keys)), [parent_key, *keys]
+    if known := _all_there(uri, p.experiment, parent_key, keys):
+        return store.Outcome(known, 0, len(keys)), [parent_key, *keys]
+    best = [e.key(trained.data) for e in sorted(trained.entries, key=_distance)]
     common = {**tags(root, out.env), "data_hash": trained.data[:16]}
     contents = [
         grid_runs.cell_content(e, trained.data, out.traces, out.plots, common, p.points)
@@ -159,8 +160,32 @@ def publish_grid(
             params={"cells": str(len(keys)), "points": str(p.points), "source": trained.source},
         )
         progress = partial(tqdm, desc="publish grid", unit="run")
-        outcome = store.publish(uri, p.experiment, contents, parent, root, progress)
+        describe = partial(_described, views.GRID, parent_key, best)
+        outcome = store.publish(uri, p.experiment, contents, parent, root, progress, describe)
         return outcome, [parent_key, *keys]
+
+
+def _distance(entry: Entry) -> float:
+    """A cell's distance to the generating line, the ranking's measure; inf if diverged."""
+    value = entry.measures.get("dist_to_optimum")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else math.inf
+
+
+def _all_there(uri: str, experiment: str, parent_key: str, keys: list[str]) -> str | None:
+    """The experiment's id when a SQLite store holds every run and the view of this parent
+    (read directly, no `import mlflow`), else None."""
+    known = location.published_keys(uri, experiment)
+    there = known and known[1].issuperset([*keys, parent_key])
+    if known and there and location.has_tag(uri, known[0], views.VIEW_TAG + parent_key):
+        return known[0]
+    return None
+
+
+def _described(
+    headline: views.Headline, key: str, shown: list[str], ids: dict[str, str]
+) -> dict[str, str]:
+    """The experiment's tags, its view showing the runs of the content keys `shown`."""
+    return views.tags(headline, key, [ids[k] for k in shown if k in ids])
 
 
 def publish_study(
@@ -183,9 +208,11 @@ def publish_study(
     holds = [*summaries, *sorted(out.reports), out.cells, out.classes]
     parent_key = study_runs.parent_key(holds, [c.key for c in contents])
     keys = [parent_key, *(c.key for c in contents)]
-    known = location.published_keys(uri, p.study_experiment)
-    if known and known[1].issuperset(keys):
-        return store.Outcome(known[0], 0, len(contents)), keys
+    if known := _all_there(uri, p.study_experiment, parent_key, keys[1:]):
+        return store.Outcome(known, 0, len(contents)), keys
+    summary = pd.concat([pd.read_csv(out.summary), class_summary], ignore_index=True)
+    named = {c.name: c.key for c in contents}
+    winners = [named[name] for name in analysis.winners(summary)["config"]]
     parent = store.RunContent(
         name=f"study-{parent_key[:8]}",
         key=parent_key,
@@ -194,7 +221,9 @@ def publish_study(
         params={"configurations": str(len(contents)), "cells": str(len(cells))},
     )
     progress = partial(tqdm, desc="publish study", unit="run")
-    return store.publish(uri, p.study_experiment, contents, parent, root, progress), keys
+    describe = partial(_described, views.STUDY, parent_key, winners)
+    outcome = store.publish(uri, p.study_experiment, contents, parent, root, progress, describe)
+    return outcome, keys
 
 
 def top(ranking: str, path: Path, rows: int = 5) -> str:
@@ -230,10 +259,16 @@ class Published:
                 f"MLflow ({uri}):",
                 counted("grid", "cell", self.grid, self.grid_seconds),
                 counted("study", "configuration", self.study, self.study_seconds),
-                location.ui_hint(uri, self.grid.experiment_id),
-                f"(the study: #/experiments/{self.study.experiment_id}/runs)",
+                *location.ui_hint(uri, self.views()),
             ]
         )
+
+    def views(self) -> list[tuple[str, str, str]]:
+        """What the links open: (what, experiment id, view key) of the grid and the study."""
+        return [
+            (views.GRID.label, self.grid.experiment_id, self.grid_keys[0]),
+            (views.STUDY.label, self.study.experiment_id, self.study_keys[0]),
+        ]
 
 
 def publish(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.tracking import location
+from pipeline.tracking.views import HEADLINES
 
 Receipt = dict[str, dict[str, object]]  # part (grid, study) -> experiment, parent, runs
 
@@ -66,3 +67,14 @@ def check(path: Path, uri: str) -> str | None:
     path.unlink()
     what = ", ".join(f"{n} of the {of} runs of {e!r}" for e, (n, of) in missing.items())
     return f"note: the MLflow store {uri} lacks {what}: stage publish runs to bring them back"
+
+
+def views(receipt: Receipt, uri: str) -> list[tuple[str, str, str]]:
+    """What the links to the receipt's views open: (what, experiment id, view key), for the
+    experiments a SQL store at `uri` holds (pipeline.tracking.views)."""
+    shown = []
+    for part, published in receipt.items():
+        found = location.experiment_id(uri, str(published["experiment"]))
+        if found is not None and part in HEADLINES:
+            shown.append((HEADLINES[part].label, found, str(published["parent"])))
+    return shown

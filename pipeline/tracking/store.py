@@ -31,6 +31,8 @@ LOCK_FILE = ".gradlab-publish.lock"
 
 
 Progress = Callable[[Iterable["RunContent"]], Iterable["RunContent"]]  # e.g. tqdm
+# content key -> run id of every FINISHED run -> the experiment's tags (pipeline.tracking.views)
+Describe = Callable[[dict[str, str]], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,12 @@ def publish(
     parent: RunContent,
     root: Path,
     progress: Progress = iter,
+    describe: Describe | None = None,
 ) -> Outcome:
     """Create the runs whose content key has no FINISHED run yet, cells nested under a new
-    parent run. On any exception the runs opened here end FAILED, on SIGINT/SIGTERM KILLED."""
+    parent run, and set the experiment's tags `describe` makes (before the parent closes:
+    a FINISHED parent means they are there). On any exception the runs opened here end
+    FAILED, on SIGINT/SIGTERM KILLED."""
     location.check(uri)
     location.reachable(uri)
     # MLflow's INFO lines ("Creating initial MLflow database tables") would land in the
@@ -156,10 +161,13 @@ def publish(
         with _exclusive(root):
             experiment_id = _experiment_id(client, experiment, root, uri)
             _close_abandoned(client, experiment_id)
-            done = {r.data.tags.get(CONTENT_KEY) for r in _runs(client, experiment_id, "FINISHED")}
+            runs = _runs(client, experiment_id, "FINISHED")
+            done = {str(r.data.tags.get(CONTENT_KEY)): str(r.info.run_id) for r in runs}
             todo = [c for c in cells if c.key not in done]
             if todo or parent.key not in done:
-                _publish_new(client, experiment_id, todo, parent, progress)
+                _publish_new(client, experiment_id, todo, parent, progress, done, describe)
+            elif describe is not None:  # e.g. a store published before views existed
+                _set_tags(client, experiment_id, describe(done))
     except MlflowException as e:
         raise TrackingError(_explain(uri, str(e).splitlines()[0])) from None
     except ModuleNotFoundError as e:  # a database URI whose driver is not installed
@@ -185,12 +193,19 @@ def _explain(uri: str, error: str) -> str:
     return f"MLflow at {uri} failed: {error}"
 
 
+def _set_tags(client: "MlflowClient", experiment_id: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_experiment_tag(experiment_id, key, value)
+
+
 def _publish_new(
     client: "MlflowClient",
     experiment_id: str,
     todo: list[RunContent],
     parent: RunContent,
     progress: Progress,
+    done: dict[str, str],
+    describe: Describe | None,
 ) -> None:
     owner = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     open_runs: list[str] = []
@@ -209,7 +224,10 @@ def _publish_new(
             _log(client, run_id, content)
             client.set_terminated(run_id, "FINISHED")
             open_runs.remove(run_id)
+            done[content.key] = run_id
         interrupt.check()
+        if describe is not None:
+            _set_tags(client, experiment_id, describe(done | {parent.key: parent_id}))
         _log(client, parent_id, parent)
         client.set_terminated(parent_id, "FINISHED")
         open_runs.remove(parent_id)
