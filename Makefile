@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench publish rebuild drift ui lint audit
+.PHONY: setup repro test bench publish rebuild drift ui exps lint audit
 .DEFAULT_GOAL := repro
 
 $(STAMP): requirements.txt
@@ -34,6 +34,9 @@ bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the 
 
 publish: setup  ## publish to MLflow whatever is missing there, without re-training
 	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view
+
+exps: setup  ## the experiments side by side within the terminal: params changed, headline figures
+	@$(PY) tools/exps.py
 
 PORT ?= 5000
 ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1:$(PORT); prints the links first

@@ -1,7 +1,6 @@
 """The README's make targets as a new user runs them, in a copy of the project: what they
 print (DVC's errors, the install, nothing on a no-op) and what they bring back."""
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,44 +11,11 @@ import pytest
 from mlflow import MlflowClient
 
 from pipeline.study import analysis
-from tests.conftest import (
-    BIN,
-    ROOT,
-    copy_project,
-    missing,
-    sandbox_env,
-    small_grid,
-    write_params,
-)
+from tests.conftest import sandbox_env, small_grid, write_params
+from tests.helpers.make import make, make_project
 from tests.helpers.servers import _stop, _wait_healthy, free_port
 
 pytestmark = pytest.mark.slow
-MAKE_FILES = ("Makefile", "requirements.txt", "tools/repro.py", "tools/ui.py")
-
-
-def make_project(dest: Path) -> Path:
-    """copy_project plus what make needs: the Makefile, requirements.txt, tools/repro.py,
-    and .venv: this interpreter's, as a link (the way a worktree shares one)."""
-    if shutil.which("make") is None:
-        missing("make is not installed")
-    copy_project(dest)
-    for name in MAKE_FILES:
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, dest / name)
-    cksum = subprocess.run(
-        ["cksum"], input=(dest / "requirements.txt").read_bytes(), capture_output=True, check=True
-    )
-    if not (BIN.parent / f".installed-{cksum.stdout.split()[0].decode()}").exists():
-        missing(f"{BIN.parent} is not marked installed: run `make setup` first")  # else make would
-    (dest / ".venv").symlink_to(BIN.parent)
-    return dest
-
-
-def make(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = sandbox_env(root.parent)
-    return subprocess.run(
-        ["make", *args], cwd=root, env=env, capture_output=True, text=True, timeout=900
-    )
 
 
 def runs(root: Path, experiment: str) -> list:
