@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     found = {
         **analysis.tables(cells, tuned, grid, b.reps, b.seed, ran.study.steps),
         "classes": analysis.classes(classes, tuned, b.reps, b.seed),
+        "class_idle": analysis.clip_idle(classes),
     }
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))

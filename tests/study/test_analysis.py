@@ -397,3 +397,23 @@ def test_headline_has_the_documented_keys_and_only_finite_numbers(
     for leaf in leaves(head):
         assert isinstance(leaf, int | float) and not isinstance(leaf, bool), leaf
         assert math.isfinite(leaf), leaf
+
+
+def test_clip_idle_marks_the_clipped_configurations_that_never_clipped() -> None:
+    """clip_idle: True exactly where every reporting seed at the tuned lr has clip_fraction
+    0; one clipped step on one seed, or any other part or lr kind, leaves it False."""
+    rows = [
+        {"part": part, "lr_kind": kind, "scenario": "s", "loss": "mse", "optimizer": o,
+         "clip": clip, "seed": seed, "clip_fraction": fraction}
+        for o, fractions in (("sgd", (0.0, 0.0)), ("adam", (0.0, 0.01)))
+        for clip in ("none", "norm")
+        for seed, fraction in enumerate(fractions)
+        for part, kind in (("report", "tuned"), ("report", "default"), ("tune", ""))
+    ]  # fmt: skip
+    cells = pd.DataFrame(rows)
+    cells.loc[(cells["part"] != "report") | (cells["lr_kind"] != "tuned"), "clip_fraction"] = 0.5
+
+    idle = analysis.clip_idle(cells)
+
+    assert list(idle.columns) == ["norm"]
+    assert idle["norm"].to_dict() == {("s", "mse", "adam"): False, ("s", "mse", "sgd"): True}
