@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from pipeline.study import analysis
 from tests.conftest import sandbox_env, small_grid, write_params
 from tests.helpers.make import make, make_project
-from tests.helpers.servers import _stop, _wait_healthy, free_port
+from tests.helpers.servers import free_port, stop_group, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -131,10 +131,10 @@ def ui(made: tuple[Path, str]) -> Iterator[tuple[str, list[str]]]:
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc, log)
+        wait_healthy(url, proc, log)
         yield url, log.read_text().splitlines()
     finally:
-        _stop(proc)
+        stop_group(proc)
 
 
 def test_make_ui_prints_links_that_open_on_the_winners_ranked(
