@@ -246,7 +246,10 @@ def drawn(study: Inputs) -> dict[str, Any]:
         "winners": figures.winners(best, traces, tol, ran.study.steps),
         "tuned": figures.tuned(summary, order, ran.study.steps),
         "sensitivity": sensitivity.figure(
-            found["sensitivity"], found["stability"], order, ran.study.steps, "tutorial"
+            *sensitivity.split(found["sensitivity"], found["stability"]),
+            order,
+            ran.study.steps,
+            "tutorial",
         ),
         "clipping": clipping.heatmaps(found["clip_ratios"], found["clip_idle"], order),
         "robustness": figures.robustness(found["robustness"], list(SCENARIOS), list(LOSSES)),

@@ -30,12 +30,23 @@ def decades(low: float, high: float, most: int = 3) -> list[int]:
     return powers[:: -(-len(powers) // most)] if powers else []
 
 
+Curves = dict[tuple[str, ...], "pd.DataFrame"]  # configuration -> its quantiles per lr
+Edges = dict[tuple[str, ...], list[float]]  # (scenario, loss, optimizer) -> analytic edges
+
+
+def split(table: pd.DataFrame, stability: pd.DataFrame) -> tuple[Curves, Edges]:
+    """analysis's sensitivity table per configuration, and the unclipped analytic edges
+    per (scenario, loss, optimizer) of its stability table: looked up once, not per panel."""
+    curves = {key: part.droplevel(list(CONFIG)) for key, part in table.groupby(level=list(CONFIG))}
+    edges: Edges = {}
+    unclipped = stability[stability["clip"] == "none"] if len(stability) else stability
+    for row in unclipped.itertuples(index=False):
+        edges.setdefault((row.scenario, row.loss, row.optimizer), []).append(row.theory_lr)
+    return curves, edges
+
+
 def figure(
-    table: pd.DataFrame,
-    edges: pd.DataFrame,
-    order: dict[str, list[str]],
-    steps: int,
-    scenario: str,
+    curves: Curves, edges: Edges, order: dict[str, list[str]], steps: int, scenario: str
 ) -> Figure:
     """Median (line) and, unclipped, IQR (band) of tuning steps against lr for one
     scenario, a panel per loss (rows) and optimizer (columns); the analytic edge dotted.
@@ -44,12 +55,11 @@ def figure(
     per optimizer, with each panel's own frame, title and lr ticks; the steps axis is the
     row's. 168 axes (6 scenarios x 4 losses x 7 optimizers) took 8 s to draw, 24 take 1."""
     losses, optimizers = order["loss"], order["optimizer"]
-    lrs = table.index.get_level_values("lr").to_numpy(np.float64)
+    lrs = np.concatenate([q.index.to_numpy(np.float64) for q in curves.values()] or [[]])
     low, high = (lrs.min() / 1.5, lrs.max() * 1.5) if len(lrs) else (1e-4, 10.0)
     span, gap = np.log10(high / low), 0.18 * np.log10(high / low)  # a panel, between two
     width = toolkit.WIDTH - 0.75 - 0.1
     fig, axes = toolkit.panels(len(losses), 1, (width, 1.15), (0.75, 0.1, 0.55, 0.45), (0.3, 0.75))
-    present = set(table.index.droplevel("lr"))
     powers = decades(low, high)
     for ax, loss in zip(axes, losses, strict=True):
         never_axis(ax, steps, "y")
@@ -63,19 +73,13 @@ def figure(
             ticks += [left + np.log10(10.0**n / low) for n in powers]
             labels += ["10" + str(n).translate(toolkit.POWERS) for n in powers]
             for clip, style in CLIPS.items():
-                if (key := (scenario, loss, optimizer, clip)) not in present:
+                if (q := curves.get((scenario, loss, optimizer, clip))) is None:
                     continue
-                q = table.xs(key, level=list(CONFIG))
                 x, color = left + np.log10(q.index.to_numpy(np.float64) / low), CLIP_COLORS[clip]
                 if clip == "none":
                     ax.fill_between(x, q[0.25], q[0.75], color=color, alpha=0.15, lw=0)
                 ax.plot(x, q[0.5], color=color, ls=style, lw=1.1)
-            edge = edges[
-                (edges["scenario"] == scenario)
-                & (edges["loss"] == loss)
-                & (edges["optimizer"] == optimizer)
-            ]
-            for theory in edge["theory_lr"]:
+            for theory in edges.get((scenario, loss, optimizer), []):
                 ax.axvline(left + np.log10(theory / low), color=EDGE, ls=":", lw=1)
         for k in range(1, len(optimizers)):  # each panel framed: lines on the gaps' edges
             for side in (k * (span + gap) - gap, k * (span + gap)):
@@ -96,7 +100,7 @@ def figure(
 def section(
     quantiles: pd.DataFrame, stability: pd.DataFrame, order: dict[str, list[str]], steps: int
 ) -> str:
-    edges = stability[stability["clip"] == "none"] if len(stability) else stability
+    curves, edges = split(quantiles, stability)
     text = (
         "How much the lr matters, from the tuning runs: per scenario, a panel per loss and "
         "optimizer; per lr, the median of steps to target over the tuning seeds, without "
@@ -110,7 +114,7 @@ def section(
             scenario,
             toolkit.svg(
                 f"sensitivity-{scenario}",
-                lambda s=scenario: figure(quantiles, edges, order, steps, s),  # type: ignore[misc]
+                lambda s=scenario: figure(curves, edges, order, steps, s),  # type: ignore[misc]
             ),
             shown=True,
         )
