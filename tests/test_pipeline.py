@@ -33,9 +33,9 @@ def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return run
 
 
-def runs(root: Path, status: str | None = "FINISHED") -> list:
+def runs(root: Path, status: str | None = "FINISHED", experiment: str = "gradlab") -> list:
     client = MlflowClient(f"sqlite:///{root}/mlflow.db")
-    exp = client.get_experiment_by_name("gradlab")
+    exp = client.get_experiment_by_name(experiment)
     found = client.search_runs([exp.experiment_id], max_results=1000)
     return [r for r in found if status is None or r.info.status == status]
 
@@ -158,13 +158,35 @@ def test_forced_repro_is_bitwise_identical_and_adds_no_runs(project: Path) -> No
     assert len(runs(project, None)) == count
 
 
-def test_deleted_mlflow_db_is_filled_again_without_retraining(project: Path) -> None:
-    """Deleting mlflow.db and running `make publish` (dvc repro --force --single-item
-    publish) brings back every cell's run, without retraining."""
-    (project / "mlflow.db").unlink()
-    out = dvc(project, "repro", "--force", "--single-item", "publish").stdout
-    assert "Running stage 'train'" not in out
-    assert len(cell_runs(project)) == 8
+def test_deleted_mlflow_db_is_filled_again_by_dvc_repro_without_retraining(project: Path) -> None:
+    """Deleting mlflow.db and running plain `dvc repro` brings back every cell's run and
+    every study run, without retraining (the env stage finds the store lacking what
+    publish's receipt names); the next `dvc repro` publishes nothing."""
+    study = len(runs(project, None, "gradlab-study"))
+    for store in project.glob("mlflow.db*"):
+        store.unlink()
+
+    back = dvc(project, "repro")
+
+    assert "lacks 9 of the 9 runs of 'gradlab'" in back.stderr
+    assert "Running stage 'train'" not in back.stdout and "Running stage 'study'" not in back.stdout
+    assert len(cell_runs(project)) == 8 and len(runs(project, None, "gradlab-study")) == study
+    assert "Running stage 'publish'" not in dvc(project, "repro").stdout
+
+
+def test_an_experiment_on_the_grid_alone_adds_no_study_runs(
+    project: Path, raw_params: dict
+) -> None:
+    """Another grid leaves the study's numbers as they were: publish adds no study run (its
+    runs' keys follow what they are made of, not every file of the study)."""
+    before = len(runs(project, None, "gradlab-study"))
+    write_params(project / "params.yaml", small_grid(raw_params, clips=["none", "handnorm"]))
+
+    out = dvc(project, "repro").stdout
+
+    assert "Running stage 'publish'" in out
+    assert "study: 0 new configuration runs" in out
+    assert len(runs(project, "FINISHED", "gradlab-study")) <= before + 1  # at most a new parent
 
 
 def test_changed_cell_gets_new_runs_and_run_cache_restore_adds_none(

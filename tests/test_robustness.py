@@ -27,6 +27,7 @@ from mlflow import MlflowClient
 from pipeline.files.atomic import TMP_SUFFIX
 from pipeline.tracking.store import CONTENT_KEY, PARENT_RUN_TAG, PID_TAG
 from tests.conftest import ROOT, cell_names, cell_table, copy_project, small_grid, write_params
+from tests.helpers.signals import needs_sigint
 from tools import deps
 
 pytestmark = pytest.mark.slow
@@ -281,9 +282,16 @@ def interrupt_training(
 
 @pytest.mark.parametrize(("sig", "code", "word"), SIGNALS, ids=["SIGINT", "SIGTERM"])
 def test_signal_stops_training_within_limit_leaving_nothing(
-    project: Path, raw_params: dict, launch: type[Stage], sig: signal.Signals, code: int, word: str
+    project: Path,
+    raw_params: dict,
+    launch: type[Stage],
+    sig: signal.Signals,
+    code: int,
+    word: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """SIGINT/SIGTERM mid-training: exit 130/143 within 1 s, one line, no output, no worker."""
+    needs_sigint(request, sig)
     remove_training_outputs(project)
     got, seconds, said, alive = interrupt_training(project, raw_params, launch, sig)
     assert (got, alive) == (code, [])
@@ -295,9 +303,16 @@ def test_signal_stops_training_within_limit_leaving_nothing(
 
 @pytest.mark.parametrize(("sig", "code", "word"), SIGNALS, ids=["SIGINT", "SIGTERM"])
 def test_signal_during_retraining_keeps_previous_outputs(
-    project: Path, raw_params: dict, launch: type[Stage], sig: signal.Signals, code: int, word: str
+    project: Path,
+    raw_params: dict,
+    launch: type[Stage],
+    sig: signal.Signals,
+    code: int,
+    word: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Interrupting a retrain leaves the earlier complete traces and metrics byte for byte."""
+    needs_sigint(request, sig)
     before = snapshot(project)
     got, seconds, said, alive = interrupt_training(project, raw_params, launch, sig)
     assert (got, alive) == (code, [])
@@ -312,9 +327,14 @@ def test_signal_during_retraining_keeps_previous_outputs(
     ("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
 )
 def test_signal_during_publish_kills_its_runs_and_a_rerun_completes(
-    project: Path, launch: type[Stage], sig: signal.Signals, code: int
+    project: Path,
+    launch: type[Stage],
+    sig: signal.Signals,
+    code: int,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Signalled mid-publish: exit 143/130 in 1 s, its runs KILLED; a rerun adds each cell once."""
+    needs_sigint(request, sig)
     (project / "mlflow.db").unlink()
     stage = launch(project, "publish")
     stage.wait_for("publish grid:")

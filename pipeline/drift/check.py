@@ -2,11 +2,13 @@
 
 The baseline is reports/cells.csv and reports/env.json as committed in git (both are
 `cache: false` DVC outputs), read with `git show REV:PATH`; the current values are the same
-files in the working tree, e.g. after `dvc repro --force`. A number passes when
+files in the working tree as the last `dvc repro` left them (it recomputes nothing: `make
+rebuild` does). A number passes when
 |new - old| <= abs + rel * |old| (params.yaml `drift`); empty <-> number, a changed text, and
 a column or a cell on one side only are drift. (`dvc metrics diff` has no tolerance and no
-failing exit code: DVC issue #10408.) Environment fields that differ are reported to
-explain drift; alone they do not fail.
+failing exit code: DVC issue #10408.) What changed since the baseline in params.yaml, the
+code and the environment (pipeline.drift.changes) is reported to explain drift; alone it
+does not fail.
 """
 
 import csv
@@ -21,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline import params
+from pipeline.drift import changes
 from pipeline.drift.report import ABSENT, Absent, Change, Report, Value
 from pipeline.files.inputs import InputError
 
@@ -58,13 +61,6 @@ def compare(baseline: Metrics, current: Metrics, tolerances: params.DriftParams)
         missing=sorted(baseline.keys() - current.keys()),
         new=sorted(current.keys() - baseline.keys()),
     )
-
-
-def env_diff(old: dict[str, object], new: dict[str, object]) -> list[tuple[str, object, object]]:
-    """(field, baseline, current) for each environment field that differs."""
-    fields = sorted(old.keys() | new.keys())
-    diff = [(f, old.get(f, ABSENT), new.get(f, ABSENT)) for f in fields]
-    return [(f, a, b) for f, a, b in diff if a != b]
 
 
 # --- reading the two sides --------------------------------------------------------------
@@ -145,9 +141,26 @@ def _rows(tables: Sequence[Path], text: Callable[[Path], str], side: str) -> Met
     return rows
 
 
-def load(tables: Sequence[Path], env: Path, rev: str, tolerances: params.DriftParams) -> Report:
+def _yaml(text: str, source: str) -> object:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as e:
+        raise InputError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+def load(
+    tables: Sequence[Path],
+    env: Path,
+    rev: str,
+    tolerances: params.DriftParams,
+    params_file: Path = Path("params.yaml"),
+) -> Report:
     """The report for the working tree's `tables` (the grid's cells.csv first, then the
-    study's summary and stability) and `env` against their versions at `rev`."""
+    study's summary and stability) and `env` against their versions at `rev`, with what
+    changed since `rev` in `params_file`, the code and the environment."""
     old = _rows(tables, lambda t: committed(t, rev), f" at {rev}")
     new = _rows(tables, _current, "")
     known = {m for side in (old, new) for cell in side.values() for m in cell}
@@ -155,6 +168,11 @@ def load(tables: Sequence[Path], env: Path, rev: str, tolerances: params.DriftPa
         names = ", ".join(f"drift.metrics.{name}" for name in unknown)
         raise InputError(f"params: {names}: no such metric; known: {', '.join(sorted(known))}")
     env_old = _object(committed(env, rev), f"{env} at {rev}")
+    params_old = _yaml(committed(params_file, rev), f"{params_file} at {rev}")
     return replace(
-        compare(old, new, tolerances), env=env_diff(env_old, _object(_current(env), str(env)))
+        compare(old, new, tolerances),
+        env=changes.values_diff(env_old, _object(_current(env), str(env))),
+        params=changes.values_diff(params_old, _yaml(_current(params_file), str(params_file))),
+        code=changes.code_diff(rev),
+        tables=tuple(path.stem for path in tables),
     )

@@ -5,13 +5,13 @@ two renderings, which say the same things in the same order.
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
 from pipeline import params
 from pipeline.files import markdown as md
 
-SHOWN = 10  # values within tolerance listed (those closest to their limit)
 Value = float | int | str | None  # one field of a per-cell table (None: empty)
 
 
@@ -44,14 +44,18 @@ class Change:
 
 @dataclass(frozen=True)
 class Report:
-    """Everything the check found: each change, cells on one side only, environment diffs."""
+    """Everything the check found: each change, rows on one side only, and what changed
+    since the baseline that decides the numbers (params, code, environment)."""
 
     tolerances: params.DriftParams
-    compared: int  # cells present on both sides
+    compared: int  # rows present on both sides
     changes: list[Change]  # every value that is not bitwise the same, drifted or not
-    missing: list[str]  # cells in the baseline only
-    new: list[str]  # cells in this run only
+    missing: list[str]  # rows in the baseline only
+    new: list[str]  # rows in this run only
     env: list[tuple[str, object, object]] = field(default_factory=list)  # (field, old, new)
+    params: list[tuple[str, object, object]] = field(default_factory=list)  # (key, old, new)
+    code: list[str] = field(default_factory=list)  # files that differ from the baseline's
+    tables: tuple[str, ...] = ("cells",)  # the tables compared; rows of the first unprefixed
 
     @property
     def drifted(self) -> list[Change]:
@@ -69,9 +73,14 @@ class Report:
     def status(self) -> str:
         return "drifted" if not self.ok else "within tolerance" if self.changes else "identical"
 
+    def table(self, row: str) -> str:
+        """The table a row key belongs to (`summary:noisy-mse-sgd-none`: summary)."""
+        return row.split(":", 1)[0] if ":" in row else self.tables[0]
+
 
 Table = tuple[str, str, tuple[str, ...], list[tuple[str, ...]]]  # title, note, header, rows
-COLUMNS = ("cell", "metric", "baseline", "current", "difference", "allowed")
+COLUMNS = ("row", "metric", "baseline", "current", "difference", "allowed")
+SCREEN = 20  # rows of a section on the terminal and in the job summary; the file has all
 
 
 def _text(value: object) -> str:
@@ -85,16 +94,24 @@ def _row(c: Change) -> tuple[str, ...]:
 
 
 def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _outside(c: Change) -> float:
+    """How far outside (or inside) its tolerance a change is: |difference| / allowed; inf
+    when not comparable or nothing is allowed."""
+    if c.diff is None or c.allowed is None:
+        return math.inf
+    return abs(c.diff) / c.allowed if c.allowed else (math.inf if c.diff else 0.0)
 
 
 def verdict(report: Report) -> str:
     """One sentence: what differs, and whether the check passes."""
-    cells = len({c.cell for c in report.drifted})
+    rows = len({c.cell for c in report.drifted})
     parts = [
-        (f"{_count(len(report.drifted), 'value')} drifted in {_count(cells, 'cell')}", cells),
-        (f"{_count(len(report.missing), 'cell')} missing", len(report.missing)),
-        (_count(len(report.new), "new cell"), len(report.new)),
+        (f"{_count(len(report.drifted), 'value')} drifted in {_count(rows, 'row')}", rows),
+        (f"{_count(len(report.missing), 'row')} missing", len(report.missing)),
+        (_count(len(report.new), "new row"), len(report.new)),
         (f"{_count(len(report.within), 'value')} within tolerance", len(report.within)),
     ]
     what = "; ".join(text for text, n in parts if n) or "every value bitwise identical"
@@ -108,35 +125,74 @@ def rule(tolerances: params.DriftParams) -> str:
     )
 
 
-def tables(report: Report) -> list[Table]:
-    """The report's sections; empty ones are left out."""
-    ratio = lambda c: abs(c.diff or 0) / (c.allowed or 1)  # noqa: E731  # share of its limit
-    closest = sorted(report.within, key=ratio, reverse=True)
-    cut = f"; the first {SHOWN} of them" if len(closest) > SHOWN else ""
+def changed(report: Report) -> list[tuple[str, ...]]:
+    """What changed since the baseline that decides the numbers, one row per difference:
+    (what, name, baseline, current)."""
+    rows: list[tuple[str, ...]] = [
+        ("params.yaml", k, _text(a), _text(b)) for k, a, b in report.params
+    ]
+    rows += [("code", path, "-", "changed") for path in report.code]
+    rows += [("environment", f, _text(a), _text(b)) for f, a, b in report.env]
+    return rows or [("nothing", "params.yaml, code and environment as in the baseline", "", "")]
+
+
+def by_measure(report: Report) -> list[tuple[str, ...]]:
+    """Per table and measure with drift: (table, measure, values drifted, largest
+    |difference|, times its allowed difference), furthest outside first."""
+    groups: dict[tuple[str, str], list[Change]] = {}
+    for c in report.drifted:
+        groups.setdefault((report.table(c.cell), c.metric), []).append(c)
+    worst = {key: max(changes, key=_outside) for key, changes in groups.items()}
+    order = sorted(groups, key=lambda k: (-_outside(worst[k]), -len(groups[k]), k))
+    rows: list[tuple[str, ...]] = []
+    for key in order:
+        w = worst[key]
+        largest = "not comparable" if w.diff is None else f"{abs(w.diff):.3g}"
+        rows.append((*key, f"{len(groups[key]):,}", largest, f"{_outside(w):.3g}"))
+    return rows
+
+
+def tables(report: Report, baseline: str, limit: int | None, full: str | None) -> list[Table]:
+    """The report's sections, each cut to its first `limit` rows (None: all, for the file
+    `full`); empty ones are left out."""
     one_side: list[tuple[str, ...]] = [(c, "baseline only") for c in report.missing]
     one_side += [(c, "this run only") for c in report.new]
-    candidates: list[Table] = [
+    drifted = sorted(report.drifted, key=_outside, reverse=True)
+    closest = sorted(report.within, key=_outside, reverse=True)
+    sections: list[Table] = [
+        (
+            f"Changed since {baseline}",
+            "What decides the numbers; by itself a change here does not fail the check.",
+            ("what", "name", "baseline", "current"),
+            changed(report),
+        ),
+        (
+            "Drifted, by table and measure",
+            "Furthest outside its tolerance first.",
+            ("table", "measure", "values", "largest |difference|", "x allowed"),
+            by_measure(report),
+        ),
         (
             "Drifted",
-            "Outside the tolerance, or not two numbers.",
+            "Outside the tolerance, or not two numbers; furthest outside first.",
             COLUMNS,
-            [_row(c) for c in report.drifted],
+            [_row(c) for c in drifted],
         ),
-        ("Cells on one side only", "Each one fails the check.", ("cell", "found in"), one_side),
+        ("Rows on one side only", "Each one fails the check.", ("row", "found in"), one_side),
         (
             f"Within tolerance ({_count(len(closest), 'value')} not bitwise identical)",
-            f"Closest to their limit first{cut}.",
+            "Closest to their limit first.",
             COLUMNS,
-            [_row(c) for c in closest[:SHOWN]],
-        ),
-        (
-            "Environment fields that differ from the baseline's",
-            "They may explain drift; by themselves they do not fail the check.",
-            ("field", "baseline", "current"),
-            [(f, _text(a), _text(b)) for f, a, b in report.env],
+            [_row(c) for c in closest],
         ),
     ]
-    return [t for t in candidates if t[3]]
+    out = []
+    for title, note, header, rows in sections:
+        if limit is not None and len(rows) > limit:
+            where = f"; all of them in {full}" if full else ""
+            note, rows = f"{note} The first {limit} of {len(rows):,}{where}.", rows[:limit]
+        out.append((title, note, header, rows))
+    return [t for t in out if t[3]]
 
 
 def _machine(ran_on: dict[str, str]) -> str:
@@ -145,30 +201,49 @@ def _machine(ran_on: dict[str, str]) -> str:
     )
 
 
-def as_markdown(report: Report, baseline: str, ran_on: dict[str, str]) -> str:
+def _compared(report: Report, baseline: str) -> str:
+    return (
+        f"{report.compared:,} rows of {', '.join(report.tables)} compared with {baseline}: "
+        "the tables as the last `dvc repro` left them (`make rebuild` recomputes them)."
+    )
+
+
+def as_markdown(
+    report: Report,
+    baseline: str,
+    ran_on: dict[str, str],
+    limit: int | None = SCREEN,
+    full: str | None = None,
+) -> str:
     """The report for $GITHUB_STEP_SUMMARY or a pull request comment."""
     lines = [
         f"## Drift check: {report.status}",
         "",
-        f"{report.compared} cells compared with the baseline committed at `{baseline}`: "
-        f"**{verdict(report)}**",
+        f"{_compared(report, f'`{baseline}`')} **{verdict(report)}**",
         f"Tolerance: `{rule(report.tolerances)}`.",
         f"Ran on: {_machine(ran_on)}.",
     ]
-    for title, note, header, rows in tables(report):
+    for title, note, header, rows in tables(report, baseline, limit, full):
         lines += ["", f"### {title}", "", note, "", md.table(header, rows, tight=True)]
     return "\n".join(lines) + "\n"
 
 
-def as_text(report: Report, baseline: str, ran_on: dict[str, str]) -> str:
-    """The report as plain text with aligned columns."""
+def as_text(
+    report: Report,
+    baseline: str,
+    ran_on: dict[str, str],
+    limit: int | None = SCREEN,
+    full: str | None = None,
+) -> str:
+    """The report as plain text with aligned columns: what changed first, then the drift
+    by table and measure, then the values; each section cut to `limit` rows."""
     lines = [
-        f"Drift check: {report.status}. {report.compared} cells compared with {baseline}.",
+        f"Drift check: {report.status}. {_compared(report, baseline)}",
         verdict(report),
         f"Tolerance: {rule(report.tolerances)}.",
         f"Ran on: {_machine(ran_on)}.",
     ]
-    for title, note, header, rows in tables(report):
+    for title, note, header, rows in tables(report, baseline, limit, full):
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         lines += ["", f"{title}. {note}"]
         for row in [header, *rows]:

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         **analysis.tables(cells, tuned, grid, b.reps, b.seed, ran.study.steps),
         "classes": analysis.classes(classes, tuned, b.reps, b.seed),
         "tables": columns.summary({"cells": cells, "traces": traces, "classes": classes}),
+        "class_idle": analysis.clip_idle(classes),
     }
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))

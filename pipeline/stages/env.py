@@ -8,25 +8,35 @@ bits leaves this file, dvc.lock and git status unchanged. The stage also validat
 whole params.yaml first, and estimates the work it asks for against env.budget
 (pipeline.run.budget): bad params, or a run of days, stop the pipeline before DVC deletes
 any other stage's outputs.
+
+Being the stage that runs on every `dvc repro`, it also checks that the MLflow store still
+holds every run publish's receipt names, and deletes the receipt when it does not, so that
+DVC runs publish again (pipeline.tracking.receipt).
 """
 
 import argparse
 import platform
+import sys
 from pathlib import Path
 
 from pipeline import params
 from pipeline.files import atomic
 from pipeline.run import budget, machine, numerics
+from pipeline.tracking import location, receipt
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--receipt", type=Path, help="publish's: dropped if MLflow lacks a run")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
     if over := budget.problems(budget.estimate(p), p.env.budget, p.env.workers):
         params.refuse([f"error: {args.params}: {line}" for line in over], args.params)
+    uri = location.default_uri(location.root())
+    if args.receipt and (note := receipt.check(args.receipt, uri)):
+        print(note, file=sys.stderr)
     text = machine.cpuinfo()
     found = numerics.fingerprint(
         p.env, machine.cpu_flags(text), platform.machine(), machine.cpu_vendor(text)

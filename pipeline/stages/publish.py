@@ -3,14 +3,14 @@ reports (experiment `publish.experiment`), and the study's runs, one per configu
 its tuned lr, under a parent with the study's report and tables (`publish.study_experiment`)
 (pipeline.tracking.publish).
 
-DVC runs it when what it publishes changed, or when its receipt (what it published: the
-two parents' content keys, no ids, no URI: the same bytes on every machine) is missing, as
-in a fresh clone. MLflow is outside DVC's view: after deleting mlflow.db, or for another
-server, `make publish` forces it.
+DVC runs it when what it publishes changed, or when its receipt (what it published: every
+run's content key, no ids, no URI: the same bytes on every machine) is missing: in a fresh
+clone, or after the env stage found the tracking store lacking a run the receipt names (a
+deleted mlflow.db, a wiped server, another MLFLOW_TRACKING_URI; pipeline.tracking.receipt).
+`make publish` forces it.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         publish.check_study(study_out)
     if note := publish.staleness(trained, grid.cells(p.train)):
         print(note, file=sys.stderr)
-    root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
+    root = location.root()
     uri = location.default_uri(root)
     with interrupt.exit_on_signal():
         try:

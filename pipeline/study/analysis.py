@@ -211,6 +211,15 @@ def clip_ratios(summary: pd.DataFrame) -> pd.DataFrame:
         return iqm.drop(columns="none").div(iqm["none"], axis=0)
 
 
+def clip_idle(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario, loss and optimizer (index), for each clip mode but none (columns):
+    True where clipping never acted at the tuned lr (clip_fraction 0 on every reporting
+    seed), so the clipped runs are the unclipped ones."""
+    report = cells[(cells["part"] == "report") & (cells["lr_kind"] == "tuned")]
+    most = report.groupby(list(CONFIG), sort=True)["clip_fraction"].max().unstack("clip")
+    return most.drop(columns="none", errors="ignore") == 0
+
+
 def tables(
     cells: pd.DataFrame, tuned: pd.DataFrame, grid: pd.DataFrame, reps: int, seed: int, steps: int
 ) -> dict[str, pd.DataFrame]:
@@ -230,6 +239,7 @@ def tables(
         "twins": twins(cells, grid),
         "sensitivity": sensitivity(cells, steps),
         "clip_ratios": clip_ratios(summary_),
+        "clip_idle": clip_idle(cells),
     }
 
 

@@ -13,6 +13,7 @@ training would otherwise land under its genuine content key).
 """
 
 import json
+import math
 import subprocess
 import time
 from collections.abc import Sequence
@@ -26,10 +27,10 @@ from tqdm import tqdm
 from pipeline import grid, params
 from pipeline.files import inputs
 from pipeline.files.digest import combine, sha
-from pipeline.grid.manifest import Manifest, stamped
+from pipeline.grid.manifest import Entry, Manifest, stamped
 from pipeline.run import machine
-from pipeline.study import train
-from pipeline.tracking import grid_runs, location, store, study_runs
+from pipeline.study import analysis, train
+from pipeline.tracking import grid_runs, location, receipt, store, study_runs, views
 
 
 @dataclass(frozen=True)
@@ -152,11 +153,13 @@ def tags(root: Path, env_path: Path) -> dict[str, str]:
 
 def publish_grid(
     out: GridOutputs, trained: Manifest, p: params.PublishParams, root: Path, uri: str
-) -> tuple[store.Outcome, str]:
-    """The grid's runs, made from what train wrote: (the outcome, the parent's key)."""
+) -> tuple[store.Outcome, list[str]]:
+    """The grid's runs, made from what train wrote: (the outcome, [the parent's key, *the
+    cells' keys])."""
     keys = [e.key(trained.data) for e in trained.entries]
     reports = [out.ranking, *sorted(out.reports), *sorted(out.plots.glob("*.png"))]
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
+    best = [e.key(trained.data) for e in sorted(trained.entries, key=_distance)]
     common = {**tags(root, out.env), "data_hash": trained.data[:16]}
     contents = [
         grid_runs.cell_content(e, trained.data, out.traces, out.plots, common, p.points)
@@ -172,17 +175,32 @@ def publish_grid(
         drawn=partial(grid_runs.graph_svg, dot),
     )
     progress = partial(tqdm, desc="publish grid", unit="run")
-    return store.publish(uri, p.experiment, contents, parent, root, progress), parent_key
+    describe = partial(_described, views.GRID, parent_key, best)
+    outcome = store.publish(uri, p.experiment, contents, parent, root, progress, describe)
+    return outcome, [parent_key, *keys]
+
+
+def _distance(entry: Entry) -> float:
+    """A cell's distance to the generating line, the ranking's measure; inf if diverged."""
+    value = entry.measures.get("dist_to_optimum")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else math.inf
+
+
+def _described(
+    headline: views.Headline, key: str, shown: list[str], ids: dict[str, str]
+) -> dict[str, str]:
+    """The experiment's tags, its view showing the runs of the content keys `shown`."""
+    return views.tags(headline, key, [ids[k] for k in shown if k in ids])
 
 
 def publish_study(
     out: StudyOutputs, env: Path, p: params.PublishParams, root: Path, uri: str
-) -> tuple[store.Outcome, str]:
-    """The study's runs, made from its tables: (the outcome, the parent's key)."""
+) -> tuple[store.Outcome, list[str]]:
+    """The study's runs, made from its tables: (the outcome, [the parent's key, *the runs'
+    keys])."""
+    import pandas as pd
+
     summaries = [out.summary, out.class_summary]
-    files = [out.cells, out.traces, out.classes, *summaries, *sorted(out.reports)]
-    names = [name for path in summaries for name in study_runs.configs(path)]
-    parent_key, run_keys = study_runs.keys(files, names)
     common = tags(root, env)
     report_rows = [("part", "==", "report")]  # all a run needs of the per-cell tables
     cells, traces, classes = (
@@ -191,17 +209,25 @@ def publish_study(
     )
     summary, class_summary = (inputs.read_table(path, "analysis") for path in summaries)
     seeds = sorted(train.read_record(out.manifest).study.seeds.tune)
-    contents = study_runs.contents(summary, cells, traces, run_keys, common, seeds)
-    contents += study_runs.contents(class_summary, classes, None, run_keys, common, seeds)
+    contents = study_runs.contents(summary, cells, traces, common, seeds)
+    contents += study_runs.contents(class_summary, classes, None, common, seeds)
+    holds = [*summaries, *sorted(out.reports), out.cells, out.classes]
+    parent_key = study_runs.parent_key(holds, [c.key for c in contents])
+    keys = [parent_key, *(c.key for c in contents)]
+    both = pd.concat([summary, class_summary], ignore_index=True)
+    named = {c.name: c.key for c in contents}
+    winners = [named[name] for name in analysis.winners(both)["config"]]
     parent = store.RunContent(
         name=f"study-{parent_key[:8]}",
         key=parent_key,
         tags=common,
-        artifacts=[*summaries, *sorted(out.reports), out.cells, out.classes],
-        params={"configurations": str(len(names)), "cells": str(len(cells))},
+        artifacts=holds,
+        params={"configurations": str(len(contents)), "cells": str(len(cells))},
     )
     progress = partial(tqdm, desc="publish study", unit="run")
-    return store.publish(uri, p.study_experiment, contents, parent, root, progress), parent_key
+    describe = partial(_described, views.STUDY, parent_key, winners)
+    outcome = store.publish(uri, p.study_experiment, contents, parent, root, progress, describe)
+    return outcome, keys
 
 
 TOP_COLUMNS = ("rank", "cell", "dist_to_optimum", "first_below", "final_loss", "diverged")
@@ -232,19 +258,20 @@ class Published:
     """What one publish did in each experiment, and how long each took."""
 
     grid: store.Outcome
-    grid_key: str  # the grid parent's content key
+    grid_keys: list[str]  # the grid parent's content key, then its cells'
     grid_seconds: float
     study: store.Outcome
-    study_key: str
+    study_keys: list[str]
     study_seconds: float
 
-    def receipt(self, p: params.PublishParams) -> dict[str, dict[str, str]]:
-        """What was published: the parents' content keys (no ids, no URI: the same bytes on
-        every machine), the receipt DVC tracks."""
-        return {
-            "grid": {"experiment": p.experiment, "parent": self.grid_key},
-            "study": {"experiment": p.study_experiment, "parent": self.study_key},
-        }
+    def receipt(self, p: params.PublishParams) -> receipt.Receipt:
+        """What was published, the receipt DVC tracks (pipeline.tracking.receipt)."""
+        return receipt.made(
+            {
+                "grid": (p.experiment, self.grid_keys),
+                "study": (p.study_experiment, self.study_keys),
+            }
+        )
 
     def summary(self, uri: str) -> str:
         """The lines the stage prints: what was replaced or closed and why, what was
@@ -256,10 +283,16 @@ class Published:
                 f"MLflow ({uri}):",
                 counted("grid", "cell", self.grid, self.grid_seconds),
                 counted("study", "configuration", self.study, self.study_seconds),
-                location.ui_hint(uri, self.grid.experiment_id),
-                f"(the study: #/experiments/{self.study.experiment_id}/runs)",
+                *location.ui_hint(uri, self.views()),
             ]
         )
+
+    def views(self) -> list[tuple[str, str, str]]:
+        """What the links open: (what, experiment id, view key) of the grid and the study."""
+        return [
+            (views.GRID.label, self.grid.experiment_id, self.grid_keys[0]),
+            (views.STUDY.label, self.study.experiment_id, self.study_keys[0]),
+        ]
 
 
 def publish(
@@ -272,11 +305,11 @@ def publish(
 ) -> Published:
     """The grid's runs, then the study's."""
     start = time.perf_counter()
-    cells, grid_key = publish_grid(grid_out, trained, p, root, uri)
+    cells, grid_keys = publish_grid(grid_out, trained, p, root, uri)
     middle = time.perf_counter()
-    configs, study_key = publish_study(study_out, grid_out.env, p, root, uri)
+    configs, study_keys = publish_study(study_out, grid_out.env, p, root, uri)
     end = time.perf_counter()
-    return Published(cells, grid_key, middle - start, configs, study_key, end - middle)
+    return Published(cells, grid_keys, middle - start, configs, study_keys, end - middle)
 
 
 def counted(label: str, kind: str, outcome: store.Outcome, seconds: float) -> str:

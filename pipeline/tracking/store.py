@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from pipeline.files.atomic import DiskFull, full
 from pipeline.run import interrupt
 from pipeline.run.interrupt import Terminated
-from pipeline.tracking import ledger, location, lock
+from pipeline.tracking import ledger, location, lock, views
 from pipeline.tracking.location import CONTENT_KEY, TrackingError
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ POINT_BYTES = 350  # what a metric point takes in a SQLite store, with its index
 
 
 Progress = Callable[[Iterable["RunContent"]], Iterable["RunContent"]]  # e.g. tqdm
+# content key -> run id of every FINISHED run -> the experiment's tags (pipeline.tracking.views)
+Describe = Callable[[dict[str, str]], dict[str, str]]
 
 
 def _none(folder: Path) -> list[Path]:
@@ -146,17 +148,25 @@ def publish(
     parent: RunContent,
     root: Path,
     progress: Progress = iter,
+    describe: Describe | None = None,
 ) -> Outcome:
     """Make the experiment hold each of `cells` once, nested under `parent`, whatever it
-    held before. On any exception the runs opened here end FAILED, on SIGINT/SIGTERM
-    KILLED. Nothing to do (SQLite, read directly): no `import mlflow`."""
+    held before, and set the experiment's tags `describe` makes (before the parent closes:
+    a FINISHED parent means they are there). On any exception the runs opened here end
+    FAILED, on SIGINT/SIGTERM KILLED. Nothing to do (SQLite, read directly): no `import
+    mlflow`."""
     location.check(uri)
     if (held := location.holdings(uri, experiment)) is not None:
         experiment_id, finished, running = held
         wanted = [*cells, parent]
-        if not running and all(finished.get(c.key) == [c.payload] for c in wanted):
+        settled = not running and all(finished.get(c.key) == [c.payload] for c in wanted)
+        view = views.VIEW_TAG + parent.key  # described: its view is there
+        if settled and (describe is None or location.has_tag(uri, experiment_id, view)):
             return Outcome(experiment_id, 0, len(cells))
     location.reachable(uri)
+    # MLflow's INFO lines ("Creating initial MLflow database tables") would land in the
+    # middle of the stage's summary; it reads the level once, at import
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from mlflow.exceptions import MlflowException  # ~1.4 s: only when there is work to do
 
     try:
@@ -164,7 +174,7 @@ def publish(
             client = _client(uri)
             experiment_id = _experiment_id(client, experiment, root, uri)
             with lock.claim(client, experiment_id, held_file) as holder:
-                return _settle(client, experiment_id, cells, parent, holder, progress)
+                return _settle(client, experiment_id, cells, parent, holder, progress, describe)
     except Exception as e:
         if (path := _full_at(e, uri, root)) is not None:  # the database or the artifacts
             kept = "the runs finished are kept, `make publish` adds the rest"
@@ -206,14 +216,26 @@ def _settle(
     parent: RunContent,
     holder: lock.Holder,
     progress: Progress,
+    describe: Describe | None,
 ) -> Outcome:
-    """Under the lock: close stale runs, settle every key, create what is missing."""
+    """Under the lock: close stale runs, settle every key, create what is missing, describe
+    the experiment."""
     notes = ledger.close_stale(client, experiment_id, holder.id)
     book = ledger.Ledger.read(client, experiment_id)
-    todo = [c for c in cells if book.settle(client, c) is None]
+    done: dict[str, str] = {}
+    todo = []
+    for content in cells:
+        if (run_id := book.settle(client, content)) is None:
+            todo.append(content)
+        else:
+            done[content.key] = run_id
     parent_id = book.settle(client, parent)
     if todo or parent_id is None:
-        _publish_new(client, experiment_id, todo, parent, parent_id, holder, progress)
+        _publish_new(
+            client, experiment_id, todo, parent, parent_id, holder, progress, done, describe
+        )
+    elif describe is not None:  # e.g. a store published before views existed
+        _set_tags(client, experiment_id, describe(done | {parent.key: parent_id}))
     notes += book.notes
     return Outcome(experiment_id, len(todo), len(cells) - len(todo), book.replaced, notes)
 
@@ -233,6 +255,11 @@ def _explain(uri: str, error: str) -> str:
     return f"MLflow at {uri} failed: {error}"
 
 
+def _set_tags(client: "MlflowClient", experiment_id: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_experiment_tag(experiment_id, key, value)
+
+
 def _publish_new(
     client: "MlflowClient",
     experiment_id: str,
@@ -241,6 +268,8 @@ def _publish_new(
     parent_id: str | None,
     holder: lock.Holder,
     progress: Progress,
+    done: dict[str, str],
+    describe: Describe | None,
 ) -> None:
     """Create the runs of `todo` under the parent run `parent_id`; without one, under the
     run of the parent's key a publish left unfinished (adopted), else a new one."""
@@ -268,7 +297,10 @@ def _publish_new(
             _log(client, run_id, content)
             client.set_terminated(run_id, "FINISHED")
             open_runs.remove(run_id)
+            done[content.key] = run_id
         interrupt.check()
+        if describe is not None:
+            _set_tags(client, experiment_id, describe(done | {parent.key: parent_id}))
         if not finished:
             _log(client, parent_id, parent)
             client.set_terminated(parent_id, "FINISHED")

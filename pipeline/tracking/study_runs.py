@@ -3,15 +3,18 @@ its tuned learning rate, nested under one parent per study that holds the report
 the tables. At most one run per configuration (504 by default, well under the ~1,000 the
 MLflow UI handles), never one per cell.
 
-Keys: a run's content key is a digest of the files it is made from (summary, traces,
-cells, report) and its configuration's name, computed without reading them into tables,
-so a publish with nothing new costs a few file hashes.
+Keys: a run's content key digests what it is made of, and nothing else: its configuration
+and settings (the params), its measures and histories (the metrics), and its cells (every
+column of its reporting cells). A change elsewhere in the study (another configuration,
+the report, the grid) leaves its key alone, so it gets no new run. The parent's key is a
+digest of the files it holds and of its runs' keys.
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,17 +38,27 @@ MEASURES = (  # summary.csv's measures, each a metric of its configuration's run
 HISTORIES = {"error": "error", "loss_value": "loss"}  # traces column -> metric: medians
 
 
-def configs(summary: Path) -> list[str]:
-    """The configuration names of summary.csv, in its order (csv, no pandas)."""
-    with summary.open(newline="", encoding="utf-8") as f:
-        return [row["config"] for row in csv.DictReader(f)]
+def parent_key(files: list[Path], runs: list[str]) -> str:
+    """The study parent's key: a digest of the files it holds and of its runs' keys (a
+    changed run is published under a new parent)."""
+    return combine(*(sha(f.read_bytes()) for f in files), *runs)
 
 
-def keys(files: list[Path], names: list[str]) -> tuple[str, dict[str, str]]:
-    """(the parent's key, each configuration's run key) from the study's files."""
-    digests = [sha(f.read_bytes()) for f in files]
-    parent = combine(*digests)
-    return parent, {name: combine(parent, sha(name.encode())) for name in names}
+def cell_digests(cells: pd.DataFrame) -> dict[tuple[str, ...], str]:
+    """Per configuration, the sha256 of its reporting cells: every column, as CSV (floats
+    as Python writes them: exact), rows in (lr kind, seed) order."""
+    rows = cells[cells["part"] == "report"].sort_values([*CONFIG, "lr_kind", "seed"])
+    lines = rows.to_csv(index=False, header=False, lineterminator="\n").splitlines()
+    grouped: dict[tuple[str, ...], list[str]] = {}  # strict zip: no line break inside a cell
+    for config, line in zip(zip(*(rows[c] for c in CONFIG), strict=True), lines, strict=True):
+        grouped.setdefault(config, []).append(line)
+    return {config: sha("\n".join(group).encode()) for config, group in grouped.items()}
+
+
+def run_key(content: Mapping[str, object], cells: str) -> str:
+    """A run's content key: a digest of what it shows (name, params, metrics, the tags that
+    describe it, as JSON) and of its cells' digest."""
+    return combine(sha(json.dumps(content, sort_keys=True).encode()), cells)
 
 
 def _params(row: pd.Series) -> dict[str, str]:
@@ -78,13 +91,13 @@ def contents(
     summary: pd.DataFrame,
     cells: pd.DataFrame,
     traces: pd.DataFrame | None,
-    run_keys: dict[str, str],
     tags: dict[str, str],
     tune_seeds: list[int],
 ) -> list[store.RunContent]:
     """One run per configuration of `summary`: its settings at the tuned lr, measures,
     and (from `traces`, if given) the medians over its reporting seeds of each traced
-    step's error and loss. `cells` holds the report rows at least."""
+    step's error and loss, keyed by run_key. `cells` holds the report rows at least;
+    `tags` go on every run, outside the keys (the commit, the machine)."""
     tuned = cells[(cells["part"] == "report") & (cells["lr_kind"] == "tuned")]
     first = tuned.drop_duplicates(list(CONFIG)).set_index(list(CONFIG))
     medians = None
@@ -93,6 +106,7 @@ def contents(
         medians = traced.groupby([*CONFIG, "step"], sort=True)[list(HISTORIES)].median()
     seeds = {"tune_seeds": str(sorted(tune_seeds))}
     seeds["report_seeds"] = str(sorted(tuned["seed"].unique().tolist()))
+    digests = cell_digests(cells)
     out = []
     for _, row in summary.iterrows():
         key = tuple(row[c] for c in CONFIG)
@@ -105,12 +119,15 @@ def contents(
         ]  # fmt: skip
         finals, never = _metrics(row)
         name = str(row["config"])
+        params = _params(_row(first.loc[key], key)) | seeds
+        described = {"config": name, **({"never": ",".join(never)} if never else {})}
+        shown = {"name": name, "params": params, "metrics": points + finals, "tags": described}
         out.append(
             store.RunContent(
                 name=name,
-                key=run_keys[name],
-                params=_params(_row(first.loc[key], key)) | seeds,
-                tags={**tags, "config": name, **({"never": ",".join(never)} if never else {})},
+                key=run_key(shown, digests[key]),
+                params=params,
+                tags={**tags, **described},
                 metrics=points + finals,
             )
         )

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from pipeline import params
-from pipeline.drift import check
+from pipeline.drift import changes, check
 from pipeline.drift import report as drift_report
 from pipeline.stages import drift as stage
 from pipeline.stages import generate, train
@@ -124,7 +124,7 @@ def test_missing_cell_fails_and_so_does_a_new_one(
     text = drift_report.as_markdown(report, "HEAD", RAN_ON)
     assert "| l1-sgd-none | baseline only |" in text
     assert "| huber-sgd-none | this run only |" in text
-    assert "1 cell missing; 1 new cell: the check fails" in text
+    assert "1 row missing; 1 new row: the check fails" in text
 
 
 def test_null_text_and_absent_metric_changes_are_drift(
@@ -170,7 +170,7 @@ def test_changed_environment_is_reported_but_does_not_fail(
     baseline: check.Metrics, committed: params.Params
 ) -> None:
     """A new torch and another kernel set are listed with both values; alone they pass."""
-    env = check.env_diff(ENV, dict(ENV, torch="2.14.0", cpu_capability="default", os="linux"))
+    env = changes.values_diff(ENV, dict(ENV, torch="2.14.0", cpu_capability="default", os="linux"))
     assert env == [
         ("cpu_capability", "avx2", "default"),
         ("os", drift_report.ABSENT, "linux"),
@@ -179,8 +179,9 @@ def test_changed_environment_is_reported_but_does_not_fail(
     report = replace(check.compare(baseline, copy.deepcopy(baseline), committed.drift), env=env)
     assert report.ok and report.status == "identical"
     text = drift_report.as_markdown(report, "HEAD", RAN_ON)
-    assert '| torch | "2.13.0+cpu" | "2.14.0" |' in text and '| os | absent | "linux" |' in text
-    assert "by themselves they do not fail the check" in text
+    assert '| environment | torch | "2.13.0+cpu" | "2.14.0" |' in text
+    assert '| environment | os | absent | "linux" |' in text
+    assert "by itself a change here does not fail the check" in text
     assert "Example CPU (avx2 fma), 2 cores, host h" in text  # the machine: reported, not tracked
 
 
@@ -256,7 +257,9 @@ def test_main_passes_on_an_unchanged_working_tree(
 ) -> None:
     """Exit 0 and 'identical' when the working tree holds the committed results."""
     assert exit_code([]) == 0
-    assert "Drift check: identical. 2 cells compared with HEAD." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("Drift check: identical. 2 rows of cells compared with HEAD: ")
+    assert "nothing  params.yaml, code and environment as in the baseline" in out
 
 
 def test_main_fails_on_drift_and_writes_markdown_and_step_summary(
@@ -283,7 +286,10 @@ def test_main_reports_a_changed_environment_and_passes(
     edit(repo / "reports/env.json", torch="2.14.0")
     assert exit_code([]) == 0
     out = capsys.readouterr().out
-    assert 'torch  "2.13.0+cpu"  "2.14.0"' in out and "do not fail the check" in out
+    assert ["environment", "torch", '"2.13.0+cpu"', '"2.14.0"'] in [
+        r.split() for r in out.splitlines()
+    ]
+    assert "does not fail the check" in out
 
 
 def test_main_compares_with_an_older_revision(repo: Path) -> None:
@@ -292,6 +298,56 @@ def test_main_compares_with_an_older_revision(repo: Path) -> None:
     git(repo, "commit", "-qam", "new metrics")
     assert exit_code([]) == 0
     assert exit_code(["--baseline-rev", "HEAD~1"]) == stage.EXIT_DRIFT
+
+
+def test_main_says_first_what_changed_in_params_code_and_environment(
+    repo: Path, raw_params: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any number: the params.yaml keys, the code files and the environment fields
+    that differ from the baseline's, each with both values."""
+    data = copy.deepcopy(raw_params)
+    data["train"]["steps"] = 1000
+    write_params(repo / "params.yaml", data)
+    (repo / "pipeline").mkdir()
+    (repo / "pipeline/new_rule.py").write_text("# an uncommitted change of the code\n")
+    edit(repo / "reports/env.json", torch="2.14.0")
+    edit(repo / "reports/cells.csv", **{"mse-adam-norm": {"final_loss": 0.5}})
+
+    assert exit_code([]) == stage.EXIT_DRIFT
+
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["params.yaml", "train.steps", "500", "1000"] in rows
+    assert ["code", "pipeline/new_rule.py", "-", "changed"] in rows
+    assert ["environment", "torch", '"2.13.0+cpu"', '"2.14.0"'] in rows
+    assert out.index("Changed since HEAD.") < out.index("Drifted, by table and measure.")
+
+
+def test_a_flood_of_drift_is_summarised_by_table_and_measure_within_a_screen(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """600 drifted values: the terminal gets their count per table and measure and the
+    first few values, under 60 lines; --full gets every one."""
+    cells = {f"cell{i:03}": dict(CELL) for i in range(300)}
+    write_cells(repo / "reports/cells.csv", cells)
+    git(repo, "commit", "-qam", "300 cells")
+    moved = {n: dict(c, final_loss=0.25, final_weight=1.5) for n, c in cells.items()}
+    write_cells(repo / "reports/cells.csv", moved)
+
+    assert exit_code(["--full", str(tmp_path / "drift.txt")]) == stage.EXIT_DRIFT
+
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()]
+    assert len(rows) < 60, out
+    assert "600 values drifted in 300 rows: the check fails." in out
+    assert {("cells", "final_loss", "300"), ("cells", "final_weight", "300")} <= {
+        tuple(r[:3]) for r in rows
+    }
+    assert (
+        f"The first {drift_report.SCREEN} of 600; all of them in {tmp_path / 'drift.txt'}." in out
+    )
+    full = (tmp_path / "drift.txt").read_text()
+    assert all(f"cell{i:03}  final_loss" in full for i in range(300))
 
 
 @pytest.mark.parametrize(
@@ -346,10 +402,18 @@ def test_make_drift_covers_every_table_the_study_reports(repo: Path) -> None:
     outs = [o for s in ("study", "analysis") for o in stages[s]["outs"] if isinstance(o, dict)]
     study_tables = [next(iter(o)) for o in outs if next(iter(o)).endswith(".csv")]
     env_out = next(iter(stages["env"]["outs"][0]))
-    assert argv[:5] == ["--params", "params.yaml", "--env", env_out, "--tables"]
-    assert argv[5] == cells_out and sorted(argv[6:]) == sorted(study_tables)
-    assert {"reports/study/classes.csv", "reports/study/tables.csv"} <= set(argv[6:])
-    for table in argv[6:]:
+    assert argv[:7] == [
+        "--params",
+        "params.yaml",
+        "--env",
+        env_out,
+        "--full",
+        "reports/drift.txt",
+        "--tables",
+    ]
+    assert argv[7] == cells_out and sorted(argv[8:]) == sorted(study_tables)
+    assert {"reports/study/classes.csv", "reports/study/tables.csv"} <= set(argv[8:])
+    for table in argv[8:]:
         write_table(repo / table, {"classes-ce-adam-none": {"iqm_steps": 4.0, "agrees": "True"}})
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "study tables")

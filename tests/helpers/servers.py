@@ -55,7 +55,7 @@ def listening(port: int) -> set[str]:
     return found
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group we started (mlflow spawns uvicorn), SIGKILL if it lingers."""
     for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         with suppress(ProcessLookupError):
@@ -92,13 +92,13 @@ def running_mlflow(
             start_new_session=True,
         )
     try:
-        _wait_healthy(uri, proc, log)
+        wait_healthy(uri, proc, log)
         yield uri
     finally:
-        _stop(proc)
+        stop_group(proc)
 
 
-def _wait_healthy(uri: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def wait_healthy(uri: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -20,6 +20,32 @@ def test_committed_params_validate(committed: params.Params) -> None:
         committed.train.steps = 1  # type: ignore[misc]
 
 
+def set_params(tmp_path: Path, *overrides: str) -> list[str]:
+    """The lines of a diff of params.yaml before and after `dvc exp run -S OVERRIDES` edits
+    it (DVC's own function for it: dvc.utils.hydra.apply_overrides)."""
+    from dvc.utils.hydra import apply_overrides
+
+    edited = tmp_path / "params.yaml"
+    edited.write_bytes((ROOT / "params.yaml").read_bytes())
+    apply_overrides(edited, list(overrides))
+    diff = subprocess.run(
+        ["diff", str(ROOT / "params.yaml"), str(edited)], capture_output=True, text=True
+    )
+    return [line for line in diff.stdout.splitlines() if line.startswith(("<", ">"))]
+
+
+def test_dvc_exp_run_set_param_rewrites_nothing_it_was_not_asked_to(tmp_path: Path) -> None:
+    """params.yaml is written as DVC writes it back (lists one item per line, lines within
+    ruamel's 80 columns): setting a key to its value changes no byte, and setting the
+    grid's lists changes only their items."""
+    assert set_params(tmp_path, "train.steps=500") == []
+
+    diff = set_params(tmp_path, "train.grid.optimizers=[sgd,adam]", "train.grid.clips=[none]")
+
+    removed = ["momentum", "nesterov", "adamw", "rmsprop", "adagrad", "norm", "value"]
+    assert sorted(diff) == sorted(f"<     - {name}" for name in removed)
+
+
 def test_scientific_notation_is_a_float_like_dvc(tmp_path: Path, raw_params: dict) -> None:
     """`lr: 1e-3` reads as a number (YAML 1.2, as DVC reads it), not as a string."""
     text = (ROOT / "params.yaml").read_text().replace("sgd: {lr: 0.05", "sgd: {lr: 1e-3")

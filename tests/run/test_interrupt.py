@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.run import interrupt
 from tests.conftest import ROOT
+from tests.helpers.signals import IGNORED, needs_sigint
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +23,11 @@ def _unfreeze() -> Iterator[None]:
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_exits_with_the_shell_code_after_cleanup(sig: int, code: int) -> None:
+def test_signal_exits_with_the_shell_code_after_cleanup(
+    sig: int, code: int, request: pytest.FixtureRequest
+) -> None:
     """A signal inside the block runs `finally` blocks, then exits 130 (INT) or 143 (TERM)."""
+    needs_sigint(request, sig)
     cleaned = []
     with pytest.raises(SystemExit) as exit_, interrupt.exit_on_signal():
         try:
@@ -90,3 +94,23 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", "1 skipped"), ("true", "1 passed")])
+def test_an_ignored_sigint_skips_the_signal_tests_naming_why_but_not_in_ci(
+    ci: str, outcome: str
+) -> None:
+    """Under `nohup ... &` (SIGINT ignored) a SIGINT test skips saying so; CI=true runs it."""
+    test = f"{Path(__file__)}::test_signal_exits_with_the_shell_code_after_cleanup[2-130]"
+    env = {**os.environ, "CI": ci}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", test],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as nohup's `&` does
+    )
+    assert outcome in run.stdout, run.stdout + run.stderr
+    assert (IGNORED in " ".join(run.stdout.split())) == (ci == "")

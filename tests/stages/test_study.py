@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import ROOT, sandbox_env, write_params
 from tests.helpers.dask_cluster import survivors
+from tests.helpers.signals import needs_sigint
 
 pytestmark = pytest.mark.slow
 OUTPUTS = ("cells.parquet", "traces.parquet", "classes.parquet")
@@ -148,10 +149,16 @@ def kill_a_worker() -> None:
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_leaves_no_partial_output_and_no_worker(
-    data: Path, tmp_path: Path, raw_params: dict, sig: signal.Signals, code: int
+    data: Path,
+    tmp_path: Path,
+    raw_params: dict,
+    sig: signal.Signals,
+    code: int,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Ctrl-C or SIGTERM while two processes train: exit 130/143, no table written, no
     temp file, no worker process left."""
+    needs_sigint(request, sig)
     p = write_params(tmp_path / "params.yaml", tiny(raw_params, chunk=20, workers=2))
     stage = subprocess.Popen(command(data, p, tmp_path), cwd=ROOT, env=sandbox_env(tmp_path),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip

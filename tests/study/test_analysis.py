@@ -419,3 +419,23 @@ def test_a_queued_experiment_links_its_report_through_the_experiment(
     assert ".dvc/tmp" not in queued and "`dvc exp apply adam-lr`" in queued
     assert queued.endswith(f"brings it to {(root / html).resolve().as_uri()}")
     assert here == f"Report: {(root / html).resolve().as_uri()}"
+
+
+def test_clip_idle_marks_the_clipped_configurations_that_never_clipped() -> None:
+    """clip_idle: True exactly where every reporting seed at the tuned lr has clip_fraction
+    0; one clipped step on one seed, or any other part or lr kind, leaves it False."""
+    rows = [
+        {"part": part, "lr_kind": kind, "scenario": "s", "loss": "mse", "optimizer": o,
+         "clip": clip, "seed": seed, "clip_fraction": fraction}
+        for o, fractions in (("sgd", (0.0, 0.0)), ("adam", (0.0, 0.01)))
+        for clip in ("none", "norm")
+        for seed, fraction in enumerate(fractions)
+        for part, kind in (("report", "tuned"), ("report", "default"), ("tune", ""))
+    ]  # fmt: skip
+    cells = pd.DataFrame(rows)
+    cells.loc[(cells["part"] != "report") | (cells["lr_kind"] != "tuned"), "clip_fraction"] = 0.5
+
+    idle = analysis.clip_idle(cells)
+
+    assert list(idle.columns) == ["norm"]
+    assert idle["norm"].to_dict() == {("s", "mse", "adam"): False, ("s", "mse", "sgd"): True}

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from pipeline import params
 from pipeline.study import analysis, protocol, report
 from pipeline.study.analysis import FINALS
+from pipeline.study.report import clipping, figures, sensitivity
 from tests.conftest import ROOT
 from tests.helpers.browser import offline_tab
 
@@ -232,6 +234,92 @@ def test_classification_is_shown_when_present_and_said_absent_otherwise(
     assert every == list(classes.columns)
 
 
+# --- the figures, read at 1,400 px --------------------------------------------------------
+@pytest.fixture(scope="module")
+def drawn(study: Inputs) -> dict[str, Any]:
+    """Each figure of the page as matplotlib drew it (the sensitivity: one scenario's)."""
+    found, _, traces, ran, _ = study
+    summary, order = found["summary"], {k: list(v) for k, v in ORDER.items()}
+    best = analysis.winners(summary)
+    tol = {name: ran.scenarios[name].tol for name in ran.scenarios}
+    return {
+        "winners": figures.winners(best, traces, tol, ran.study.steps),
+        "tuned": figures.tuned(summary, order, ran.study.steps),
+        "sensitivity": sensitivity.figure(
+            *sensitivity.split(found["sensitivity"], found["stability"]),
+            order,
+            ran.study.steps,
+            "tutorial",
+        ),
+        "clipping": clipping.heatmaps(found["clip_ratios"], found["clip_idle"], order),
+        "robustness": figures.robustness(found["robustness"], list(SCENARIOS), list(LOSSES)),
+        "improvement": figures.improvement(found["improvement"], list(CLIPS), list(OPTIMIZERS)),
+        "profiles": figures.profiles(
+            found["curves"], found["profiles"], list(CLIPS), list(OPTIMIZERS)
+        ),
+    }
+
+
+ORDER = {"scenario": SCENARIOS, "loss": LOSSES, "optimizer": OPTIMIZERS, "clip": CLIPS}
+
+
+def panels_of(fig: Any) -> list[Any]:
+    """The axes that hold data (not a colour bar)."""
+    return [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_legend_sits_outside_the_data(drawn: dict[str, Any], name: str) -> None:
+    """No legend box overlaps a panel: in the profiles one covered the curves at tau 2.8-4."""
+    fig = drawn[name]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in panels_of(fig):
+            assert not box.overlaps(ax.get_window_extent(renderer)), (name, ax.get_title())
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_panel_labels_its_own_axes(drawn: dict[str, Any], name: str) -> None:
+    """Each panel shows tick labels on both axes, not only the bottom row and left column."""
+    fig = drawn[name]
+    FigureCanvasAgg(fig).draw()
+    for ax in panels_of(fig):
+        for axis in (ax.xaxis, ax.yaxis):
+            shown = [t.get_text() for t in axis.get_ticklabels() if t.get_visible()]
+            assert any(shown), (name, ax.get_title(), axis.axis_name)
+
+
+def test_each_lr_sensitivity_panel_holds_at_most_two_lines(drawn: dict[str, Any]) -> None:
+    """The lr sensitivity as small multiples: per loss and optimizer panel, no clipping and
+    norm clipping, where a panel held 14 lines (7 optimizers x 2 clip modes)."""
+    for ax in panels_of(drawn["sensitivity"]):
+        titles = [t for t in [ax.title, *ax.texts] if " · " in t.get_text()]
+        curves = [line for line in ax.lines if len(line.get_xdata()) > 2]  # not the rules
+        segments = [c.get_segments() for c in ax.collections if hasattr(c, "get_segments")]
+        curves += [s for group in segments for s in group]  # a LineCollection: one a line
+        assert titles and len(curves) <= 2 * len(titles), ax.get_title()
+
+
+def test_a_note_says_where_clipping_never_acted(study: Inputs) -> None:
+    """Clipped runs that never clipped are said to be the unclipped runs, in the clipping
+    section (and marked idle) and in the classification section."""
+    tables, cells, traces, ran, bootstrap = study
+    quiet = cells.assign(clip_fraction=0.0)
+    idle = analysis.clip_idle(quiet)
+    classes = pd.DataFrame({"config": ["points-ce-sgd-norm"], "clip_fraction": [0.0]})
+    given = {**tables, "clip_idle": idle, "classes": classes, "class_idle": idle}
+
+    page = report.html(given, cells, traces, ran, bootstrap)
+
+    clipping_text = page.split('<section id="clipping">')[1].split("</section>")[0]
+    classes_text = page.split('<section id="classification">')[1].split("</section>")[0]
+    said = f"Clipping never acted in {idle.size} of the {idle.size} clipped configurations"
+    assert said in clipping_text and ">idle<" in clipping_text
+    assert said in classes_text and "their rows repeat the unclipped ones" in classes_text
+
+
 # --- in a real browser ------------------------------------------------------------------
 # Per section: each <svg>'s rendered size, its paths with a non-empty box, and whether
 # every <use> finds the marker it points at.
@@ -281,3 +369,27 @@ def test_the_page_draws_every_figure_offline_in_chromium(
         for svg in svgs:
             assert svg["width"] > 200 and svg["height"] > 100, section["id"]
             assert svg["paths"] > 10 and svg["resolved"], section["id"]
+
+
+# Per figure: the smallest type on it as shown, in px (SVG user units are points).
+SMALLEST_TYPE = """() => [...document.querySelectorAll('section')].map(s => ({
+  id: s.id,
+  px: Math.min(...[...s.querySelectorAll('svg')].flatMap(svg => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    return [...svg.querySelectorAll('text')].map(
+      t => parseFloat(getComputedStyle(t).fontSize) * scale);
+  })),
+}))"""
+
+
+@pytest.mark.slow
+def test_every_figure_is_readable_at_1400_px(browser: Any, page: str, tmp_path: Path) -> None:
+    """In a 1,400 px window no figure's type is under 8 px (the clipping heatmap's numbers
+    were about 6 px: its figure was 26 inches wide, shrunk to the page)."""
+    (tmp_path / "index.html").write_text(page)
+    with offline_tab(browser, tmp_path / "index.html") as (tab, _):
+        tab.set_viewport_size({"width": 1400, "height": 900})
+        sizes = {s["id"]: s["px"] for s in tab.evaluate(SMALLEST_TYPE) if s["id"] in FIGURES}
+
+    assert set(sizes) == set(FIGURES)
+    assert {name: px for name, px in sizes.items() if px < 8} == {}

@@ -178,6 +178,27 @@ def test_http_server_gets_every_cell_once(project: Path, mlflow_server: str) -> 
     assert len(experiment_runs(mlflow_server, "http")) == CELLS + 1
 
 
+def test_a_server_that_lost_its_runs_gets_them_back_from_plain_dvc_repro(
+    project: Path, mlflow_server: str
+) -> None:
+    """Runs deleted on the server (as a wiped store loses them): the next `dvc repro` asks
+    the server, finds the receipt's parent gone and publishes every cell again; the repro
+    after that publishes nothing."""
+    use_experiment(project, "lost")
+    env = {"MLFLOW_TRACKING_URI": mlflow_server}
+    dvc(project, "repro", env=env)
+    client = MlflowClient(mlflow_server)
+    for run in experiment_runs(mlflow_server, "lost"):
+        client.delete_run(run.info.run_id)
+
+    back = dvc(project, "repro", env=env)
+
+    assert "lacks 1 of the 1 runs of 'lost'" in back.stderr  # the parent: one search
+    assert f"{CELLS} new cell runs, 0 already there" in back.stdout
+    assert "Running stage 'train'" not in back.stdout
+    assert "Running stage 'publish'" not in dvc(project, "repro", env=env).stdout
+
+
 def test_basic_auth_takes_credentials_from_the_environment(
     project: Path, auth_server: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

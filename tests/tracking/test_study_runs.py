@@ -1,6 +1,7 @@
 """The study's MLflow runs, built from a real tiny study: one run per configuration, its
-params named as params.yaml names them, finite metrics, histories by step; and content
-keys that follow every byte of the files they are made from."""
+params named as params.yaml names them, finite metrics, histories by step; content keys
+that follow what each run is made of and nothing else; a parent key that follows every
+file it holds."""
 
 import ast
 import math
@@ -27,61 +28,47 @@ REGRESSION = (  # summary.csv's measures of a regression configuration: its run'
 )  # fmt: skip
 
 
-# --- configs and keys ---------------------------------------------------------------
-def test_configs_reads_the_names_in_the_file_order(tmp_path: Path) -> None:
-    """configs() gives summary.csv's config column in its order, not sorted."""
-    path = tmp_path / "summary.csv"
-    path.write_text("config,tuned_lr\nz-mse-sgd-none,0.1\na-l1-adam-norm,0.2\nm-mse-sgd-value,1\n")
-
-    names = study_runs.configs(path)
-
-    assert names == ["z-mse-sgd-none", "a-l1-adam-norm", "m-mse-sgd-value"]
-
-
+# --- the parent's key ----------------------------------------------------------------
 def study_files(folder: Path) -> list[Path]:
-    """Four files standing for cells, traces, summary and the report."""
+    """Four files standing for the tables and the report the parent holds."""
     folder.mkdir()
-    contents = {"cells.parquet": b"\x00cells", "traces.parquet": b"tr", "summary.csv": b"config\n"}
+    contents = {"cells.parquet": b"\x00cells", "classes.parquet": b"cl", "summary.csv": b"config\n"}
     contents["report.md"] = b"# the study\n"
     for name, content in contents.items():
         (folder / name).write_bytes(content)
     return [folder / name for name in contents]
 
 
-NAMES = ["noisy-mse-sgd-none", "noisy-mse-adam-none", "tutorial-huber-sgd-norm"]
+RUNS = ["0a1b", "2c3d"]  # run keys: hex digests
 
 
-def test_equal_files_give_equal_keys(tmp_path: Path) -> None:
-    """The same bytes in other paths give the same parent and run keys."""
+def test_equal_files_and_runs_give_equal_parent_keys(tmp_path: Path) -> None:
+    """The same bytes in other paths, and the same runs, give the same parent key."""
     a, b = study_files(tmp_path / "a"), study_files(tmp_path / "b")
 
-    assert study_runs.keys(a, NAMES) == study_runs.keys(b, NAMES)
-
-
-def test_every_run_has_its_own_key(tmp_path: Path) -> None:
-    """Run keys differ between configurations, and from the parent's."""
-    parent, runs = study_runs.keys(study_files(tmp_path / "a"), NAMES)
-
-    assert len({parent, *runs.values()}) == len(NAMES) + 1
-    assert list(runs) == NAMES
+    assert study_runs.parent_key(a, RUNS) == study_runs.parent_key(b, RUNS)
 
 
 @pytest.mark.parametrize("which", range(4))
 @pytest.mark.parametrize("at", [0, -1])
-def test_any_byte_changed_in_any_file_changes_every_key(
+def test_any_byte_changed_in_any_file_changes_the_parent_key(
     tmp_path: Path, which: int, at: int
 ) -> None:
-    """Flipping a byte of any one file changes the parent key and every run key."""
+    """Flipping a byte of any one file the parent holds changes its key."""
     files = study_files(tmp_path / "a")
-    parent, runs = study_runs.keys(files, NAMES)
+    before = study_runs.parent_key(files, RUNS)
     content = bytearray(files[which].read_bytes())
     content[at] ^= 0x01
     files[which].write_bytes(bytes(content))
 
-    parent2, runs2 = study_runs.keys(files, NAMES)
+    assert study_runs.parent_key(files, RUNS) != before
 
-    assert parent2 != parent
-    assert all(runs2[n] != runs[n] for n in NAMES)
+
+def test_a_changed_run_changes_the_parent_key(tmp_path: Path) -> None:
+    """A new run key means a new parent: changed runs never join an old parent."""
+    files = study_files(tmp_path / "a")
+
+    assert study_runs.parent_key(files, ["0a1b", "4e5f"]) != study_runs.parent_key(files, RUNS)
 
 
 # --- contents, from a real tiny study ----------------------------------------------------
@@ -101,28 +88,85 @@ def summary(tiny: study_fixtures.Study) -> pd.DataFrame:
     return analysis.summary(tiny.cells, tiny.tuned, b.reps, b.seed)
 
 
+def runs(
+    tiny: study_fixtures.Study,
+    summary: pd.DataFrame,
+    cells: pd.DataFrame | None = None,
+    tags: dict[str, str] = TAGS,
+) -> list[store.RunContent]:
+    """study_runs.contents of the tiny study (its cells, or `cells`)."""
+    given = tiny.cells if cells is None else cells
+    return study_runs.contents(
+        summary, given, tiny.traces, tags, tune_seeds=tiny.p.study.seeds.tune
+    )
+
+
 @pytest.fixture(scope="module")
 def contents(tiny: study_fixtures.Study, summary: pd.DataFrame) -> list[store.RunContent]:
-    run_keys = {name: f"key-{name}" for name in summary["config"]}
-    return study_runs.contents(
-        summary,
-        tiny.cells,
-        tiny.traces,
-        run_keys,
-        TAGS,
-        tune_seeds=tiny.p.study.seeds.tune,
-    )
+    return runs(tiny, summary)
+
+
+def keys(contents: list[store.RunContent]) -> dict[str, str]:
+    return {c.name: c.key for c in contents}
 
 
 def test_one_run_per_configuration_in_summary_order(
     summary: pd.DataFrame, contents: list[store.RunContent]
 ) -> None:
-    """A run per row of summary, named by its configuration, with its key and tags."""
+    """A run per row of summary, named by its configuration, with its own key and tags."""
     assert [c.name for c in contents] == summary["config"].tolist()
     assert len(contents) == 2 * 3 * 2 * 3
+    assert len(set(keys(contents).values())) == len(contents)
     for c in contents:
-        assert c.key == f"key-{c.name}"
         assert c.tags["config"] == c.name and c.tags["source"] == "test"
+
+
+# --- run keys: what a run is made of, nothing else ------------------------------------------
+def test_the_same_study_from_another_commit_or_machine_gives_the_same_keys(
+    tiny: study_fixtures.Study, summary: pd.DataFrame, contents: list[store.RunContent]
+) -> None:
+    """Keys leave out the tags every run carries (commit, machine): equal content, equal key."""
+    again = runs(tiny, summary, tags={"git_commit": "another", "machine.host": "elsewhere"})
+
+    assert keys(again) == keys(contents)
+
+
+def test_a_changed_cell_changes_its_configurations_key_only(
+    tiny: study_fixtures.Study, summary: pd.DataFrame, contents: list[store.RunContent]
+) -> None:
+    """One reporting cell of one configuration changed: that run is new, no other is."""
+    cells = tiny.cells.copy()
+    first = summary.iloc[0]
+    at = (cells["part"] == "report") & np.logical_and.reduce([cells[k] == first[k] for k in CONFIG])
+    cells.loc[cells.index[at][0], "final_weight"] += 1e-3  # a measure no summary column shows
+
+    changed = keys(runs(tiny, summary, cells)), keys(contents)
+
+    assert [n for n in changed[1] if changed[0][n] != changed[1][n]] == [first["config"]]
+
+
+def test_a_changed_measure_changes_its_configurations_key_only(
+    tiny: study_fixtures.Study, summary: pd.DataFrame, contents: list[store.RunContent]
+) -> None:
+    """An analysis giving one configuration another IQM: that run is new, no other is."""
+    other = summary.copy()
+    other.loc[other.index[-1], "iqm_steps"] += 1
+
+    changed = keys(runs(tiny, other))
+
+    name = other["config"].iloc[-1]
+    assert [n for n, k in keys(contents).items() if changed[n] != k] == [name]
+
+
+def test_tuning_cells_and_other_parts_leave_every_key_alone(
+    tiny: study_fixtures.Study, summary: pd.DataFrame, contents: list[store.RunContent]
+) -> None:
+    """Cells of the tuning, edge and twin parts are not a run's cells: its key ignores them
+    (their effect on the run, the tuned lr, is in its params and metrics)."""
+    cells = tiny.cells.copy()
+    cells.loc[cells["part"] != "report", "final_weight"] += 1.0
+
+    assert keys(runs(tiny, summary, cells)) == keys(contents)
 
 
 def test_run_params_are_named_as_params_yaml_names_them(
@@ -221,16 +265,8 @@ def test_a_non_finite_median_is_left_out_of_the_history(
     at = np.logical_and.reduce([traces[k] == v for k, v in key.items()])
     step = int(traces.loc[at, "step"].iloc[3])
     traces.loc[at & (traces["step"] == step), "error"] = np.inf
-    run_keys = {n: "k" for n in summary["config"]}
 
-    got = study_runs.contents(
-        summary,
-        tiny.cells,
-        traces,
-        run_keys,
-        TAGS,
-        tune_seeds=tiny.p.study.seeds.tune,
-    )
+    got = study_runs.contents(summary, tiny.cells, traces, TAGS, tune_seeds=tiny.p.study.seeds.tune)
 
     run = next(c for c in got if c.name == name)
     error_steps = [s for k, _, s in run.metrics if k == "error"]

@@ -4,7 +4,8 @@ CSS is inline and every figure an inline SVG (pipeline.figures); nothing on the 
 a URL. Every number comes from the tables of pipeline.study.analysis. Equal inputs give
 equal bytes: the SVGs carry no date, and their ids are hashed with a fixed salt, one per
 figure, so no two figures on the page share an id. The page is assembled here from its
-sections (sections.py), which draw their figures (figures.py) and tables (markup.py).
+sections (sections.py; sensitivity.py and clipping.py, each a section with its figure),
+which draw their figures (figures.py) and tables (markup.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import params
 from pipeline.study.configuration import CONFIG
-from pipeline.study.report import markup, sections
+from pipeline.study.report import clipping, markup, sections, sensitivity
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,9 +49,9 @@ def html(
         sections.protocol(p, bootstrap, summary, stability),
         sections.winners(summary, traces, p, order),
         sections.tuned(summary, order, s.steps),
-        sections.sensitivity(tables["sensitivity"], stability, order, s.steps),
+        sensitivity.section(tables["sensitivity"], stability, order, s.steps),
         sections.stability(stability),
-        sections.clipping(tables["clip_ratios"], order),
+        clipping.section(tables["clip_ratios"], tables["clip_idle"], order),
         sections.robustness(tables["robustness"], p, order),
         sections.improvement(tables["improvement"], order),
         sections.profiles(tables["curves"], tables["profiles"], order),

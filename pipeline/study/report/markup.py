@@ -47,5 +47,6 @@ def section(id_: str, title: str, text: str, *body: str) -> str:
     return f'<section id="{id_}"><h2>{escape(title)}</h2><p>{text}</p>{"".join(body)}</section>'
 
 
-def details(label: str, body: str) -> str:
-    return f"<details><summary>{escape(label)}</summary>{body}</details>"
+def details(label: str, body: str, shown: bool = False) -> str:
+    """`body` folded under `label`; unfolded at first when `shown`."""
+    return f"<details{' open' if shown else ''}><summary>{escape(label)}</summary>{body}</details>"

@@ -12,13 +12,15 @@ from pipeline import params
 from pipeline.study import analysis
 from pipeline.study.protocol import LEVEL
 from pipeline.study.report import figures, markup
+from pipeline.study.report.clipping import idle_note
 from pipeline.study.report.markup import details, number, order_of, percent, section, table
 
 if TYPE_CHECKING:
     import pandas as pd
 
 CLASS_COLUMNS = ("config", "tuned_lr", "iqm_steps", "iqm_lo", "iqm_hi", "success_rate",
-                 "stayed_rate", "median_accuracy", "median_angle_deg")  # fmt: skip  # shown
+                 "stayed_rate", "median_accuracy", "median_angle_deg",
+                 "clip_fraction")  # fmt: skip  # shown
 REFERENCE = "noisy"  # the Gaussian-noise scenario the outlier scenarios shift points of
 DASH = toolkit.DASH
 
@@ -118,21 +120,6 @@ def tuned(summary: pd.DataFrame, order: dict[str, list[str]], steps: int) -> str
     return section("tuned", "Tuned comparison", text, figure, every)
 
 
-def sensitivity(
-    quantiles: pd.DataFrame, stability: pd.DataFrame, order: dict[str, list[str]], steps: int
-) -> str:
-    edges = stability[stability["clip"] == "none"] if len(stability) else stability
-    text = (
-        "How much the lr matters, from the tuning runs: per lr, the median of steps to "
-        "target over the tuning seeds (line) and, without clipping, their 25&ndash;75% range "
-        "(band); solid: no clipping, dashed: norm clipping (value clipping left out, for "
-        "legibility). Dotted verticals: the analytic stability edges (the stability table's "
-        "theory_lr), in the optimizer's colour; &ldquo;never&rdquo;: not reached in the budget."
-    )
-    figure = toolkit.svg("sensitivity", lambda: figures.sensitivity(quantiles, edges, order, steps))
-    return section("sensitivity", "Learning-rate sensitivity", text, figure)
-
-
 def stability(stab: pd.DataFrame) -> str:
     if stab.empty:
         return section("stability", "Stability edges", "No stability edges in this study.")
@@ -171,37 +158,6 @@ def stability(stab: pd.DataFrame) -> str:
         table(brief),
         details("Every edge (the stability table)", table(stab)),
     )
-
-
-def clipping(ratios: pd.DataFrame, order: dict[str, list[str]]) -> str:
-    if "none" not in order["clip"] or len(order["clip"]) < 2:
-        text = "No clipped and unclipped runs to set side by side in this study."
-        return section("clipping", "Where clipping matters", text)
-    said = []
-    for clip in ratios.columns:
-        r = ratios[clip].to_numpy(np.float64)
-        both = np.isfinite(r) & (r > 0)
-        said.append(
-            f"clip {clip} is over 2&times; faster in {int((both & (r < 0.5)).sum())} and over "
-            f"2&times; slower in {int((both & (r > 2)).sum())} of {len(r)}, reaches a target the "
-            f"unclipped run never did in {int((r == 0).sum())} and misses one it reached in "
-            f"{int(np.isinf(r).sum())}"
-        )
-    median = ratios.groupby(level="scenario").median()
-    per = "; ".join(
-        f"{s} " + ", ".join(f"{c} &times;{median.loc[s, c]:.2g}" for c in ratios.columns)
-        for s in order["scenario"]
-        if s in median.index
-    )
-    text = (
-        "Per scenario, the IQM of steps with clipping over the IQM without, per optimizer "
-        "(rows), loss and clip mode (columns), each at its own tuned lr. Blue: clipping is "
-        "faster, red: slower; 0: only the clipped runs reached the target, &infin;: only the "
-        f"unclipped ones, {DASH}: neither. Over (scenario, loss, optimizer): {'; '.join(said)}. "
-        f"Median ratio per scenario: {per}."
-    )
-    figure = toolkit.svg("clipping", lambda: figures.clipping(ratios, order))
-    return section("clipping", "Where clipping matters", text, figure)
 
 
 def robustness(robust: pd.DataFrame, p: params.StudyRecord, order: dict[str, list[str]]) -> str:
@@ -286,11 +242,13 @@ def classification(tables: dict[str, pd.DataFrame]) -> str:
         text = "Classification results are not in this study."
         return section("classification", "Classification", text)
     shown = [c for c in CLASS_COLUMNS if c in classes.columns] or list(classes.columns)
+    idle = tables.get("class_idle")
     text = (
         "Points labelled by their side of a line, fitted by a linear classifier: per "
         "configuration, its tuned lr, the IQM of steps until every training point is "
         f"classified right with its {LEVEL:.0%} interval, the success rate, and the "
-        "median accuracy and angle to the true boundary over the reporting seeds."
+        "median accuracy and angle to the true boundary over the reporting seeds. "
+        f"{'' if idle is None else idle_note(idle, 'their rows repeat the unclipped ones.')}"
     )
     every = details("Every column (the classes table)", table(classes))
     return section("classification", "Classification", text, table(classes[shown]), every)
