@@ -10,15 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Self
 from pydantic import Field, create_model, model_validator
 
 from pipeline.clips import CLIPS
-from pipeline.fields import (
-    Bool,
-    Float,
-    Fraction,
-    Name,
-    NonNegative,
-    Positive,
-    Section,
-)
+from pipeline.fields import Bool, Float, Fraction, Name, NonNegative, Positive, Section
 from pipeline.losses import CLASS_LOSSES, LOSSES
 from pipeline.optimizers import OPTIMIZERS
 
@@ -251,7 +243,7 @@ class AnalysisParams(Section):
     bootstrap: Bootstrap
 
 
-# --- compare, walkthrough, publish --------------------------------------------------
+# --- compare, walkthrough, explorer, publish --------------------------------------------------
 class CompareParams(Section):
     threshold: Positive  # "converged" once the loss falls below this
     curve_stride: Annotated[int, Field(strict=True, ge=1)]  # curves.csv keeps every k-th step
@@ -260,6 +252,10 @@ class CompareParams(Section):
 class WalkthroughParams(Section):
     seed: Annotated[int, Field(strict=True, ge=0)]
     lr: Positive
+
+
+class ExplorerParams(Section):
+    points: Annotated[int, Field(strict=True, ge=2)]  # the study's paths: log-spaced steps kept
 
 
 class PublishParams(Section):
@@ -287,6 +283,7 @@ class Params(Section):
     analysis: AnalysisParams
     compare: CompareParams
     walkthrough: WalkthroughParams
+    explorer: ExplorerParams
     publish: PublishParams
     drift: DriftParams
 
