@@ -328,8 +328,11 @@ class Explorer {
       return o;
     }));
     const same = (a, b) => (level === "lr" || level === "seed" ? Number(a) === Number(b) : String(a) === String(b));
-    const want = opts.find((o) => same(o.value, chosen[level]));
-    const value = want ? want.value : opts[0].value;
+    // the value asked for; else the one with the most detail (the grid's first), nearest
+    const rank = (o) => Math.min(...o.kinds.map((k) => KIND_RANK[k]));
+    const far = (o) => (level === "lr" ? Math.abs(Math.log(o.value / Number(chosen[level]))) || 0 : 0);
+    const best = [...opts].sort((a, b) => rank(a) - rank(b) || far(a) - far(b))[0];
+    const value = (opts.find((o) => same(o.value, chosen[level])) || best).value;
     select.value = String(value);
     return value;
   }
@@ -430,6 +433,7 @@ class Explorer {
   }
   async show(t) {
     const r = this.run;
+    const token = (this.token = (this.token || 0) + 1); // the latest call marks the page ready
     this.state.step = t;
     this.ui.step.value = String(t);
     document.getElementById("step-out").textContent = `step ${r.steps[t]} (${t + 1} of ${r.rows} recorded)`;
@@ -457,7 +461,13 @@ class Explorer {
     this.table(t, before, after);
     this.tutorial(t);
     await Promise.all([this.surfaceView.runAsync(), this.curvesView.runAsync(), this.dataView.runAsync()]);
-    history.replaceState(null, "", "#" + new URLSearchParams({ ...this.setting(r.id), step: String(t) }).toString());
+    if (token !== this.token) return;
+    this.address = "#" + new URLSearchParams({ ...this.setting(r.id), step: String(t) }).toString();
+    try {
+      history.replaceState(null, "", this.address); // the address opens this setting and step
+    } catch (_) {
+      // a sandboxed frame (MLflow's artifact view) may refuse; the page works without it
+    }
     document.body.dataset.ready = `${r.id}:${t}`;
   }
   table(t, before, after) {
@@ -613,6 +623,11 @@ async function main() {
   }
   const wanted = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
   const start = Object.keys(wanted).length ? wanted : index.start;
+  window.addEventListener("hashchange", () => {
+    if (location.hash === e.address) return;
+    const asked = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+    e.select(asked, Number(asked.step || 0));
+  });
   for (const level of ["scenario", "loss", "optimizer", "clip", "lr", "seed"]) {
     e.ui[level].addEventListener("change", () => {
       const now = { ...e.setting(e.state.run), [level]: e.ui[level].value };
