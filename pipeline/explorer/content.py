@@ -80,10 +80,13 @@ def rate_runs(
         batch = int(part["batch_size"].iloc[0])
         done = replay.train(replay.cells_of(part, seeds), x, y, steps, dtype, batch)
         replay.check_finals(part, done, "reports/study/cells.parquet")
-        datasets = [surfaces.datasets.add(*xy[(str(scenario), s)]) for s in part["seed"]]
+        of_seed = {s: surfaces.datasets.add(*xy[(str(scenario), s)]) for s in seeds}
+        datasets = [of_seed[s] for s in part["seed"].tolist()]
         found = [
             surfaces.add(d, loss, param)
-            for d, loss, param in zip(datasets, part["loss"], part["loss_param"], strict=True)
+            for d, loss, param in zip(
+                datasets, part["loss"].tolist(), part["loss_param"].tolist(), strict=True
+            )
         ]
         target = part[["target_weight", "target_bias"]].to_numpy(np.float64)
         w = np.concatenate([done.initial[:, :1], done.trace[:, :, -2]], axis=1)

@@ -69,8 +69,9 @@ class Runs:
         """(the JSON index, the float block): per run its labels as codes into name lists,
         its table's layout (a list of columns), offset and rows; SCALARS first in the block."""
         names: dict[str, dict[str, int]] = {k: {} for k in ("kind", "scenario", "loss")}
-        names |= {k: {} for k in ("optimizer", "clip", "layout")}
+        names |= {k: {} for k in ("optimizer", "clip")}
         lrs: dict[float, int] = {}
+        layouts: dict[tuple[str, ...], int] = {}
 
         def code(what: str, value: str) -> int:
             return names[what].setdefault(value, len(names[what]))
@@ -93,15 +94,15 @@ class Runs:
             labels["surface"].append(r.surface)
             labels["name"].append(r.name)
             labels["diverged_step"].append(r.diverged_step)
-            columns["layout"].append(code("layout", json.dumps(r.columns)))
+            columns["layout"].append(layouts.setdefault(r.columns, len(layouts)))
             columns["offset"].append(offset)
             columns["rows"].append(len(r.values))
             offset += r.values.size
         block = np.concatenate(
             [scalars.reshape(-1), *(r.values.T.reshape(-1) for r in self.runs)]
         ).astype(np.float32)
-        lists: dict[str, object] = {k: list(v) for k, v in names.items() if k != "layout"}
-        lists["layout"] = [json.loads(k) for k in names["layout"]]
+        lists: dict[str, object] = {k: list(v) for k, v in names.items()}
+        lists["layout"] = [list(k) for k in layouts]
         lists["lr"] = list(lrs)
         index = {"count": n, "scalars": list(SCALARS), "names": lists, "steps": self.steps}
         index |= labels
@@ -124,7 +125,8 @@ def unshuffled(data: bytes) -> Floats:
 
 def packed(data: bytes) -> str:
     """gzip (no timestamp: the same bytes give the same page) in base64."""
-    return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
+    # level 6: 0.6% larger than 9 here, a quarter of its time
+    return base64.b64encode(gzip.compress(data, compresslevel=6, mtime=0)).decode("ascii")
 
 
 def unpacked(text: str) -> bytes:

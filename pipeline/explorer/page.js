@@ -17,6 +17,8 @@ const SEED_TAG = {
 const NAMES = ["kind", "scenario", "loss", "optimizer", "clip"];
 const ARROW_SHARE = 0.22; // gradient arrows: this share of the view's width
 const GD_ROW = [-0.06, 0]; // the rate map's strip of gradient descent, below momentum 0
+const MAP_TOP = 0.99; // the rate map's largest momentum
+const MAP_SIZE = [240, 120]; // its raster: lr columns (log-spaced) x momentum rows
 
 // --- the embedded data ---------------------------------------------------------------
 function base64Bytes(id) {
@@ -224,11 +226,24 @@ function dataSpec(width, height) {
 }
 
 function mapSpec(width, height, title) {
+  // the closed form's rate over (lr, momentum) as two rasters (heatmap transform: one image
+  // each, not a mark per cell), the gradient-descent strip below momentum 0
+  const colour = "datum.$value >= 1 ? '#e5d4d4' : scale('tenfold', -1 / (log(datum.$value) / LN10))";
+  const image = (data, y0, y1) => ({
+    type: "image", from: { data }, encode: { update: {
+      x: { scale: "x", signal: "lrdom[0]" }, x2: { scale: "x", signal: "lrdom[1]" },
+      y: { scale: "y", value: y1 }, y2: { scale: "y", value: y0 }, image: { field: "image" },
+      aspect: { value: false }, smooth: { value: false } } },
+  });
   return {
     width, height, padding: { left: 48, right: 104, top: 30, bottom: 40 }, autosize: "none",
     title: { text: title, anchor: "start", fontSize: 12, offset: 8 },
     signals: [{ name: "lrdom", value: [1e-4, 10] }],
-    data: [{ name: "cells", values: [] }, { name: "edge", values: [] }, { name: "points", values: [] }],
+    data: [
+      { name: "rates", values: [], transform: [{ type: "heatmap", color: { expr: colour }, opacity: 1 }] },
+      { name: "gd", values: [], transform: [{ type: "heatmap", color: { expr: colour }, opacity: 1 }] },
+      { name: "edge", values: [] }, { name: "points", values: [] },
+    ],
     scales: [
       { name: "x", type: "log", domain: { signal: "lrdom" }, range: "width" },
       { name: "y", type: "linear", domain: [GD_ROW[0], 1], range: "height", nice: false, zero: false },
@@ -237,15 +252,10 @@ function mapSpec(width, height, title) {
     axes: [{ scale: "x", orient: "bottom", title: "lr", format: "~g", tickCount: 6 },
       { scale: "y", orient: "left", title: "momentum", values: [(GD_ROW[0] + GD_ROW[1]) / 2, 0.2, 0.4, 0.6, 0.8, 1],
         labelExpr: "datum.value < 0 ? 'GD' : format(datum.value, '.1f')" }],
-    legends: [{ fill: "tenfold", title: ["steps per", "10× less error"], orient: "right", gradientLength: 150,
+    legends: [{ fill: "tenfold", title: ["steps per", "10× shrink"], orient: "right", gradientLength: 150,
       direction: "vertical", values: [1, 10, 100, 1000, 10000], format: "~g" }],
     marks: [
-      { type: "rect", from: { data: "cells" }, encode: { update: {
-        x: { scale: "x", field: "lr0" }, x2: { scale: "x", field: "lr1" },
-        y: { scale: "y", field: "mu0" }, y2: { scale: "y", field: "mu1" },
-        fill: { signal: "datum.rho >= 1 ? '#e5d4d4' : scale('tenfold', -1 / (log(datum.rho) / LN10))" },
-        stroke: { signal: "datum.rho >= 1 ? '#e5d4d4' : scale('tenfold', -1 / (log(datum.rho) / LN10))" },
-        strokeWidth: { value: 0.6 } } } },
+      image("rates", 0, MAP_TOP), image("gd", GD_ROW[0], GD_ROW[1]),
       { type: "line", from: { data: "edge" }, clip: true, encode: { update: {
         x: { scale: "x", field: "lr" }, y: { scale: "y", field: "mu" }, stroke: { value: "#b3261e" },
         strokeWidth: { value: 2 }, strokeDash: { value: [6, 3] } } } },
@@ -277,19 +287,41 @@ class Explorer {
     this.ui = Object.fromEntries(
       ["scenario", "loss", "optimizer", "clip", "lr", "seed", "step"].map((k) => [k, document.getElementById(k)]),
     );
+    const levels = ["kind", "scenario", "loss", "optimizer", "clip", "lr"];
+    this.L = Object.fromEntries(levels.map((k) => [k, Array.from({ length: this.runs.n }, (_, i) => this.runs.label(k, i))]));
+    this.L.seed = this.runs.index.seed;
     this.byKey = new Map(); // setting -> the run with most detail
+    this.groups = new Map(); // kind and setting but the seed -> its runs (a band)
+    this.measured = new Map(); // scenario, loss, data set -> the rate map's runs on it
     for (let i = 0; i < this.runs.n; i++) {
       const key = this.key(this.setting(i));
       const have = this.byKey.get(key);
-      if (have === undefined || KIND_RANK[this.runs.label("kind", i)] < KIND_RANK[this.runs.label("kind", have)]) {
-        this.byKey.set(key, i);
-      }
+      if (have === undefined || KIND_RANK[this.L.kind[i]] < KIND_RANK[this.L.kind[have]]) this.byKey.set(key, i);
+      push(this.groups, this.groupKey(i), i);
+      if (this.L.kind[i] === "replay") push(this.measured, this.dataKey(i), i);
     }
+    this.unique = [...this.byKey.values()];
+  }
+  groupKey(i) {
+    return ["kind", "scenario", "loss", "optimizer", "clip", "lr"].map((k) => this.L[k][i]).join("|");
+  }
+  dataKey(i) {
+    return [this.L.scenario[i], this.L.loss[i], this.runs.index.dataset[i]].join("|");
   }
   setting(i) {
-    const r = this.runs;
-    return { scenario: r.label("scenario", i), loss: r.label("loss", i), optimizer: r.label("optimizer", i),
-      clip: r.label("clip", i), lr: r.label("lr", i), seed: r.index.seed[i] };
+    const L = this.L;
+    return { scenario: L.scenario[i], loss: L.loss[i], optimizer: L.optimizer[i], clip: L.clip[i], lr: L.lr[i], seed: L.seed[i] };
+  }
+  asked(hash) {
+    // an address's setting: #scenario=...&loss=...&...&step=t, or #cell=<grid cell>&step=t
+    const asked = Object.fromEntries(new URLSearchParams(hash.slice(1)));
+    if (asked.cell === undefined) return asked;
+    for (let i = 0; i < this.runs.n; i++) {
+      if (this.runs.label("kind", i) === "grid" && this.runs.index.name[i] === asked.cell) {
+        return { ...this.setting(i), step: asked.step };
+      }
+    }
+    return {};
   }
   key(s) {
     return [s.scenario, s.loss, s.optimizer, s.clip, s.lr, s.seed].join("|");
@@ -299,12 +331,12 @@ class Explorer {
     const order = ["scenario", "loss", "optimizer", "clip", "lr", "seed"];
     const above = order.slice(0, order.indexOf(level));
     const found = new Map();
-    for (const [key, i] of this.byKey) {
-      const s = this.setting(i);
-      if (above.every((k) => s[k] === chosen[k])) {
-        const tags = found.get(s[level]) || new Set();
-        tags.add(this.runs.label("kind", i));
-        found.set(s[level], tags);
+    for (const i of this.unique) {
+      if (above.every((k) => this.L[k][i] === chosen[k])) {
+        const value = this.L[level][i];
+        const tags = found.get(value) || new Set();
+        tags.add(this.L.kind[i]);
+        found.set(value, tags);
       }
     }
     const values = [...found.keys()];
@@ -349,7 +381,7 @@ class Explorer {
     this.state = { ...chosen, run: i };
     this.drawSurfaceBase();
     this.drawCurves();
-    await this.drawMaps();
+    if (this.heavyView) await this.drawMaps(); // drawn once the first step is shown (main)
     await this.show(Math.min(step, this.run.rows - 1));
   }
   // the parameters before and after recorded row t (the start before row 0)
@@ -360,10 +392,8 @@ class Explorer {
   }
   band() {
     const r = this.run, out = [];
-    for (let i = 0; i < this.runs.n; i++) {
-      if (i === r.id || this.runs.label("kind", i) !== r.kind) continue;
-      const s = this.setting(i);
-      if (s.scenario !== r.scenario || s.loss !== r.loss || s.optimizer !== r.optimizer || s.clip !== r.clip || s.lr !== r.lr) continue;
+    for (const i of this.groups.get(this.groupKey(r.id))) {
+      if (i === r.id) continue;
       const other = this.runs.get(i);
       out.push({ run: i, w: other.initial[0], b: other.initial[1] });
       for (let t = 0; t < other.rows; t++) out.push({ run: i, w: other.table.weight[t], b: other.table.bias[t] });
@@ -534,28 +564,22 @@ class Explorer {
       return;
     }
     // the measured runs on this data set: the chosen seed's if it has some, else the first seed's
-    const here = [];
-    for (let i = 0; i < this.runs.n; i++) {
-      if (this.runs.label("kind", i) === "replay" && this.runs.index.dataset[i] === r.dataset && this.runs.label("loss", i) === r.loss && this.runs.label("scenario", i) === r.scenario) here.push(i);
-    }
+    const here = this.measured.get(this.dataKey(r.id)) || [];
     const seeds = [...new Set(here.map((i) => this.runs.index.seed[i]))].sort((a, b) => a - b);
     const seed = seeds.includes(r.seed) ? r.seed : seeds[0];
-    const [lo, hi] = m.lr, nx = 90, ny = 50;
+    const [lo, hi] = m.lr, [nx, ny] = MAP_SIZE;
     const lam = s.eigenvalues;
+    const lrs = Array.from({ length: nx }, (_, i) => lo * Math.pow(hi / lo, (i + 0.5) / nx));
+    const gd = new Float64Array(nx);
+    lrs.forEach((lr, i) => { gd[i] = closedRate(lr, 0, lam, false, 0, m.settings.sgd.weight_decay); });
     for (const [kind, v] of [["heavy", this.heavyView], ["nesterov", this.nesterovView]]) {
       const opt = kind === "heavy" ? "momentum" : "nesterov";
       const damp = kind === "heavy" ? m.settings.momentum.dampening : 0;
       const decay = m.settings[opt].weight_decay;
-      const cells = [];
-      for (let i = 0; i < nx; i++) {
-        const lr0 = lo * Math.pow(hi / lo, i / nx), lr1 = lo * Math.pow(hi / lo, (i + 1) / nx);
-        const lr = Math.sqrt(lr0 * lr1);
-        for (let j = 0; j < ny; j++) {
-          const mu = (0.99 * (j + 0.5)) / ny;
-          cells.push({ lr0, lr1, mu0: (0.99 * j) / ny, mu1: (0.99 * (j + 1)) / ny, rho: closedRate(lr, mu, lam, kind === "nesterov", damp, decay) });
-        }
-        // gradient descent: the mu = 0 row, from sgd's settings
-        cells.push({ lr0, lr1, mu0: GD_ROW[0], mu1: GD_ROW[1], rho: closedRate(lr, 0, lam, false, 0, m.settings.sgd.weight_decay) });
+      const values = new Float64Array(nx * ny);
+      for (let j = 0; j < ny; j++) {
+        const mu = (MAP_TOP * (ny - j - 0.5)) / ny; // row 0: the top of the image
+        for (let i = 0; i < nx; i++) values[j * nx + i] = closedRate(lrs[i], mu, lam, kind === "nesterov", damp, decay);
       }
       const edge = m.momenta.map((mu, k) => ({ mu, lr: m.edges[kind][k] / (lam[1] + decay) }));
       const points = [];
@@ -568,7 +592,8 @@ class Explorer {
           selected: i === r.id,
           tip: `${o} lr ${f64(run.lr, 4)}, seed ${seed}: measured rate ${f64(run.rate, 4)}, closed form ${f64(run.rho, 4)} (click: its path)` });
       }
-      v.signal("lrdom", [lo, hi]).data("cells", cells).data("edge", edge).data("points", points);
+      v.signal("lrdom", [lo, hi]).data("edge", edge).data("points", points)
+        .data("rates", [{ width: nx, height: ny, values }]).data("gd", [{ width: nx, height: 1, values: gd }]);
       await v.runAsync();
     }
     note.innerHTML = `On ${r.scenario}'s data (seed ${r.seed}), ${r.loss}: the Hessian at the minimiser has eigenvalues ` +
@@ -579,6 +604,12 @@ class Explorer {
       `re-run with its engine, filled by the rate they measured. Click one to open its path.` +
       (r.scenario === "heavy" ? " This scenario trains on minibatches: the closed form is full-batch gradient descent's." : "");
   }
+}
+
+function push(map, key, value) {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
 function closedRate(lr, mu, lam, nesterov, dampening, decay) {
@@ -600,32 +631,23 @@ function closedRate(lr, mu, lam, nesterov, dampening, decay) {
 }
 
 async function main() {
-  const started = performance.now();
+  performance.mark("script");
   const [indexBytes, valueBytes] = await Promise.all([gunzip(base64Bytes("gradlab-index")), gunzip(base64Bytes("gradlab-values"))]);
+  performance.mark("inflated");
   const index = JSON.parse(new TextDecoder().decode(indexBytes));
   const e = new Explorer(index, floatsFrom(valueBytes));
+  performance.mark("indexed");
   window.explorer = e;
   const narrow = document.documentElement.clientWidth < 1000;
   const wide = Math.min(560, document.documentElement.clientWidth - 80);
-  e.surfaceView = await view(surfaceSpec(wide - 60, narrow ? 380 : 430), "#surface");
-  e.curvesView = await view(curvesSpec(wide - 84, 170), "#curves");
-  e.dataView = await view(dataSpec(narrow ? wide - 60 : 360, 190), "#data");
-  const half = narrow ? wide - 160 : 500;
-  e.heavyView = await view(mapSpec(half, 250, "gradient descent (GD, the strip below momentum 0) and heavy ball"), "#map-heavy", "canvas");
-  e.nesterovView = await view(mapSpec(half, 250, "gradient descent (GD) and Nesterov"), "#map-nesterov", "canvas");
-  for (const v of [e.heavyView, e.nesterovView]) {
-    v.addEventListener("click", (_, item) => {
-      if (item && item.datum && item.datum.run !== undefined) {
-        const s = e.setting(item.datum.run);
-        e.select(s, 0);
-      }
-    });
-  }
-  const wanted = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+  e.surfaceView = await view(surfaceSpec(wide - 60, narrow ? 380 : 430), "#surface", "canvas");
+  e.curvesView = await view(curvesSpec(wide - 84, 170), "#curves", "canvas");
+  e.dataView = await view(dataSpec(narrow ? wide - 60 : 360, 190), "#data", "canvas");
+  const wanted = e.asked(location.hash);
   const start = Object.keys(wanted).length ? wanted : index.start;
   window.addEventListener("hashchange", () => {
     if (location.hash === e.address) return;
-    const asked = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+    const asked = e.asked(location.hash);
     e.select(asked, Number(asked.step || 0));
   });
   for (const level of ["scenario", "loss", "optimizer", "clip", "lr", "seed"]) {
@@ -637,7 +659,20 @@ async function main() {
   e.ui.step.addEventListener("input", () => e.show(Number(e.ui.step.value)));
   document.getElementById("to-tutorial").addEventListener("click", () => e.select(index.start, 0));
   await e.select(start, Number(wanted.step || 0));
-  document.getElementById("opened").textContent = `opened in ${Math.round(performance.now() - started)} ms`;
+  performance.mark("shown");
+  document.getElementById("opened").textContent = `opened in ${Math.round(performance.now())} ms`;
+  // the rate maps, below the first screen, after it
+  const half = narrow ? wide - 160 : 500;
+  e.heavyView = await view(mapSpec(half, 250, "gradient descent (GD, the strip below momentum 0) and heavy ball"), "#map-heavy", "canvas");
+  e.nesterovView = await view(mapSpec(half, 250, "gradient descent (GD) and Nesterov"), "#map-nesterov", "canvas");
+  for (const v of [e.heavyView, e.nesterovView]) {
+    v.addEventListener("click", (_, item) => {
+      if (item && item.datum && item.datum.run !== undefined) e.select(e.setting(item.datum.run), 0);
+    });
+  }
+  await e.drawMaps();
+  performance.mark("maps");
+  document.body.dataset.maps = "drawn";
 }
 
 main().catch((err) => {

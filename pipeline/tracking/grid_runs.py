@@ -22,10 +22,38 @@ FINAL = (  # final metrics of each cell run (names are an API)
 )
 
 
+LINK = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{cell} in the gradlab explorer</title>
+<meta http-equiv="refresh" content="0; url={target}"></head>
+<body><p>Open <a href="{target}">the gradlab explorer on cell {cell}</a>: {address} in the
+repository this run was published from. The grid's parent run carries the page itself
+(its artifact explorer.html), which opens on this cell at the address #cell={cell}.</p>
+</body></html>
+"""
+
+
+def explorer_link(cell: str, page: Path, folder: Path) -> tuple[dict[str, str], Path]:
+    """The tag `explorer` (the explorer page's address on `cell`, as dvc.yaml names the
+    page) and the run's artifact explorer.html, which opens it (file:// on this machine)."""
+    address = f"{page.as_posix()}#cell={cell}"
+    target = f"{page.resolve().as_uri()}#cell={cell}"
+    path = folder / cell / "explorer.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(LINK.format(cell=cell, target=target, address=address), encoding="utf-8")
+    return {"explorer": address}, path
+
+
 def cell_content(
-    entry: Entry, data: str, folder: Path, plots: Path, tags: dict[str, str], points: int
+    entry: Entry,
+    data: str,
+    folder: Path,
+    plots: Path,
+    tags: dict[str, str],
+    points: int,
+    explorer: tuple[dict[str, str], Path] | None = None,
 ) -> store.RunContent:
-    """One cell's MLflow run: settings as params, histories at history_steps, final metrics."""
+    """One cell's MLflow run: settings as params, histories at history_steps, final metrics;
+    `explorer`: explorer_link's tag and artifact."""
     cell, m = entry.cell, entry.measures
     csv = folder / f"{cell.name}.csv"
     frame = trace.read_frame(csv)
@@ -38,13 +66,15 @@ def cell_content(
     finals = [(name, float(m[name]), 0) for name in FINAL if m.get(name) is not None]  # type: ignore[arg-type]
     diverged = {"diverged_reason": str(m["diverged_reason"])} if m["diverged"] else {}
     plot = plots / "cells" / f"{cell.name}.png"
+    link, page = explorer if explorer else ({}, None)
     return store.RunContent(
         name=cell.name,
         key=entry.key(data),
         params={k: str(v) for k, v in cell.settings().items()},
-        tags={**tags, "cell": cell.name, "diverged": str(bool(m["diverged"])).lower(), **diverged},
+        tags={**tags, "cell": cell.name, "diverged": str(bool(m["diverged"])).lower(), **diverged}
+        | link,
         metrics=history + finals,
-        artifacts=[csv, plot] if plot.exists() else [csv],
+        artifacts=[p for p in (csv, plot, page) if p is not None and p.exists()],
     )
 
 

@@ -144,11 +144,21 @@ def publish_grid(
     if known and known[1].issuperset([*keys, parent_key]):
         return store.Outcome(known[0], 0, len(keys)), parent_key
     common = {**tags(root, out.env), "data_hash": trained.data[:16]}
-    contents = [
-        grid_runs.cell_content(e, trained.data, out.traces, out.plots, common, p.points)
-        for e in trained.entries
-    ]
+    page = next((r for r in out.reports if r.name == "explorer.html"), None)
     with tempfile.TemporaryDirectory(prefix="gradlab-publish-") as tmp:
+        link = partial(grid_runs.explorer_link, page=page, folder=Path(tmp)) if page else None
+        contents = [
+            grid_runs.cell_content(
+                e,
+                trained.data,
+                out.traces,
+                out.plots,
+                common,
+                p.points,
+                link(e.cell.name) if link else None,
+            )
+            for e in trained.entries
+        ]
         dot = next((r for r in out.reports if r.name == "graph.dot"), Path("-"))
         parent = store.RunContent(
             name=f"grid-{parent_key[:8]}",

@@ -4,6 +4,7 @@ shows are the trace files', the tutorial's step is the closed form's, the rate m
 colours are the pipeline's closed form and clicking a measured run opens it."""
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ import torch
 from pipeline.explorer import rates
 from pipeline.grid import closed_form, trace
 from pipeline.grid.data import TUTORIAL_X
+from pipeline.tracking import grid_runs
 from tests.helpers.browser import offline_tab
 from tests.helpers.explorer_outputs import Outputs
 
@@ -29,7 +31,7 @@ SETTING = ("scenario", "loss", "optimizer", "clip", "lr", "seed")
 def tab(browser: Any, explorer_outputs: Outputs) -> Iterator[tuple[Any, Any]]:
     """The page open in an offline tab, drawn; (tab, its log), no error or request after."""
     with offline_tab(browser, explorer_outputs.page) as (tab, log):
-        tab.wait_for_function("document.body.dataset.ready || document.body.dataset.error")
+        tab.wait_for_function("document.body.dataset.maps || document.body.dataset.error")
         yield tab, log
         assert tab.evaluate("document.body.dataset.error") is None
         assert (log.requested, log.errors) == ([], [])
@@ -203,3 +205,22 @@ def test_clicking_a_measured_run_on_the_rate_map_opens_its_path(tab: tuple[Any, 
     assert page.evaluate("explorer.surfaceView.data('path').length") > 2
     selected = page.evaluate("explorer.heavyView.data('points').filter(p => p.selected)")
     assert [p["run"] for p in selected] == [point["run"]]
+
+
+def test_a_grid_runs_link_artifact_opens_the_page_on_its_cell(
+    browser: Any, explorer_outputs: Outputs, tmp_path: Path
+) -> None:
+    """The explorer.html publish attaches to each grid run redirects to the page's address
+    #cell=<name>, which opens on that cell's setting at step 0."""
+    _, link = grid_runs.explorer_link("huber-momentum-norm", explorer_outputs.page, tmp_path)
+
+    with offline_tab(browser, link) as (tab, log):
+        tab.wait_for_url("**/explorer.html#*")
+        tab.wait_for_function("document.body.dataset.ready")
+        state = tab.evaluate("explorer.setting(explorer.state.run)")
+        kind = tab.evaluate("explorer.run.kind")
+
+    assert (state["loss"], state["optimizer"], state["clip"], kind) == (
+        "huber", "momentum", "norm", "grid"
+    )  # fmt: skip
+    assert (log.requested, log.errors) == ([], [])
