@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MOMENTA = np.round(np.linspace(0.0, 0.99, 100), 4)  # the stability edges' momentum axis
+SGD_SETTINGS = ("momentum", "dampening", "weight_decay")  # what the rate's closed form takes
 CELL_COLUMNS = [  # what the page needs of the study's cells table (it may hold more)
     *sources.KEYS, "part", "lr_kind", "init_weight", "init_bias", "final_weight",
     "final_bias", "diverged_step", "loss_param", "target_weight", "target_bias", "line_weight",
@@ -131,11 +132,13 @@ def rate_runs(
 def rate_map(cells: pd.DataFrame, lr: tuple[float, float]) -> dict[str, object]:
     """What the page's rate map takes beside the Hessian's eigenvalues: the lr axis (the
     study's grid), the settings of gradient descent, heavy ball and Nesterov as the study
-    ran them, and the stability edges' lr * lam_max over momentum (the closed form's)."""
+    ran them (torch's defaults, zeros, for one it did not run), and the stability edges'
+    lr * lam_max over momentum (the closed form's)."""
     settings = {}
     for name in replay.RATE_OPTIMIZERS:
-        row = cells[cells["optimizer"] == name].iloc[0]
-        settings[name] = {k: float(row[k]) for k in ("momentum", "dampening", "weight_decay")}
+        rows = cells[cells["optimizer"] == name]
+        found = {k: float(rows[k].iloc[0]) if len(rows) else 0.0 for k in SGD_SETTINGS}
+        settings[name] = found
     damp = settings["momentum"]["dampening"]
     edges = {
         "heavy": [rates.edge_factor(float(mu), False, damp) for mu in MOMENTA],

@@ -104,3 +104,27 @@ def test_a_reference_run_of_sgd_on_mse_measures_the_closed_form_rate(committed) 
     assert rates.measured(errors, rates.floor((2.0, 0.0), "float64")) == pytest.approx(
         float(want), rel=1e-6
     )
+
+
+def test_the_rate_map_takes_the_studys_settings_and_zeros_for_an_optimizer_it_lacks() -> None:
+    """content.rate_map: momentum's settings from its rows; Nesterov, absent, torch's
+    defaults; the edges are sgd.edge's at each momentum."""
+    import pandas as pd
+
+    from pipeline.explorer import content
+
+    cells = pd.DataFrame(
+        {"optimizer": ["sgd", "momentum"], "momentum": [0.0, 0.9], "dampening": [0.0, 0.1],
+         "weight_decay": [0.0, 0.01]}
+    )  # fmt: skip
+
+    got = content.rate_map(cells, (1e-3, 10.0))
+
+    assert got["settings"] == {
+        "sgd": {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0},
+        "momentum": {"momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+        "nesterov": {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0},
+    }
+    mu = got["momenta"][50]
+    assert got["edges"]["heavy"][50] == sgd.edge({"momentum": mu, "dampening": 0.1}, 1.0)
+    assert got["edges"]["nesterov"][50] == sgd.edge({"momentum": mu}, 1.0, nesterov=True)

@@ -19,7 +19,9 @@ def test_an_unknown_stage_is_refused_naming_the_allowed_ones(
 
     (line,) = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 2 and "'trian'" in line
-    stages = "analysis, compare, drift, env, generate, publish, study, train, walkthrough"
+    stages = (
+        "analysis, compare, drift, env, explorer, generate, publish, study, train, walkthrough"
+    )
     assert stages in line
 
 
