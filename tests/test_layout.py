@@ -65,6 +65,17 @@ def test_the_import_walk_follows_function_level_and_typing_imports(tmp_path: Pat
     assert got == {"pipeline/__init__.py", "pipeline/grid/__init__.py", "pipeline/grid/trace.py"}
 
 
+def test_a_modules_own_files_are_deps_of_every_stage_that_imports_it() -> None:
+    """The files beside a module that share its name (page.py: page.js, .css, .html; vega.py:
+    vega.js, .json) are what it reads: the stage importing it depends on them."""
+    explorer = next(s for name, s in deps.stages().items() if name == "explorer")
+    files = {p.relative_to(ROOT).as_posix() for p in deps.derived(explorer["cmd"])}
+
+    own = {f"pipeline/explorer/{name}" for name in ("page.js", "page.css", "page.html")}
+    assert own | {"pipeline/explorer/vega.js", "pipeline/explorer/vega.json"} <= files
+    assert all(f.endswith(".py") for f in files if not f.startswith("pipeline/explorer/"))
+
+
 def test_every_stage_module_is_a_dvc_stage_or_a_make_command() -> None:
     """pipeline/stages holds entry points only: each one a dvc.yaml stage, or a command
     `make` runs around the pipeline (`drift`, `heal`, `prune`)."""

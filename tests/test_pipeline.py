@@ -133,8 +133,15 @@ def test_every_cell_lands_in_mlflow_with_the_contract(built: Path) -> None:
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
         "mse-adam-norm.csv",
         "mse-adam-norm.png",
+        "explorer.html",  # opens the explorer on this cell
     }
-    assert "compare.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert run.data.tags["explorer"] == "reports/explorer.html#cell=mse-adam-norm"
+    link = client.download_artifacts(run.info.run_id, "explorer.html", str(built.parent))
+    page = (built / "reports/explorer.html").resolve().as_uri()
+    assert f'content="0; url={page}#cell=mse-adam-norm"' in Path(link).read_text()
+    assert {"compare.md", "explorer.html"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)
+    }
     row = cell_table(built).set_index("cell").loc["mse-adam-norm"]
     assert run.data.metrics["final_weight"] == row["final_weight"]  # exact: the same float
 

@@ -1,6 +1,7 @@
 """The project files each DVC stage runs: its entry point and every `pipeline` module it
 imports, transitively (at the top, inside functions, for typing: each one loads code, and
-importing a module runs its package's __init__.py too).
+importing a module runs its package's __init__.py too), with each module's assets: the
+files beside it that share its name (pipeline/explorer/page.py reads page.html, .js, .css).
 
 tests/test_layout.py checks that every stage of dvc.yaml and env/dvc.yaml lists exactly
 these as its `pipeline/` deps; tools/sync_deps.py rewrites them.
@@ -16,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pipeline"
 # dvc.yaml holds the pipeline; env/dvc.yaml its always-changed first stage (see that file)
 DVC_FILES = ("dvc.yaml", "env/dvc.yaml")
+ASSETS = (".js", ".css", ".html", ".json")  # a module's own files, named as the module
 
 
 def stages(root: Path = ROOT) -> dict[str, dict]:
@@ -58,15 +60,20 @@ def imported(path: Path, root: Path = ROOT) -> set[Path]:
     return found
 
 
+def assets(module: Path) -> set[Path]:
+    """The files beside `module` named as it is, with a suffix of ASSETS."""
+    return {a for s in ASSETS if (a := module.with_suffix(s)).is_file()}
+
+
 def closure(entry: Path, root: Path = ROOT) -> set[Path]:
-    """`entry` and every project file it imports, transitively."""
+    """`entry` and every project file it imports, transitively, with their assets."""
     todo, seen = [entry], set()
     while todo:
         path = todo.pop()
         if path not in seen:
             seen.add(path)
             todo.extend(imported(path, root) - seen)
-    return seen
+    return seen | {a for path in seen for a in assets(path)}
 
 
 def entry_point(cmd: str, root: Path = ROOT) -> Path:

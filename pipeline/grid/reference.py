@@ -1,8 +1,9 @@
 """The reference engine: one cell trained in its own eager loop, as the tutorial does.
 
 `nn.Linear(1, 1)` seeded by torch.manual_seed, a torch.nn loss, a torch.optim optimizer,
-`loss.backward()`, clipping, `optimizer.step()`: every step recorded. The batched engine
-(pipeline.engine.regression) is checked against this loop.
+`loss.backward()`, clipping, `optimizer.step()`: every step recorded, with the state
+torch.optim keeps after it. The batched engine (pipeline.engine.regression) is checked
+against this loop.
 """
 
 import math
@@ -28,6 +29,14 @@ def divergence(loss: float, grads: tuple[float, float], after: tuple[float, floa
     return None
 
 
+def state_keys(optimizer: torch.optim.Optimizer, parameter: torch.Tensor) -> tuple[str, ...]:
+    """The keys of `optimizer.state[parameter]` that hold a tensor shaped like the
+    parameter, in torch's order (momentum_buffer; exp_avg, exp_avg_sq; square_avg; sum;
+    ...): the per-parameter state, not its step count or NAdam's scalar mu_product."""
+    held = optimizer.state.get(parameter, {})
+    return tuple(k for k, v in held.items() if torch.is_tensor(v) and v.shape == parameter.shape)
+
+
 def train_cell(cell: grid.Cell, x: torch.Tensor, y: torch.Tensor) -> trace.Trace:
     """Train the seeded model under one cell on points x, y (shape (n, 1), any float
     dtype: converted to the cell's); stop at the first non-finite value."""
@@ -40,6 +49,8 @@ def train_cell(cell: grid.Cell, x: torch.Tensor, y: torch.Tensor) -> trace.Trace
     clip = CLIPS[cell.clip].reference
     initial = (weight.item(), bias.item())
     rows: list[trace.Row] = []
+    states: list[tuple[float, ...]] = []
+    keys: tuple[str, ...] = ()
     stop: tuple[int, str] | None = None
     for step in range(cell.steps):
         optimizer.zero_grad()
@@ -57,6 +68,9 @@ def train_cell(cell: grid.Cell, x: torch.Tensor, y: torch.Tensor) -> trace.Trace
         if reason is not None:
             stop = (step, reason)
             break
+        keys = keys or state_keys(optimizer, weight)  # torch creates it at the first step
+        held = optimizer.state[weight], optimizer.state[bias]
+        states.append(tuple(s[k].item() for k in keys for s in held))
         rows.append(
             trace.Row(
                 step=step,
@@ -81,4 +95,6 @@ def train_cell(cell: grid.Cell, x: torch.Tensor, y: torch.Tensor) -> trace.Trace
         final_loss=final_loss if math.isfinite(final_loss) else None,
         diverged_step=stop[0] if stop else None,
         diverged_reason=stop[1] if stop else None,
+        state_columns=tuple(trace.state_column(k, p) for k in keys for p in trace.PARAMETERS),
+        states=states,
     )

@@ -3,13 +3,20 @@
 Trace columns (one row per step; values before clipping unless named `clipped_`):
   step, loss, grad_norm (L2, before clipping), grad_weight, grad_bias,
   clipped_grad_weight, clipped_grad_bias (what the optimizer applied), clipped (0/1),
-  weight, bias (after the step).
+  weight, bias (after the step);
+then the optimizer's state after the step, as torch.optim keeps it in `optimizer.state`:
+one column per state tensor and parameter, `<key>_weight` and `<key>_bias` (e.g.
+momentum_buffer, exp_avg and exp_avg_sq, square_avg, sum), whichever the optimizer and its
+settings hold (plain SGD: none). COLUMNS are the first, fixed part: the batched engine
+records exactly those (pipeline.engine.regression.TRACE); the state columns are the
+reference loop's alone.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -38,6 +45,7 @@ class Row(NamedTuple):
 
 
 COLUMNS = Row._fields
+PARAMETERS = ("weight", "bias")  # the state columns' suffixes, in this order
 INT_COLUMNS = ("step", "clipped")
 HISTORY = tuple(c for c in COLUMNS if c not in INT_COLUMNS)  # the per-step float series
 # a cell's measures (names are an API: MLflow metrics, reports/cells.csv, the drift check)
@@ -66,6 +74,8 @@ class Trace:
     final_loss: float | None  # loss at the final parameters; None if not finite
     diverged_step: int | None = None  # first step with a non-finite value
     diverged_reason: str | None = None  # "loss", "gradient" or "parameters"
+    state_columns: tuple[str, ...] = ()  # state_column(key, parameter) of each state value
+    states: list[tuple[float, ...]] = field(default_factory=list)  # per row: its values
 
     def final(self) -> tuple[float, float]:
         """(weight, bias) after the last finite step."""
@@ -74,21 +84,33 @@ class Trace:
         return self.rows[-1].weight, self.rows[-1].bias
 
 
-def _dtypes() -> dict[str, type]:
+def state_column(key: str, parameter: str) -> str:
+    """The trace column of state tensor `key` (torch's name) of `parameter`."""
+    return f"{key}_{parameter}"
+
+
+def _dtypes() -> defaultdict[str, type]:
+    """float32 for every column (the state's too) but the integer ones."""
     import numpy as np
 
-    return {c: np.int64 if c in INT_COLUMNS else np.float32 for c in COLUMNS}
+    return defaultdict(lambda: np.float32, {c: np.int64 for c in INT_COLUMNS})
 
 
 def to_frame(trace: Trace) -> pd.DataFrame:
-    """The trace as a table; float32 columns print as the shortest exact decimal.
-    (float64 cells are recorded in float32 too: a trace shows, the measures keep bits.)"""
+    """The trace as a table, COLUMNS then the state's; float32 columns print as the
+    shortest exact decimal. (float64 cells are recorded in float32 too: a trace shows, the
+    measures keep bits.)"""
     import pandas as pd
 
-    return pd.DataFrame(trace.rows, columns=list(COLUMNS)).astype(_dtypes())
+    frame = pd.DataFrame(trace.rows, columns=list(COLUMNS))
+    if trace.state_columns:
+        state = pd.DataFrame(trace.states, columns=list(trace.state_columns), index=frame.index)
+        frame = pd.concat([frame, state], axis=1)
+    return frame.astype({c: _dtypes()[c] for c in frame.columns})
 
 
 def read_frame(path: Path) -> pd.DataFrame:
+    """A trace file as to_frame wrote it (state columns included)."""
     import pandas as pd
 
     return pd.read_csv(path, dtype=_dtypes())

@@ -218,7 +218,7 @@ class AnalysisParams(Section):
     bootstrap: Bootstrap
 
 
-# --- compare, walkthrough, publish --------------------------------------------------
+# --- compare, walkthrough, explorer, publish --------------------------------------------------
 class CompareParams(Section):
     threshold: Positive  # "converged" once the loss falls below this
     tie: NonNegative  # distances to the line closer than this rank equal
@@ -228,6 +228,10 @@ class CompareParams(Section):
 class WalkthroughParams(Section):
     seed: Seed
     lr: Positive
+
+
+class ExplorerParams(Section):
+    points: Annotated[int, Field(strict=True, ge=2)]  # the study's paths: log-spaced steps kept
 
 
 class PublishParams(Section):
@@ -255,6 +259,7 @@ class Params(Section):
     analysis: AnalysisParams
     compare: CompareParams
     walkthrough: WalkthroughParams
+    explorer: ExplorerParams
     publish: PublishParams
     drift: DriftParams
 

@@ -161,8 +161,9 @@ def publish_grid(
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
     best = [e.key(trained.data) for e in sorted(trained.entries, key=_distance)]
     common = {**tags(root, out.env), "data_hash": trained.data[:16]}
+    page = next((r for r in out.reports if r.name == "explorer.html"), None)
     contents = [
-        grid_runs.cell_content(e, trained.data, out.traces, out.plots, common, p.points)
+        grid_runs.cell_content(e, trained.data, out.traces, out.plots, common, p.points, page)
         for e in trained.entries
     ]
     dot = next((r for r in out.reports if r.name == "graph.dot"), Path("-"))

@@ -40,7 +40,8 @@ Progress = Callable[[Iterable["RunContent"]], Iterable["RunContent"]]  # e.g. tq
 Describe = Callable[[dict[str, str]], dict[str, str]]
 
 
-def _none(folder: Path) -> list[Path]:
+def nothing(folder: Path) -> list[Path]:
+    """No drawn artifacts."""
     return []
 
 
@@ -56,7 +57,7 @@ class RunContent:
     artifacts: list[Path] = field(default_factory=list)
     # artifacts drawn into a folder when the run is created (Graphviz's SVG): its version
     # decides their bytes, so they are no part of the payload
-    drawn: Callable[[Path], list[Path]] = _none
+    drawn: Callable[[Path], list[Path]] = nothing
 
     @cached_property
     def payload(self) -> str:

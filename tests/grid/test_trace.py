@@ -1,7 +1,9 @@
 """One cell's trace (pipeline.grid.trace): the steps its MLflow histories keep."""
 
 import itertools
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.grid import trace
@@ -20,3 +22,25 @@ def test_history_steps_are_log_spaced_with_the_first_and_last(steps: int, points
     assert len(got) == steps or max(gaps[:3]) < min(gaps[-3:])
     if steps <= points:
         assert got == list(range(steps))
+
+
+def test_the_state_columns_follow_the_fixed_ones_and_survive_the_csv(tmp_path: Path) -> None:
+    """to_frame puts COLUMNS first, then each state column; read_frame gives back the same
+    float32 values (step and clipped as integers)."""
+    row = trace.Row(
+        step=0, loss=1.5, grad_norm=2.0, grad_weight=-1.25, grad_bias=0.5,
+        clipped_grad_weight=-1.0, clipped_grad_bias=0.5, clipped=1, weight=0.1, bias=0.2,
+    )  # fmt: skip
+    columns = (trace.state_column("exp_avg", "weight"), trace.state_column("exp_avg", "bias"))
+    done = trace.Trace(
+        cell=None, initial=(0.0, 0.0), rows=[row], final_loss=1.0,  # type: ignore[arg-type]
+        state_columns=columns, states=[(0.1, -0.3)],
+    )  # fmt: skip
+    path = tmp_path / "cell.csv"
+
+    trace.to_frame(done).to_csv(path, index=False)
+    back = trace.read_frame(path)
+
+    assert list(back.columns) == [*trace.COLUMNS, "exp_avg_weight", "exp_avg_bias"]
+    assert back["exp_avg_bias"].dtype == "float32" and back["clipped"].dtype == "int64"
+    assert back["exp_avg_weight"].tolist() == [np.float32(0.1)]

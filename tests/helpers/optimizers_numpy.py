@@ -38,6 +38,12 @@ def rules() -> dict[str, Callable[..., Rule]]:
     return {name: module(name).RULE for name in OPTIMIZERS}
 
 
+def states() -> dict[str, dict[str, str]]:
+    """Each optimizer's state as its oracle test declares it: STATE, torch.optim's state
+    key -> the attribute of the NumPy rule that holds the same vector."""
+    return {name: module(name).STATE for name in OPTIMIZERS}
+
+
 def variants() -> list[tuple[str, dict]]:
     """(optimizer, settings changed from the committed ones) of every oracle test."""
     return [(name, v) for name in OPTIMIZERS for v in module(name).VARIANTS]
@@ -71,11 +77,13 @@ def clip(name: str, settings: Mapping[str, float | str], g: Array) -> Array:
 
 @dataclass(frozen=True)
 class Replay:
-    """One array row per step: the gradient, what the rule applied, theta after it."""
+    """One array row per step: the gradient, what the rule applied, theta after it, and
+    each state vector the rule holds after it (by torch's key; absent until it is set)."""
 
     grads: Array
     clipped: Array
     thetas: Array
+    states: dict[str, Array]
 
 
 def replay(
@@ -85,9 +93,12 @@ def replay(
     theta: Array,
     gradient: Callable[[Array], Array],
     steps: int,
+    state: Mapping[str, str] | None = None,
 ) -> Replay:
-    """`steps` steps of `rule` from theta on gradient(theta), clipped by `clip_name`."""
+    """`steps` steps of `rule` from theta on gradient(theta), clipped by `clip_name`;
+    `state`: torch's state key -> the rule's attribute, recorded after each step."""
     grads, clipped, thetas = [], [], []
+    held: dict[str, list[Array]] = {key: [] for key in state or {}}
     for _ in range(steps):
         g = gradient(theta)
         c = clip(clip_name, settings, g)
@@ -95,4 +106,7 @@ def replay(
         grads.append(g)
         clipped.append(c)
         thetas.append(theta)
-    return Replay(np.array(grads), np.array(clipped), np.array(thetas))
+        for key, attribute in (state or {}).items():
+            held[key].append(getattr(rule, attribute))
+    recorded = {k: np.array(v) for k, v in held.items() if all(a is not None for a in v)}
+    return Replay(np.array(grads), np.array(clipped), np.array(thetas), recorded)

@@ -39,6 +39,7 @@ class Adagrad:
 
 
 RULE = Adagrad
+STATE = {"sum": "state_sum"}  # torch's name
 
 
 def test_steps_shrink_as_the_sum_of_squares_grows() -> None:

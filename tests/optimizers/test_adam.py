@@ -51,6 +51,7 @@ class Adam:
 
 
 RULE = partial(Adam, decoupled=False)
+STATE = {"exp_avg": "m", "exp_avg_sq": "v", "max_exp_avg_sq": "v_max"}  # torch's names
 
 
 def test_the_first_step_is_lr_times_the_sign_of_g() -> None:

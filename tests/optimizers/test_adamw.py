@@ -15,6 +15,7 @@ VARIANTS = [
     {"amsgrad": True, "weight_decay": 0.1, "eps": 1e-3, "lr": 0.1},
 ]
 RULE = partial(Adam, decoupled=True)
+STATE = {"exp_avg": "m", "exp_avg_sq": "v", "max_exp_avg_sq": "v_max"}
 
 
 def test_weight_decay_shrinks_theta_and_leaves_g_alone() -> None:

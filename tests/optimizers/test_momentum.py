@@ -13,6 +13,7 @@ VARIANTS = [
     {"lr": 0.02, "dampening": 0.2, "weight_decay": 0.1},
 ]
 RULE = SGD
+STATE = {"momentum_buffer": "buf"}
 
 
 def test_the_first_buffer_is_the_gradient_undamped_then_damped() -> None:

@@ -47,6 +47,7 @@ class NAdam:
 
 
 RULE = NAdam
+STATE = {"exp_avg": "m", "exp_avg_sq": "v"}  # torch's names (mu_product: a scalar)
 
 
 def test_the_first_step_blends_momentum_and_gradient_by_mu() -> None:

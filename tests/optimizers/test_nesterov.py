@@ -10,6 +10,7 @@ from tests.optimizers.test_sgd import SGD
 
 VARIANTS = [{}, {"weight_decay": 0.3}, {"lr": 0.02, "momentum": 0.5}]
 RULE = partial(SGD, nesterov=True)
+STATE = {"momentum_buffer": "buf"}
 
 
 def test_the_step_looks_ahead_by_mu_b() -> None:

@@ -47,6 +47,7 @@ class RMSprop:
 
 
 RULE = RMSprop
+STATE = {"square_avg": "v", "grad_avg": "g_ave", "momentum_buffer": "buf"}  # torch's names
 
 
 def test_the_first_step_divides_by_root_one_minus_alpha() -> None:

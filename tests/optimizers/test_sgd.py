@@ -34,6 +34,7 @@ class SGD:
 
 
 RULE = SGD
+STATE = {"momentum_buffer": "buf"}  # torch.optim's state key -> the rule's attribute
 
 
 def test_a_step_is_theta_minus_lr_times_the_decayed_gradient() -> None:

@@ -21,7 +21,8 @@ def test_an_unknown_stage_is_refused_naming_the_allowed_ones(
     (line,) = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 2 and "'trian'" in line
     stages = (
-        "analysis, compare, drift, env, generate, heal, prune, publish, study, train, walkthrough"
+        "analysis, compare, drift, env, explorer, generate, heal, prune, publish, study, train, "
+        "walkthrough"
     )
     assert stages in line
 
