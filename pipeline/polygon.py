@@ -70,6 +70,53 @@ def distance(points: npt.ArrayLike, vertices: npt.ArrayLike) -> Array:
     return np.where(inside, 0.0, nearest)
 
 
+def distances(points: npt.ArrayLike, polygons: npt.ArrayLike) -> Array:
+    """Each point (m, 2)'s distance to its own convex polygon (m, V, 2), padded by
+    repeating its last vertex (a repeated vertex adds zero-length edges: no change)."""
+    p = np.asarray(points, dtype=np.float64)[:, None, :]
+    a = np.asarray(polygons, dtype=np.float64)
+    e = np.roll(a, -1, axis=1) - a  # edge k: a[k] -> a[k + 1], the last back to a[0]
+    d = p - a
+    length2 = (e * e).sum(axis=-1)
+    t = np.clip(np.divide((d * e).sum(axis=-1), length2, out=np.zeros_like(length2),
+                          where=length2 > 0), 0.0, 1.0)  # fmt: skip
+    gap = d - t[..., None] * e
+    nearest = np.sqrt((gap * gap).sum(axis=-1)).min(axis=-1)
+    area = (length2 > 0).sum(axis=1) >= 3  # three distinct edges or more: a polygon
+    inside = (e[..., 0] * d[..., 1] - e[..., 1] * d[..., 0] >= 0).all(axis=-1)
+    return np.where(area & inside, 0.0, nearest)
+
+
+def padded(polygons: Sequence[npt.ArrayLike], most: int = 1) -> Array:
+    """Polygons as one (count, V, 2) array, V the most vertices (at least `most`), each
+    padded by repeating its last vertex."""
+    arrays = [np.asarray(q, dtype=np.float64).reshape(-1, 2) for q in polygons]
+    most = max([most, *(len(q) for q in arrays)])
+    rows = [np.concatenate([q, np.repeat(q[-1:], most - len(q), axis=0)]) for q in arrays]
+    return np.stack(rows) if rows else np.empty((0, most, 2))
+
+
+def widen(polygons: Array, most: int) -> Array:
+    """Padded polygons (count, V, 2) padded on to `most` >= V vertices."""
+    extra = np.repeat(polygons[:, -1:], most - polygons.shape[1], axis=1)
+    return np.concatenate([polygons, extra], axis=1)
+
+
+def stacked(groups: Sequence[Array]) -> Array:
+    """Groups of padded polygons as one, padded to the group with the most vertices."""
+    most = max((g.shape[1] for g in groups), default=1)
+    return np.concatenate([widen(g, most) for g in groups]) if groups else np.empty((0, 1, 2))
+
+
+def widths(polygons: npt.ArrayLike) -> Array:
+    """Each padded polygon (count, V, 2)'s diameter (a point's: 0)."""
+    v = np.asarray(polygons, dtype=np.float64)
+    if v.shape[1] == 1:
+        return np.zeros(len(v))
+    gaps = v[:, :, None, :] - v[:, None, :, :]
+    return np.sqrt((gaps * gaps).sum(axis=-1)).max(axis=(1, 2))
+
+
 def width(vertices: npt.ArrayLike) -> float:
     """The polygon's diameter: the largest distance between two of its vertices."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 2)

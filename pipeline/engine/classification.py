@@ -181,7 +181,7 @@ class Linear2:
             out.addcmul_(row, row)
         out.sqrt_()
 
-    def observe(self, values: Tensor, p: Tensor, t: int) -> None:
+    def observe(self, values: Tensor, p: Tensor, t: int, alive: Tensor) -> None:
         # the accuracy this step started from; a stopped cell's p no longer moves: its
         # accuracy reached 1 when it was kept, or never
         accuracy = values[ACCURACY]

@@ -53,8 +53,9 @@ class Model(Protocol):
     def norm(self, g: Tensor, out: Tensor) -> None:
         """Each cell's L2 norm of its gradients g into out."""
 
-    def observe(self, values: Tensor, p: Tensor, t: int) -> None:
-        """After step t: p holds each cell's parameters (its last kept ones if stopped)."""
+    def observe(self, values: Tensor, p: Tensor, t: int, alive: Tensor) -> None:
+        """After step t: p holds each cell's parameters (its last kept ones if stopped),
+        alive whether it still trains."""
 
 
 class Training:
@@ -103,7 +104,7 @@ class Training:
             self.max_grad_norm, torch.where(self.alive, norm, 0.0), out=self.max_grad_norm
         )
         torch.where(self.alive, v[lay.params], self.p, out=self.p)
-        self.model.observe(v, self.p, t)
+        self.model.observe(v, self.p, t, self.alive)
 
     def run(self, steps: int, record: Tensor, stride: int, unsort: Tensor) -> tuple[Tensor, Tensor]:
         """Every step; (each step of the cells at sorted positions `record`, (steps, values,

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from pipeline.engine import rules
+from pipeline.engine import target as target_
 from pipeline.engine.cells import Cells
 from pipeline.engine.loop import REASONS, Layout, Training, divergence
 from pipeline.engine.points import LOSS_GROUP, Points
@@ -61,11 +62,13 @@ class Result:
     steps_run: Ints  # steps kept: every step before diverged_step
     max_grad_norm: Floats  # largest L2 gradient norm before clipping of a kept step; 0 if none
     clip_fraction: Floats  # kept steps that clipped / steps kept; 0 if none
-    steps_to_target: Ints  # steps taken when first ||(w, b) - target|| <= tol; 0 if at the
-    # start, -1 if never (or no target given): the first touch
+    steps_to_target: Ints  # steps taken when first within tol of the target set; 0 if at
+    # the start, -1 if never (or no target given): the first touch
     steps_sustained: Ints  # the first step count from which the cell stays within tol to
     # its last step (steps); -1 if never, if diverged or without a target
-    target_error: Floats  # ||final (w, b) - target||, in float64; nan without a target
+    touch_share: Floats  # share of steps within tol from the first touch on; nan if never
+    excursion: Floats  # largest distance to the target from the first touch on; nan if never
+    target_error: Floats  # final (w, b)'s distance to the target set, float64; nan without
     trace: Floats  # (recorded cells, steps, 9): every step of the cells `record` named;
     # nan from a cell's diverged step on
     strided: Floats  # (cells, ceil(steps / stride), 9): steps 0, stride, 2 stride, ...
@@ -91,42 +94,12 @@ def _draws(seed: int) -> tuple[float, float]:
     return tuple(pair.tolist())  # type: ignore[return-value]
 
 
-class Target:
-    """The first step count after which each cell is within tol of its target, and the
-    last one after which it was not (-1: never)."""
-
-    def __init__(self, target: Floats, tol: Floats, p: Tensor) -> None:
-        """Targets (cells, 2) and tolerances of the sorted cells; p: their initial
-        parameters (a cell that starts within tol reached it after 0 steps)."""
-        self.target = torch.from_numpy(np.ascontiguousarray(target.T)).to(p.dtype)
-        self.tol = torch.from_numpy(np.ascontiguousarray(tol)).to(p.dtype)
-        self.diff, self.dist = torch.empty_like(p), torch.empty_like(p[0])
-        self.never = torch.iinfo(torch.int64).max
-        self.reached = torch.full_like(p[0], self.never, dtype=torch.int64)
-        self.last_out = torch.full_like(p[0], -1, dtype=torch.int64)
-        self.update(p, 0)
-
-    def update(self, p: Tensor, taken: int) -> None:
-        """Note the cells within tol after `taken` steps, if they were not before."""
-        torch.sub(p, self.target, out=self.diff)
-        torch.mul(self.diff[0], self.diff[0], out=self.dist).addcmul_(self.diff[1], self.diff[1])
-        within = self.dist.sqrt_() <= self.tol
-        torch.minimum(self.reached, torch.where(within, taken, self.never), out=self.reached)
-        self.last_out.masked_fill_(~within, taken)
-
-    def sustained(self, steps: int, diverged: np.ndarray, unsort: np.ndarray) -> np.ndarray:
-        """Per cell (in the order given): the step count from which it stayed within tol
-        to the last step, -1 if it ended outside or diverged."""
-        last = self.last_out.numpy()[unsort]
-        return np.where(diverged | (last >= steps), -1, last + 1)
-
-
 class Linear:
     """nn.Linear(1, 1) under a regression loss, as the batched engine's model."""
 
     layout = LAYOUT
 
-    def __init__(self, points: Points, target: Target | None) -> None:
+    def __init__(self, points: Points, target: target_.Target | None) -> None:
         self.points, self.target = points, target
 
     def forward(self, p: Tensor, values: Tensor, t: int) -> None:
@@ -141,9 +114,9 @@ class Linear:
         torch.mul(g[0], g[0], out=out).addcmul_(g[1], g[1])
         np.sqrt(out.numpy(), out=out.numpy())
 
-    def observe(self, values: Tensor, p: Tensor, t: int) -> None:
+    def observe(self, values: Tensor, p: Tensor, t: int, alive: Tensor) -> None:
         if self.target is not None:
-            self.target.update(p, t + 1)
+            self.target.update(p, t + 1, alive.numpy())
 
 
 def _points(v: npt.ArrayLike | Tensor, dtype: torch.dtype) -> Tensor:
@@ -178,7 +151,9 @@ def train(
     d = cells.dataset[i]; x, y are (datasets, n) (or (n,) for one), of any float dtype,
     converted to `dtype` as the reference converts them. `record`: the cells whose every
     step goes into Result.trace; `stride` > 0: every stride-th step of every cell into
-    Result.strided. `target` ((cells, 2) or (2,): w*, b*) and `tol`: steps_to_target.
+    Result.strided. `target` ((2,) or (cells, 2): w*, b*; or (cells, V, 2): each cell's
+    set of minimisers, a convex polygon padded by its last vertex) and `tol`: the measures
+    against it (pipeline.engine.target).
     `batch_size` > 0: each step on a minibatch of that many points (ops.minibatch, seeded
     by the cell's seed); the recorded loss is the minibatch's, final_loss the data's.
     `start` ((cells, 2) or (2,)): each cell's initial (weight, bias) instead of its seed's."""
@@ -200,7 +175,8 @@ def train(
         )
         goal = None
         if target is not None:
-            goal = Target(_sorted(target, n, order, 2), _sorted(tol, n, order, 0), p)  # type: ignore[arg-type]
+            aim = target_.padded(target, n)[order]
+            goal = target_.Target(aim, _sorted(tol, n, order, 0), p)  # type: ignore[arg-type]
         points = Points(ordered, xt, yt, dtype, batch_size)
         run = Training(Linear(points, goal), ordered, groups, p, dtype)
         recorded = unsort[torch.from_numpy(np.asarray(record, dtype=np.int64).reshape(-1))]
@@ -213,15 +189,7 @@ def train(
         counts = run.counts(steps, u)
         final, init = run.p.numpy()[:, u], run.init.numpy()[:, u]
         loss_np, finite_grads = loss.numpy()[u], torch.isfinite(grads).all(0).numpy()[u]
-        diverged = counts["steps_run"] < steps
-        if goal is None:
-            reached, error, sustained = np.full(n, -1), np.full(n, math.nan), np.full(n, -1)
-        else:
-            sustained = goal.sustained(steps, diverged, u)
-            reached = goal.reached.numpy()[u]
-            reached = np.where(reached > steps, -1, reached)
-            aim = goal.target.numpy()[:, u].astype(np.float64)
-            error = np.hypot(*(final.astype(np.float64) - aim))
+        m = goal.measures(run.p, steps, counts["steps_run"], u) if goal else target_.none(n)
         return Result(
             init_weight=init[0],
             init_bias=init[1],
@@ -230,9 +198,11 @@ def train(
             final_loss=loss_np,
             **divergence(counts["steps_run"], steps, loss_np, finite_grads),
             **counts,
-            steps_to_target=reached,
-            steps_sustained=sustained,
-            target_error=error,
+            steps_to_target=m.reached,
+            steps_sustained=m.sustained,
+            touch_share=m.touch_share,
+            excursion=m.excursion,
+            target_error=m.error,
             trace=trace.permute(2, 0, 1).numpy(),
             strided=strided.permute(2, 0, 1).numpy(),
         )

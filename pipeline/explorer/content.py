@@ -79,7 +79,8 @@ def rate_runs(
         x, y = (np.array([xy[(scenario, s)][i] for s in seeds]) for i in (0, 1))
         steps, dtype = int(part["steps"].iloc[0]), str(part["dtype"].iloc[0])
         batch = int(part["batch_size"].iloc[0])
-        done = replay.train(replay.cells_of(part, seeds), x, y, steps, dtype, batch)
+        engine = str(part["engine"].iloc[0])  # the study trains every part with one
+        done = replay.train(replay.cells_of(part, seeds), x, y, steps, dtype, batch, engine)
         replay.check_finals(part, done, "reports/study/cells.parquet")
         of_seed = {s: surfaces.datasets.add(*xy[(str(scenario), s)]) for s in seeds}
         datasets = [of_seed[s] for s in part["seed"].tolist()]

@@ -40,12 +40,17 @@ class Replayed:
 
 def train(
     cells: Cells, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], steps: int, dtype: str,
-    batch_size: int = 0,
+    batch_size: int = 0, engine: str = "exact",
 ) -> Replayed:  # fmt: skip
-    """Every step of every cell (x, y: (data sets, n), cells.dataset their rows)."""
+    """Every step of every cell (x, y: (data sets, n), cells.dataset their rows), by the
+    engine that trained them (the study's `engine` column: its cells' bits are that one's)."""
     import torch
 
-    r = regression.train(
+    if engine == "fused":
+        from pipeline.engine.fused import regression as trainer
+    else:
+        trainer = regression  # type: ignore[no-redef]
+    r = trainer.train(
         cells, x, y, steps, getattr(torch, dtype), record=np.arange(len(cells)),
         batch_size=batch_size,
     )  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline import polygon
 from pipeline.engine import classification, regression
 from pipeline.engine.cells import COLUMNS
 from pipeline.study.classes import ClassPart
@@ -30,9 +31,10 @@ ORDER = (
 SETTINGS = (*ORDER, *(k for k in COLUMNS if k not in ORDER and k != "label_smoothing"))
 MEASURES = (  # regression.Result's per-cell measures
     "init_weight", "init_bias", "final_weight", "final_bias", "final_loss", "diverged_step",
-    "steps_run", "max_grad_norm", "clip_fraction", "steps_to_target", "target_error",
-    "steps_sustained",
+    "steps_run", "max_grad_norm", "clip_fraction", "target_error", "steps_sustained",
+    "touch_share", "excursion",
 )  # fmt: skip
+FIRST_TOUCH = "steps_first_touch"  # the engines' steps_to_target: an oracle's stopping time
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def train_chunk(chunk: Chunk) -> tuple[Columns, Columns | None]:
         result = regression.train(p.cells, p.x, p.y, p.steps, dtype, record=every, **given)
         if steps is not None:
             result = replace(result, trace=result.trace[:, steps[steps < p.steps]])
-    rows = cell_rows(p, result)
+    rows = cell_rows(p, result, chunk.engine)
     traces = None if steps is None else trace_rows(p, result, steps)
     return rows, traces
 
@@ -106,17 +108,21 @@ def _labels(p: Part) -> Columns:
     }
 
 
-def cell_rows(p: Part, r: regression.Result) -> Columns:
-    """One row per cell: labels, settings, data and target, then the measures."""
-    line = np.asarray(p.target, dtype=np.float64)
+def cell_rows(p: Part, r: regression.Result, engine: str = "exact") -> Columns:
+    """One row per cell: labels, settings, data and target (its first vertex, the set's
+    width, its distance to the generating line), then the measures."""
+    point = np.asarray(p.target[:, 0], dtype=np.float64)
     return {
         **_labels(p),
         **{k: p.cells.settings[k] for k in SETTINGS},
         "batch_size": np.full(len(p), p.batch_size),
         "steps": np.full(len(p), p.steps),
         "dtype": np.full(len(p), p.dtype),
-        "target_weight": line[:, 0],
-        "target_bias": line[:, 1],
+        "engine": np.full(len(p), engine),
+        "target_weight": point[:, 0],
+        "target_bias": point[:, 1],
+        "target_width": polygon.widths(p.target),
+        "minimiser_error": polygon.distances(p.line, p.target),  # the loss's own fit
         "tol": p.tol,
         "theory_lr": p.theory_lr,
         "line_weight": p.line[:, 0],  # the line the data were drawn from
@@ -125,12 +131,11 @@ def cell_rows(p: Part, r: regression.Result) -> Columns:
             k: np.asarray(getattr(r, k)).astype(np.float64 if k not in INT else np.int64)
             for k in MEASURES
         },
+        FIRST_TOUCH: np.asarray(r.steps_to_target, dtype=np.int64),
         "true_error": np.hypot(r.final_weight - p.line[:, 0], r.final_bias - p.line[:, 1]).astype(
             np.float64
         ),
         "diverged": (r.diverged_step >= 0).astype(np.int64),
-        # reached the target and still there at the end: a first hit can be left again
-        "within_at_end": ((r.steps_to_target >= 0) & (r.target_error <= p.tol)).astype(np.int64),
         "diverged_reason": np.where(
             r.diverged_reason >= 0,
             np.array(regression.REASONS)[np.maximum(r.diverged_reason, 0)],
@@ -139,7 +144,7 @@ def cell_rows(p: Part, r: regression.Result) -> Columns:
     }
 
 
-INT = ("diverged_step", "steps_run", "steps_to_target", "steps_sustained")
+INT = ("diverged_step", "steps_run", "steps_sustained")
 VALUE = {"loss": "loss_value"}  # a trace's loss value, apart from the loss's name
 
 
@@ -160,13 +165,13 @@ def trace_rows(p: Part, r: regression.Result, steps: npt.NDArray[np.int64]) -> C
         "lr": p.cells.lr[cell],
         "step": step.astype(np.int32),
         **{VALUE.get(c, c): flat[:, i] for i, c in enumerate(regression.TRACE)},
-        "error": np.hypot(w - p.target[cell, 0], b - p.target[cell, 1]).astype(flat.dtype),
+        "error": polygon.distances(np.stack([w, b], axis=1), p.target[cell]).astype(flat.dtype),
     }
 
 
 # --- classification ------------------------------------------------------------------------
 CLASS_MEASURES = (  # classification.Result's per-cell measures
-    "final_loss", "accuracy", "angle_deg", "steps_to_target", "diverged_step", "steps_run",
+    "final_loss", "accuracy", "angle_deg", "diverged_step", "steps_run",
     "max_grad_norm", "clip_fraction", "steps_sustained",
 )  # fmt: skip
 
@@ -209,6 +214,6 @@ def train_class_chunk(p: ClassPart) -> Columns:
             k: np.asarray(getattr(r, k)).astype(np.int64 if k in INT else np.float64)
             for k in CLASS_MEASURES
         },
+        FIRST_TOUCH: np.asarray(r.steps_to_target, dtype=np.int64),
         "diverged": (r.diverged_step >= 0).astype(np.int64),
-        "within_at_end": (r.accuracy == 1).astype(np.int64),  # still every point right
     }

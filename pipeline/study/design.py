@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import grid, params
+from pipeline import grid, params, polygon
 from pipeline.engine import cells as settings
 from pipeline.engine.cells import Cells
 from pipeline.study import minimiser, scenarios, stability
@@ -46,8 +46,9 @@ class Part:
     steps: int
     dtype: str
     batch_size: int
-    target: Array  # (cells, 2): the minimiser of the cell's loss on its data
-    tol: Array  # (cells,): steps-to-target counts steps until within tol of target
+    target: Array  # (cells, V, 2): the set of minimisers of the cell's loss on its data,
+    # a convex polygon padded by its last vertex (pipeline.engine.target); mostly a point
+    tol: Array  # (cells,): the measures count steps within tol of the target
     labels: dict[str, npt.NDArray[np.str_]]  # scenario, loss, optimizer, clip (name, lr_kind)
     line: Array  # (cells, 2): the (slope, intercept) the cell's data were drawn from
     theory_lr: Array  # (cells,): the analytic stability edge (edge part; nan elsewhere)
@@ -94,12 +95,14 @@ def _part(
     }
     labels |= {k: table[k].astype(str) for k in ("loss", "optimizer", "clip")}
     cells = Cells.of(**table)  # type: ignore[arg-type]
-    target = np.empty((len(cells), 2))
-    for loss in np.unique(labels["loss"]):
+    found = {
+        str(loss): polygon.padded(minimiser.sets(str(loss), loss_kwargs[str(loss)], data.x, data.y))
+        for loss in np.unique(labels["loss"])
+    }
+    target = np.empty((len(cells), max(q.shape[1] for q in found.values()), 2))
+    for loss, sets in found.items():
         at = labels["loss"] == loss
-        w, b = minimiser.minimisers(str(loss), loss_kwargs[str(loss)], data.x, data.y)
-        rows = cells.dataset[at]
-        target[at] = np.stack([w[rows], b[rows]], axis=1)
+        target[at] = polygon.widen(sets, target.shape[1])[cells.dataset[at]]
     labels["scenario"] = np.full(len(cells), scenario)
     return Part(
         part, cells, data.x, data.y, steps, dtype, batch_size, target,
@@ -131,7 +134,7 @@ def merge(parts: Sequence[Part]) -> list[Part]:
                 cells=cells,
                 x=np.concatenate([q.x for q in members]),
                 y=np.concatenate([q.y for q in members]),
-                target=np.concatenate([q.target for q in members]),
+                target=polygon.stacked([q.target for q in members]),
                 tol=np.concatenate([q.tol for q in members]),
                 labels={k: np.concatenate([q.labels[k] for q in members]) for k in first.labels},
                 line=np.concatenate([q.line for q in members]),
@@ -266,8 +269,9 @@ def edge_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
             part = _part("edge", name, blocks, one, e.steps, "float64", 0, e.tol, _loss_kwargs(p))
             # inside the quadratic zone: the minimiser, moved by START (relative) along
             # (1, -1): where the analysis of the edge holds for Huber and smooth L1 too
-            offset = START * np.maximum(np.abs(part.target), 1.0) * np.array([1.0, -1.0])
-            parts.append(replace(part, start=part.target + offset))
+            point = part.target[:, 0]  # a curved loss: its minimiser is a point
+            offset = START * np.maximum(np.abs(point), 1.0) * np.array([1.0, -1.0])
+            parts.append(replace(part, start=point + offset))
     return merge(parts)
 
 

@@ -71,7 +71,9 @@ FORWARD = chain(
 )
 
 
-def scratch(n: int, n_full: int, rows: tuple[int, ...], dtype: type) -> tuple[np.ndarray, ...]:
+def scratch(
+    n: int, n_full: int, rows: tuple[int, ...], dtype: type, aims: int = 3
+) -> tuple[np.ndarray, ...]:
     """The kernel's block arrays, made here and passed in: LLVM then knows they are apart
     (arrays numba allocates inside a kernel could alias for all it knows)."""
     m, b = max(n, n_full), BLOCK
@@ -96,9 +98,12 @@ def scratch(n: int, n_full: int, rows: tuple[int, ...], dtype: type) -> tuple[np
         np.empty(b, dtype),  # kept, clips, top
         np.empty(b, np.int64),
         np.empty(b, np.int64),  # reached, last_out
-        np.empty((2, b), dtype),
+        np.empty(b, np.int64),
+        np.empty(b, np.int64),
+        np.empty(b, np.float64),  # after the first touch: observed, within, excursion
+        np.empty((aims, b), dtype),
         np.empty(b, dtype),
-        np.empty(b, np.int64),  # target, tol, seed
+        np.empty(b, np.int64),  # target rows, tol, seed
         np.empty(b, dtype),  # each cell's non-finite check
         *(np.empty((r, b), np.float64 if i == 2 else dtype) for i, r in enumerate(rows)),
     )  # the last five: loss coefficients (step, whole data), rule rows (float64, dtype), clip
@@ -110,16 +115,19 @@ def _run(
     target: Array, tol: Array, aim: bool, steps: int, program: Array, root: int,
     program_full: Array, root_full: int, trace_at: Array, traced: Array,
     p: Array, kept: Array, clips: Array, top: Array, reached: Array, last_out: Array,
+    after: Array, inside: Array, excursion: Array,
     final_loss: Array, finite_grads: Array, trace: Array,
     xf: Array, yf: Array, xb: Array, yb: Array, wt: Array, ws: Array, pb: Array, new: Array,
     g: Array, gc: Array, l2: Array, loss: Array, flag: Array, s: Array, alive: Array,
     kept_b: Array, clips_b: Array, top_b: Array, reached_b: Array, last_b: Array,
-    target_b: Array, tol_b: Array, seed_b: Array, bad: Array, kc: Array, kf: Array, hb: Array,
+    after_b: Array, inside_b: Array, excursion_b: Array, target_b: Array, tol_b: Array,
+    seed_b: Array, bad: Array, kc: Array, kf: Array, hb: Array,
     hdb: Array, cdb: Array,
 ) -> None:  # fmt: skip
     """Train every block of `table` (blocks.Blocks) `steps` steps; results in place, per
     sorted cell: p, kept, clips, top (largest norm kept), reached (first step within
-    tol, -1 never), last_out (last step count outside tol, -1 never), final_loss and
+    tol, -1 never), last_out (last step count outside tol, -1 never), from the first touch
+    on the steps observed, those within tol and the largest distance, final_loss and
     finite_grads on the whole data at p, and the traced steps (trace_at: step -> slot).
     Loops run over whole vectors of LANES cells: a short block's spare lanes repeat its
     first cell and are never written back."""
@@ -140,9 +148,11 @@ def _run(
                 xf[i, c], yf[i, c] = x[dataset[cell], i], y[dataset[cell], i]
             alive[c], seed_b[c], tol_b[c] = True, seeds[cell], tol[cell]
             kept_b[c], clips_b[c], top_b[c], reached_b[c], last_b[c] = 0, 0, zero, -1, -1
+            after_b[c], inside_b[c], excursion_b[c] = 0, 0, -1.0  # distances are >= 0
         s[:] = zero
         if aim:
-            _observe(pb, target_b, tol_b, alive, 0, reached_b, last_b, lanes)
+            _observe(pb, target_b, tol_b, alive, 0, reached_b, last_b, after_b, inside_b,
+                     excursion_b, lanes)  # fmt: skip
         for t in range(steps):
             if batch > 0:
                 for j in range(n):
@@ -160,12 +170,14 @@ def _run(
             if trace_at[t] >= 0:
                 _record(trace, trace_at[t], traced, a, k, alive, loss, l2, g, gc, flag, new)
             if aim:
-                _observe(pb, target_b, tol_b, alive, t + 1, reached_b, last_b, lanes)
+                _observe(pb, target_b, tol_b, alive, t + 1, reached_b, last_b, after_b,
+                         inside_b, excursion_b, lanes)  # fmt: skip
         FORWARD(lc, xf, yf, pb, kf, counts[1], wt, ws, program_full, root_full, g, loss, lanes)
         for c in range(k):
             p[0, a + c], p[1, a + c] = pb[0, c], pb[1, c]
             kept[a + c], clips[a + c], top[a + c] = kept_b[c], clips_b[c], top_b[c]
             reached[a + c], last_out[a + c] = reached_b[c], last_b[c]
+            after[a + c], inside[a + c], excursion[a + c] = after_b[c], inside_b[c], excursion_b[c]
             final_loss[a + c] = loss[c]
             finite_grads[a + c] = finite(g[0, c]) and finite(g[1, c])
 
@@ -184,24 +196,50 @@ def _record(
             row[7], row[8] = new[0, c], new[1, c]
 
 
+def _polygon_distance(w: float, b: float, target: Array, c: int) -> float:
+    """The float64 distance of (w, b) to cell c's polygon: rows 2k, 2k + 1 of target hold
+    vertex k (counter-clockwise, the last repeated), its last row the vertex count.
+    (np.float64, not float: numba's float() leaves a float32 as it is.)"""
+    m = (target.shape[0] - 1) // 2
+    nearest, outside = math.inf, target[2 * m, c] < 3
+    for k in range(m):
+        j = k + 1 if k + 1 < m else 0
+        aw, ab = np.float64(target[2 * k, c]), np.float64(target[2 * k + 1, c])
+        ew, eb = np.float64(target[2 * j, c]) - aw, np.float64(target[2 * j + 1, c]) - ab
+        dw, db = w - aw, b - ab
+        length2 = ew * ew + eb * eb
+        t = min(max((dw * ew + db * eb) / length2, 0.0), 1.0) if length2 > 0 else 0.0
+        gw, gb = dw - t * ew, db - t * eb
+        nearest = min(nearest, math.sqrt(gw * gw + gb * gb))
+        outside = outside or (length2 > 0 and ew * db - eb * dw < 0)
+    return nearest if outside else 0.0
+
+
+_distance = jit(_polygon_distance, "always")
+
+
 def _observe_cells(
-    p: Array,
-    target: Array,
-    tol: Array,
-    alive: Array,
-    taken: int,
-    reached: Array,
-    out: Array,
-    k: int,
-) -> None:
+    p: Array, target: Array, tol: Array, alive: Array, taken: int, reached: Array,
+    out: Array, after: Array, inside: Array, excursion: Array, k: int,
+) -> None:  # fmt: skip
     """After `taken` steps, for every kept cell: its first step within tol, its last
-    one outside (a stopped cell's steps are not its own)."""
+    one outside (a stopped cell's steps are not its own), and from its first touch on the
+    steps observed and within tol and the largest distance (pipeline.engine.target)."""
+    last = target.shape[0] - 1
     for c in range(k):
-        d0, d1 = p[0, c] - target[0, c], p[1, c] - target[1, c]
-        within = math.sqrt(fma(d1, d1, d0 * d0)) <= tol[c]
+        if target[last, c] > 1:  # a set of minimisers: float64
+            dist = _distance(np.float64(p[0, c]), np.float64(p[1, c]), target, c)
+        else:  # a point: in the training dtype, as the exact engine
+            d0, d1 = p[0, c] - target[0, c], p[1, c] - target[1, c]
+            dist = np.float64(math.sqrt(fma(d1, d1, d0 * d0)))
+        within = dist <= np.float64(tol[c])
         first = alive[c] & within & (reached[c] < 0)
         reached[c] = taken if first else reached[c]
         out[c] = taken if alive[c] & ~within else out[c]
+        touched = alive[c] & (reached[c] >= 0)
+        after[c] += touched
+        inside[c] += touched & within
+        excursion[c] = max(excursion[c], dist) if touched else excursion[c]
 
 
 _observe = jit(_observe_cells, "always")

@@ -9,13 +9,12 @@ the machine's vector width. Only the chosen steps of the recorded cells are trac
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from pipeline.engine import ops, regression
+from pipeline.engine import target as target_
 from pipeline.engine.cells import REGRESSION, Cells
 from pipeline.engine.fused import blocks, linear, loop
 from pipeline.losses import LOSSES
@@ -89,9 +88,12 @@ def train(
     program, root = loop.program(ops.sum_order(n, lanes), n)
     program_full, root_full = loop.program(ops.sum_order(n_full, lanes), n_full)
     aim = target is not None
-    goal = regression._sorted(target if aim else 0.0, n_cells, b.order, 2)
+    goal = target_.padded((0.0, 0.0) if target is None else target, n_cells)[b.order]
+    rows_of_goal = np.concatenate(
+        [goal.reshape(n_cells, -1).T, target_.vertices(goal)[None].astype(np.float64)]
+    )  # vertex k's w and b in rows 2k, 2k + 1; the vertex count last
     tols = regression._sorted(tol, n_cells, b.order, 0)
-    assert goal is not None and tols is not None
+    assert tols is not None
     trace_at, slots = tracing(steps, trace_steps)
     recorded = np.asarray(record, dtype=np.int64).reshape(-1)
     traced = np.full(n_cells, -1, dtype=np.int64)
@@ -99,6 +101,8 @@ def train(
     p = np.empty((2, n_cells), np_dtype)
     kept, clips = np.zeros(n_cells, np.int64), np.zeros(n_cells, np.int64)
     reached, last_out = np.full(n_cells, -1, np.int64), np.full(n_cells, -1, np.int64)
+    after, inside = np.zeros(n_cells, np.int64), np.zeros(n_cells, np.int64)
+    excursion = np.full(n_cells, -1.0)
     top: Floats = np.zeros(n_cells, np_dtype)
     final_loss: Floats = np.empty(n_cells, np_dtype)
     finite_grads = np.empty(n_cells, np.bool_)
@@ -107,17 +111,19 @@ def train(
     linear.run(
         b.table, b.flags, xt, yt, ordered.dataset, ordered.seed, batch_size, p0,
         *coefficients, np.array([n, n_full], np_dtype), b.h, b.h.astype(np_dtype),
-        b.clip.astype(np_dtype), np.ascontiguousarray(goal.T).astype(np_dtype),
+        b.clip.astype(np_dtype), rows_of_goal.astype(np_dtype),
         tols.astype(np_dtype), aim, steps, program, root, program_full, root_full,
-        trace_at, traced, p, kept, clips, top, reached, last_out, final_loss, finite_grads, trace,
-        *linear.scratch(n, n_full, rows, np_dtype),
+        trace_at, traced, p, kept, clips, top, reached, last_out, after, inside, excursion,
+        final_loss, finite_grads, trace,
+        *linear.scratch(n, n_full, rows, np_dtype, len(rows_of_goal)),
     )  # fmt: skip
     u = position
     kept_u = kept[u]
-    diverged = kept_u < steps
-    sustained = np.where(diverged | (last_out[u] >= steps), -1, last_out[u] + 1)
     final, init = p[:, u], p0[:, u]
-    error = np.hypot(*(final.astype(np.float64) - goal.T[:, u].astype(np_dtype)))
+    m = target_.summarise(
+        reached, last_out, after, inside, excursion,
+        target_.final_distance(p, goal.astype(np_dtype).astype(np.float64)), steps, kept_u, u,
+    ) if aim else target_.none(n_cells)  # fmt: skip
     return regression.Result(
         init_weight=init[0],
         init_bias=init[1],
@@ -128,9 +134,11 @@ def train(
         steps_run=kept_u,
         max_grad_norm=top[u],
         clip_fraction=clips[u] / np.maximum(kept_u, 1),
-        steps_to_target=reached[u] if aim else np.full(n_cells, -1),
-        steps_sustained=sustained if aim else np.full(n_cells, -1),
-        target_error=error if aim else np.full(n_cells, math.nan),
+        steps_to_target=m.reached,
+        steps_sustained=m.sustained,
+        touch_share=m.touch_share,
+        excursion=m.excursion,
+        target_error=m.error,
         trace=trace,
         strided=np.empty((n_cells, 0, linear.WIDTH), np_dtype),
     )
