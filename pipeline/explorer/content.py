@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 MOMENTA = np.round(np.linspace(0.0, 0.99, 100), 4)  # the stability edges' momentum axis
 SGD_SETTINGS = ("momentum", "dampening", "weight_decay")  # what the rate's closed form takes
 CELL_COLUMNS = [  # what the page needs of the study's cells table (it may hold more)
-    *sources.KEYS, "part", "lr_kind", "init_weight", "init_bias", "final_weight",
+    *sources.KEYS, "part", "lr_kind", "engine", "init_weight", "init_bias", "final_weight",
     "final_bias", "diverged_step", "loss_param", "target_weight", "target_bias", "line_weight",
     "line_bias", "steps", "dtype", "batch_size", "momentum", "dampening", "weight_decay",
 ]  # fmt: skip

@@ -46,11 +46,10 @@ def train(
     engine that trained them (the study's `engine` column: its cells' bits are that one's)."""
     import torch
 
-    if engine == "fused":
-        from pipeline.engine.fused import regression as trainer
-    else:
-        trainer = regression  # type: ignore[no-redef]
-    r = trainer.train(
+    from pipeline.engine.fused import regression as fused
+
+    trainer = fused.train if engine == "fused" else regression.train
+    r = trainer(
         cells, x, y, steps, getattr(torch, dtype), record=np.arange(len(cells)),
         batch_size=batch_size,
     )  # fmt: skip

@@ -1,7 +1,7 @@
 """Stage `analysis`: what the study found, as tables (reports/study/*.csv) and one
 self-contained HTML report, from the study's outputs only.
 
-Prints the tuned winner per scenario and loss, with its interval, and the report's path.
+Prints the answer per scenario and loss (pipeline.study.answer) and the report's path.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 
 from pipeline import params
 from pipeline.files import atomic, inputs
-from pipeline.study import analysis, columns, report, train
+from pipeline.study import analysis, answer, clipping, columns, report, train
 
 # each written as <out>/<name>.csv; `tables` summarises the parquet tables (for `make drift`)
 TABLES = (
-    "summary", "classes", "stability", "robustness", "improvement", "profiles", "twins", "tables"
+    "summary", "classes", "answer", "winners", "agreement", "power", "stability", "robustness",
+    "improvement", "profiles", "wins", "twins", "tables",
 )  # fmt: skip
 
 
@@ -34,7 +35,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="the headline figures")
     args = parser.parse_args(argv)
     p = params.load_or_exit(args.params)
-    import pandas as pd
 
     with inputs.or_exit():
         cells, traces, classes, tuned = (
@@ -48,12 +48,14 @@ def main(argv: list[str] | None = None) -> None:
         **analysis.tables(cells, tuned, grid, b.reps, b.seed, ran.study.steps),
         "classes": analysis.classes(classes, tuned, b.reps, b.seed),
         "tables": columns.summary({"cells": cells, "traces": traces, "classes": classes}),
-        "class_idle": analysis.clip_idle(classes),
+        "class_idle": clipping.idle(classes),
     }
     for name in TABLES:
         atomic.write_text(args.out / f"{name}.csv", found[name].to_csv(index=False))
     atomic.write_text(args.html, report.html(found, cells, traces, ran, p.analysis.bootstrap))
     source = train.source(args.cells, args.traces, args.classes)
     atomic.write_json(args.metrics, {**analysis.headline(found), "source": source})
-    print(analysis.winners_text(pd.concat([found["summary"], found["classes"]], ignore_index=True)))
+    agreement = float(found["agreement"]["agreement"].iloc[0])
+    seeds = int(found["summary"]["reporting_seeds"].max())
+    print(answer.text(found["answer"], agreement, seeds))
     print(analysis.report_line(args.html, os.environ))

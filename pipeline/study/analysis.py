@@ -5,12 +5,17 @@ table, a pure function of it (no file, no plot):
 - summary: one row per configuration (pipeline.study.protocol's measures);
 - stability: per gradient-descent configuration, the largest lr that converged on the
   fine grid around the analytic edge, beside the edge, and what happened past it;
-- robustness: per scenario and loss, how far the loss's own minimiser and the best
-  trained configuration land from the line the data were drawn from;
+- winners: per scenario and loss (a task), its winner set: every configuration not
+  significantly worse than the best (pipeline.study.winners); answer: the reconciled
+  answer per task (pipeline.study.answer); power: the seeds' power;
+- robustness: per scenario and loss, how far the loss's own minimisers and the task's
+  best configuration land from the line the data were drawn from, and which losses fit
+  it best;
 - improvement: per clipping mode, each optimizer's probability of needing fewer steps
-  than each other (rliable), averaged over scenarios x losses;
+  than each other (rliable), averaged over scenarios x losses, with intervals;
 - profiles: per clipping mode, each optimizer's performance profile over scenarios x
-  losses (AlgoPerf's rho(tau), tau in [1, 4]) and its integrated score;
+  losses (AlgoPerf's rho(tau), tau in [1, 4]) and its integrated score, with its interval
+  and the probability that it is the top one; wins: each optimizer's tasks won;
 - twins: the headline grid's cells through both engines, their finals side by side.
 tables() computes all of them (the classification's table is classes(), of its own cells).
 """
@@ -23,8 +28,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.study import protocol, stats
+from pipeline.study import answer, clipping, protocol, stats, uncertainty, winners
 from pipeline.study.configuration import CONFIG, config_name
+from pipeline.study.protocol import LEVEL, MEASURE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +70,7 @@ def stability(cells: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, part in edge.groupby(list(CONFIG), sort=False):
         lr, theory = part["lr"].to_numpy(), float(part["theory_lr"].iloc[0])
-        converged = part["steps_to_target"].to_numpy() >= 0
+        converged = part[MEASURE].to_numpy() >= 0
         scale = np.maximum(1.0, np.hypot(part["target_weight"], part["target_bias"]))
         blown = (part["diverged"].to_numpy() == 1) | (
             part["target_error"].to_numpy() > BLOWN * scale.to_numpy()
@@ -90,83 +96,94 @@ def stability(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def robustness(cells: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
-    """Per scenario and loss: the median (over reporting seeds) distance from the loss's
-    minimiser on the data to the line the data were drawn from, and the trained distance
-    of the configuration `best` names for that scenario and loss (tuned lr, reporting seeds)."""
-    report = cells[(cells["part"] == "report") & (cells["lr_kind"] == "tuned")]
-    report = report.assign(
-        minimiser_error=np.hypot(
-            report["target_weight"] - report["line_weight"],
-            report["target_bias"] - report["line_bias"],
-        )
-    )
-    keys = ["scenario", "loss"]
-    per = report.groupby(keys, sort=True)["minimiser_error"].median()
-    chosen = best[[*keys, "optimizer", "clip"]]
-    merged = report.merge(chosen, on=[*keys, "optimizer", "clip"])
-    trained = merged.groupby(keys, sort=True)["true_error"].median().rename("trained_error")
-    out = per.to_frame().join(trained).reset_index().merge(chosen, on=keys)
-    return out[[*keys, "optimizer", "clip", "minimiser_error", "trained_error"]]
-
-
-def winners(summary_: pd.DataFrame) -> pd.DataFrame:
-    """Per scenario and loss, the configuration with the lowest IQM steps-to-target (ties:
-    the higher success rate, then the name), with its interval."""
-    ranked = summary_.sort_values(
-        ["scenario", "loss", "iqm_steps", "success_rate", "config"],
-        ascending=[True, True, True, False, True],
-        kind="stable",
-    )
-    return ranked.groupby(["scenario", "loss"], sort=False).head(1).reset_index(drop=True)
-
-
 def _scores(report: pd.DataFrame, clip: str, median: bool) -> tuple[list[str], np.ndarray]:
     """optimizers and (optimizers, workloads[, runs]) steps at each tuned lr for `clip`;
     workloads = scenario x loss; median over runs when `median`."""
     part = report[(report["clip"] == clip) & (report["lr_kind"] == "tuned")]
     part = part.sort_values(["optimizer", "scenario", "loss", "seed"], kind="stable")
     optimizers = list(dict.fromkeys(part["optimizer"]))
-    steps = stats.steps_or_inf(part["steps_to_target"]).reshape(
-        len(optimizers), -1, part["seed"].nunique()
-    )
+    steps = stats.steps_or_inf(part[MEASURE]).reshape(len(optimizers), -1, part["seed"].nunique())
     return optimizers, (np.median(steps, axis=-1) if median else steps)
 
 
-def improvement(cells: pd.DataFrame) -> pd.DataFrame:
-    """Long format: clip, optimizer, versus, probability (optimizer needs fewer steps)."""
+def improvement(cells: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    """Long format: clip, optimizer, versus, probability (optimizer needs fewer steps) and
+    its interval (seeds resampled within each task: pipeline.study.uncertainty)."""
     import pandas as pd
 
     report = cells[cells["part"] == "report"]
     rows = []
     for clip in dict.fromkeys(report["clip"]):
         names, steps = _scores(report, clip, median=False)
-        matrix = stats.improvement_matrix(steps)
+        p = uncertainty.improvement(steps, reps, seed, LEVEL)
         rows += [
-            {"clip": clip, "optimizer": a, "versus": b, "probability": float(matrix[i, j])}
+            {
+                "clip": clip,
+                "optimizer": a,
+                "versus": b,
+                "probability": float(p.value[i, j]),
+                "lo": float(p.lo[i, j]),
+                "hi": float(p.hi[i, j]),
+            }
             for i, a in enumerate(names)
             for j, b in enumerate(names)
         ]
     return pd.DataFrame(rows)
 
 
-def profiles(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores: clip, optimizer, score, rho at PROFILE_AT; curves: clip, optimizer, tau, rho)."""
+def profiles(cells: pd.DataFrame, reps: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores: clip, optimizer, score, its interval, p_top (the share of resamples in
+    which it scores highest), rho at PROFILE_AT; curves: clip, optimizer, tau, rho)."""
     import pandas as pd
 
     report = cells[cells["part"] == "report"]
     scores, curves = [], []
     for clip in dict.fromkeys(report["clip"]):
-        names, medians = _scores(report, clip, median=True)
-        rho, score = stats.performance_profile(medians, TAUS), stats.profile_score(medians, 4.0)
+        names, steps = _scores(report, clip, median=False)
+        medians = np.median(steps, axis=-1)
+        rho = stats.performance_profile(medians, TAUS)
+        score, top = uncertainty.profile_scores(steps, reps, seed, LEVEL)
         for i, name in enumerate(names):
             at = {f"rho_{t:g}": float(rho[i, np.flatnonzero(t == TAUS)[0]]) for t in PROFILE_AT}
-            scores.append({"clip": clip, "optimizer": name, "score": float(score[i]), **at})
+            scores.append(
+                {
+                    "clip": clip,
+                    "optimizer": name,
+                    "score": float(score.value[i]),
+                    "score_lo": float(score.lo[i]),
+                    "score_hi": float(score.hi[i]),
+                    "p_top": float(top[i]),
+                    **at,
+                }
+            )
             curves += [
                 {"clip": clip, "optimizer": name, "tau": float(t), "rho": float(r)}
                 for t, r in zip(TAUS, rho[i], strict=True)
             ]
     return pd.DataFrame(scores), pd.DataFrame(curves)
+
+
+def wins(cells: pd.DataFrame, steps: int, reps: int, seed: int) -> pd.DataFrame:
+    """Per clip and optimizer: the tasks (scenario x loss) on which it has the lowest IQM
+    (ties shared), with its interval."""
+    import pandas as pd
+
+    report = cells[cells["part"] == "report"]
+    rows = []
+    for clip in dict.fromkeys(report["clip"]):
+        names, runs = _scores(report, clip, median=False)
+        counts = uncertainty.best_counts(runs, steps, reps, seed, LEVEL)
+        rows += [
+            {
+                "clip": clip,
+                "optimizer": name,
+                "wins": float(counts.value[i]),
+                "lo": float(counts.lo[i]),
+                "hi": float(counts.hi[i]),
+            }
+            for i, name in enumerate(names)
+        ]
+    return pd.DataFrame(rows)
 
 
 def twins(cells: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
@@ -197,27 +214,9 @@ def sensitivity(cells: pd.DataFrame, steps: int) -> pd.DataFrame:
     (columns) of steps to target over the tuning seeds; a miss counts as NEVER x the step
     budget `steps`, a start within tol as 1 step (the report's log axis)."""
     tune = cells[cells["part"] == "tune"]
-    counted = np.clip(stats.steps_or_inf(tune["steps_to_target"]), 1.0, NEVER * steps)
+    counted = np.clip(stats.steps_or_inf(tune[MEASURE]), 1.0, NEVER * steps)
     by = tune.assign(counted=counted).groupby([*CONFIG, "lr"], sort=True)["counted"]
     return by.quantile([0.25, 0.5, 0.75]).unstack()
-
-
-def clip_ratios(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per scenario, loss and optimizer (index): IQM steps with each clip mode over IQM
-    steps without (columns). 0: only the clipped runs reached the target; inf: only the
-    unclipped ones; NaN: neither."""
-    iqm = summary.set_index(list(CONFIG))["iqm_steps"].unstack("clip")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return iqm.drop(columns="none").div(iqm["none"], axis=0)
-
-
-def clip_idle(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per scenario, loss and optimizer (index), for each clip mode but none (columns):
-    True where clipping never acted at the tuned lr (clip_fraction 0 on every reporting
-    seed), so the clipped runs are the unclipped ones."""
-    report = cells[(cells["part"] == "report") & (cells["lr_kind"] == "tuned")]
-    most = report.groupby(list(CONFIG), sort=True)["clip_fraction"].max().unstack("clip")
-    return most.drop(columns="none", errors="ignore") == 0
 
 
 def tables(
@@ -225,56 +224,51 @@ def tables(
 ) -> dict[str, pd.DataFrame]:
     """Every regression table of the report, by name (curves: the profiles' rho(tau));
     `tuned`: the study's tuned table; `grid`: train's cells.csv, the twins' reference;
-    reps, seed: the bootstrap's; steps:
-    the study's step budget."""
+    reps, seed: the bootstrap's; steps: the study's step budget."""
     summary_ = summary(cells, tuned, reps, seed)
-    scores, curves = profiles(cells)
+    report = cells[cells["part"] == "report"]
+    sets = winners.sets(report, MEASURE, steps)
+    robust = winners.fits(report, MEASURE, steps, sets)
+    scores, curves = profiles(cells, reps, seed)
+    seeds = int(summary_["reporting_seeds"].max())
+    rivals = int(sets.groupby(list(winners.TASK)).size().max()) - 1
     return {
         "summary": summary_,
+        "winners": sets,
+        "answer": answer.table(summary_, sets, robust),
+        "agreement": answer.agreement_table(winners.agreement(report, MEASURE, steps, seed)),
+        "power": winners.power(seeds, rivals),
         "stability": stability(cells),
-        "robustness": robustness(cells, winners(summary_)),
-        "improvement": improvement(cells),
+        "robustness": robust,
+        "improvement": improvement(cells, reps, seed),
         "profiles": scores,
+        "wins": wins(cells, steps, reps, seed),
         "curves": curves,
         "twins": twins(cells, grid),
         "sensitivity": sensitivity(cells, steps),
-        "clip_ratios": clip_ratios(summary_),
-        "clip_idle": clip_idle(cells),
+        "clip_ratios": clipping.ratios(summary_),
+        "clip_idle": clipping.idle(cells),
     }
 
 
 def headline(found: dict[str, pd.DataFrame]) -> dict[str, object]:
     """The study's few figures for `dvc metrics` / `dvc exp show`: each optimizer's
-    performance-profile score per clipping mode, its wins (scenario x loss), how many
-    measured edges agree with closed form, and the twins' largest difference."""
-    scores = found["profiles"]
-    wins = winners(found["summary"])["optimizer"].value_counts()
+    performance-profile score per clipping mode, its tasks won (unclipped), the winner
+    sets' half-split agreement, how many measured edges agree with closed form, and the
+    twins' largest difference."""
+    scores, won = found["profiles"], found["wins"]
     stability_ = found["stability"]
+    bare = won[won["clip"] == "none"] if (won["clip"] == "none").any() else won
     return {
         "profile_score": {
             clip: {r.optimizer: round(float(r.score), 6) for r in part.itertuples()}
             for clip, part in scores.groupby("clip", sort=False)
         },
-        "wins": {name: int(wins.get(name, 0)) for name in dict.fromkeys(scores["optimizer"])},
+        "wins": {r.optimizer: round(float(r.wins), 6) for r in bare.itertuples()},
+        "half_split_agreement": round(float(found["agreement"]["agreement"].iloc[0]), 6),
         "edges_agreeing": float(stability_["agrees"].mean()) if len(stability_) else 0.0,
         "twins_largest_rel_diff": float(found["twins"]["largest_rel_diff"].max()),
     }
-
-
-def winners_text(summary: pd.DataFrame) -> str:
-    """The winner of each scenario and loss, one line each."""
-    lines = [
-        "Tuned winners (lowest IQM steps to target, 95% CI, reporting seeds; stayed: the"
-        " share of seeds still within tol at the end):"
-    ]
-    for row in winners(summary).itertuples(index=False):
-        ci = f"[{row.iqm_lo:.4g}, {row.iqm_hi:.4g}]"
-        lines.append(
-            f"  {row.scenario:<11} {row.loss:<9} {row.optimizer + '+' + row.clip:<16} "
-            f"lr {row.tuned_lr:<9.3g} IQM {row.iqm_steps:<6.4g} {ci:<16} "
-            f"stayed {row.stayed_rate:.0%}"
-        )
-    return "\n".join(lines)
 
 
 def report_line(html: Path, environ: Mapping[str, str]) -> str:

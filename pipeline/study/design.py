@@ -187,19 +187,12 @@ def tune_parts(p: params.Params, data: dict[str, scenarios.Points]) -> list[Part
             tried = lrs(p, o, points.x[0])
             rates[o] = (tried, np.full(len(tried), ""))
         blocks = _config_blocks(p, name, points, rates, s.seeds.tune)
-        parts.append(
-            _part(
-                "tune",
-                name,
-                blocks,
-                points,
-                s.steps,
-                s.dtype,
-                scenario.batch_size,
-                scenarios.tolerance(scenario, points),
-                _loss_kwargs(p),
-            )
+        tol = scenarios.tolerance(scenario, points)
+        kwargs = _loss_kwargs(p)
+        part = _part(
+            "tune", name, blocks, points, s.steps, s.dtype, scenario.batch_size, tol, kwargs
         )
+        parts.append(part)
     return merge(parts)
 
 

@@ -29,11 +29,12 @@ from pipeline.study import chunks, classes, protocol
 from pipeline.study import design as st
 from pipeline.study import scenarios as sc
 from pipeline.study.configuration import CONFIG
+from pipeline.study.protocol import MEASURE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-TUNE_COLUMNS = (*CONFIG, "lr", "steps_to_target")  # what tuning needs of each tune row
+TUNE_COLUMNS = (*CONFIG, "lr", MEASURE)  # what tuning needs of each tune row
 Write = Callable[[str, chunks.Columns], None]  # table name, its next rows
 
 

@@ -94,17 +94,20 @@ def power(seeds: int, rivals: int) -> pd.DataFrame:
     )
 
 
-def fits(report: pd.DataFrame, measure: str, budget: int) -> pd.DataFrame:
-    """Per scenario and loss: the fit of the task's best configuration, as medians over
-    the reporting seeds: its final distance to the loss's minimisers (`target_error`) and
-    to the generating line (`true_error`), and the minimisers' distance to the line; and
+def fits(
+    report: pd.DataFrame, measure: str, budget: int, winners: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per scenario and loss: the fit of the task's best configuration (config, optimizer,
+    clip), as medians over the reporting seeds: the minimisers' distance to the generating
+    line, its trained (w, b)'s (`trained_error`) and its final distance to the loss's
+    minimisers (`median_target_error`); and
     whether the loss is in its scenario's set of best-fitting losses: the line error of
     each loss's best configuration, paired by seed, tested as the winner sets are."""
     import pandas as pd
 
     at = _tuned(report)
-    best = sets(report, measure, budget)
-    best = best[best["best"]][["config", *TASK]]
+    found = sets(report, measure, budget) if winners is None else winners
+    best = found[found["best"]].drop_duplicates(list(TASK))  # tied bests: the first's fit
     rows = at.assign(config=[config_name(*k) for k in at[list(CONFIG)].itertuples(index=False)])
     rows = rows.merge(best[["config"]], on="config")
     out = []
@@ -123,9 +126,11 @@ def fits(report: pd.DataFrame, measure: str, budget: int) -> pd.DataFrame:
                     "scenario": scenario,
                     "loss": loss,
                     "config": one["config"].iloc[0],
+                    "optimizer": one["optimizer"].iloc[0],
+                    "clip": one["clip"].iloc[0],
+                    "minimiser_error": float(one["minimiser_error"].median()),
+                    "trained_error": float(one["true_error"].median()),
                     "median_target_error": float(one["target_error"].median()),
-                    "median_true_error": float(one["true_error"].median()),
-                    "median_minimiser_error": float(one["minimiser_error"].median()),
                     "best_fit": bool(members[i]),
                     "fit_p_holm": float(adjusted[i]),
                 }

@@ -29,7 +29,7 @@ from pipeline.files import inputs
 from pipeline.files.digest import combine, sha
 from pipeline.grid.manifest import Entry, Manifest, stamped
 from pipeline.run import machine
-from pipeline.study import analysis, train
+from pipeline.study import train
 from pipeline.tracking import grid_runs, location, receipt, store, study_runs, views
 
 
@@ -199,7 +199,6 @@ def publish_study(
 ) -> tuple[store.Outcome, list[str]]:
     """The study's runs, made from its tables: (the outcome, [the parent's key, *the runs'
     keys])."""
-    import pandas as pd
 
     summaries = [out.summary, out.class_summary]
     common = tags(root, env)
@@ -215,9 +214,8 @@ def publish_study(
     holds = [*summaries, *sorted(out.reports), out.cells, out.classes]
     parent_key = study_runs.parent_key(holds, [c.key for c in contents])
     keys = [parent_key, *(c.key for c in contents)]
-    both = pd.concat([summary, class_summary], ignore_index=True)
     named = {c.name: c.key for c in contents}
-    winners = [named[name] for name in analysis.winners(both)["config"]]
+    winners = [named[name] for name in _bests(out.reports) if name in named]
     parent = store.RunContent(
         name=f"study-{parent_key[:8]}",
         key=parent_key,
@@ -229,6 +227,18 @@ def publish_study(
     describe = partial(_described, views.STUDY, parent_key, winners)
     outcome = store.publish(uri, p.study_experiment, contents, parent, root, progress, describe)
     return outcome, keys
+
+
+def _bests(reports: Sequence[Path]) -> list[str]:
+    """The configurations the analysis named best of their task (winners.csv; a tie: each),
+    what the study's saved view shows."""
+    import pandas as pd
+
+    table = next((r for r in reports if r.name == "winners.csv"), None)
+    if table is None:
+        return []
+    sets = pd.read_csv(table)
+    return sets[sets["best"]]["config"].tolist()
 
 
 TOP_COLUMNS = ("rank", "cell", "dist_to_optimum", "first_below", "final_loss", "diverged")

@@ -129,7 +129,7 @@ GRID = Headline(
 STUDY = Headline(
     label="the study's winners, ranked",
     measure="iqm_steps",
-    metrics=("stayed_rate", "success_rate", "tuned_lr"),
+    metrics=("success_rate", "first_touch_median", "tuned_lr"),
     params=(),
     histories=("error", "loss"),
     compare=("optimizer", "clip", "lr"),
@@ -138,11 +138,12 @@ STUDY = Headline(
         "(`<scenario>-<loss>-<optimizer>-<clip>`) at its tuned learning rate, nested under "
         "one parent per study (the HTML report and every table).\n\n"
         "The link `make repro` prints opens the winners (each scenario and loss's best "
-        "configuration) ranked by **iqm_steps**: the interquartile mean over the reporting "
-        "seeds of the steps to reach the loss's minimiser (lower is better; never reached: "
-        "no value, named in the `never` tag), beside `stayed_rate` (seeds still there at "
-        "the end), `success_rate` and `tuned_lr`. Histories: `error` and `loss`, medians "
-        "over the reporting seeds (charts: log scale).\n\n"
+        "configuration; a tie: each) ranked by **iqm_steps**: the interquartile mean over "
+        "the reporting seeds of the sustained steps to target, the first step from which a "
+        "run stays within tol of the loss's minimisers (lower is better; never: no value, "
+        "named in the `never` tag), beside `success_rate`, `first_touch_median` (the first "
+        "step within tol, which a run may leave again) and `tuned_lr`. Histories: `error` "
+        "and `loss`, medians over the reporting seeds (charts: log scale).\n\n"
         "**Compare** (select runs, then Compare, then Parallel coordinates): pick the params "
         "`optimizer`, `clip`, `lr` and the metric `iqm_steps`.\n\n" + CLASSIC
     ),

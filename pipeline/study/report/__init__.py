@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import params
 from pipeline.study.configuration import CONFIG
-from pipeline.study.report import clipping, markup, sections, sensitivity
+from pipeline.study.report import answer, clipping, markup, sections, sensitivity
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,16 +45,19 @@ def html(
         "optimizer": markup.order_of(summary["optimizer"], s.optimizers),
         "clip": markup.order_of(summary["clip"], s.clips),
     }
+    agreement = float(tables["agreement"]["agreement"].iloc[0])
+    tols = cells.groupby("scenario")["tol"].first().to_dict()  # tol in w and b, as trained
     parts = [
-        sections.protocol(p, bootstrap, summary, stability),
-        sections.winners(summary, traces, p, order),
+        answer.answer(tables["answer"], agreement, cells, traces, p, order),
+        sections.protocol(p, bootstrap, summary, stability, tols),
+        answer.seeds(tables["power"], agreement, p),
         sections.tuned(summary, order, s.steps),
         sensitivity.section(tables["sensitivity"], stability, order, s.steps),
         sections.stability(stability),
         clipping.section(tables["clip_ratios"], tables["clip_idle"], order),
         sections.robustness(tables["robustness"], p, order),
         sections.improvement(tables["improvement"], order),
-        sections.profiles(tables["curves"], tables["profiles"], order),
+        sections.profiles(tables["curves"], tables["profiles"], tables["wins"], order),
         sections.twins(tables["twins"]),
         sections.classification(tables),
     ]

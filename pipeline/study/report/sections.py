@@ -13,21 +13,23 @@ from pipeline.study import analysis
 from pipeline.study.protocol import LEVEL
 from pipeline.study.report import figures, markup
 from pipeline.study.report.clipping import idle_note
-from pipeline.study.report.markup import details, number, order_of, percent, section, table
+from pipeline.study.report.markup import details, order_of, percent, section, table
 
 if TYPE_CHECKING:
     import pandas as pd
 
 CLASS_COLUMNS = ("config", "tuned_lr", "iqm_steps", "iqm_lo", "iqm_hi", "success_rate",
-                 "stayed_rate", "median_accuracy", "median_angle_deg",
+                 "first_touch_median", "median_accuracy", "median_angle_deg",
                  "clip_fraction")  # fmt: skip  # shown
 REFERENCE = "noisy"  # the Gaussian-noise scenario the outlier scenarios shift points of
 DASH = toolkit.DASH
 
 
 def protocol(
-    p: params.StudyRecord, b: params.Bootstrap, summary: pd.DataFrame, stability: pd.DataFrame
-) -> str:
+    p: params.StudyRecord, b: params.Bootstrap, summary: pd.DataFrame, stability: pd.DataFrame,
+    tols: dict[str, float],
+) -> str:  # fmt: skip
+    """How every number was made; `tols`: each scenario's tol in w and b (cells' tol)."""
     import pandas as pd
 
     s, listed = p.study, ", ".join
@@ -41,16 +43,26 @@ def protocol(
         f"decade, the library's default ({default}) and, for {edge}, "
         f"{listed(f'{f:g}' for f in s.lr.near_edge)} &times; the analytic MSE stability edge, "
         f"on tuning seeds {listed(map(str, s.seeds.tune))}. The tuned lr has the lowest "
-        "median steps-to-target over the tuning seeds (ties: the smaller lr; never reached "
-        "at any lr: the grid lr nearest the default). <b>Reporting</b>: the tuned lr, and "
-        f"the default once more, on fresh seeds {listed(map(str, s.seeds.report))}. "
-        "<b>Measure</b>: the steps until the distance of (w, b) to the minimiser of the "
-        "configuration's own loss on that seed's data is at most the scenario's tol (below); "
-        "never within the budget counts as +&infin;, drawn and written &ldquo;never&rdquo;. "
-        "<b>Statistics</b>: over the reporting seeds, the interquartile mean (IQM: the mean "
-        "once a quarter of the runs is dropped at each end, as rliable; &infin; when more "
-        "than a quarter never reached the target), the median and the success rate, with "
-        f"{LEVEL:.0%} percentile bootstrap intervals ({b.reps} resamples, seed "
+        "median sustained steps over the tuning seeds (ties: the smaller lr; never at any "
+        "lr: the grid lr nearest the default). <b>Reporting</b>: the tuned lr, and the "
+        f"default once more, on fresh seeds {listed(map(str, s.seeds.report))}. "
+        "<b>Target</b>: the set of minimisers of the configuration's own loss on that "
+        "seed's data (a point, or where they are not unique, as L1's often are, a convex "
+        "polygon: the distance is to the set, exactly), within tol &times; |(slope, "
+        "intercept)| of the generating line (tol below, a share of the line's size: the "
+        "same demand on w and b in every scenario). <b>Measure</b>: with d<sub>t</sub> the "
+        "distance after step t, the <b>sustained</b> steps are the least T with "
+        "d<sub>t</sub> &le; tol for every t &ge; T up to the budget (+&infin; if none: "
+        "written &ldquo;never&rdquo;), kept by each engine at every step; the <b>first "
+        "touch</b> is the least t with d<sub>t</sub> &le; tol. AlgoPerf and DeepOBS time "
+        "the first touch, which suits a run stopped at the target by an oracle; here runs "
+        "go on, and a run that touches and leaves (a large lr oscillating, minibatch "
+        "noise) is not done: gradlab ranks on the sustained time and reports the first "
+        "touch, the share of steps within tol after it and the largest excursion beside "
+        "it. <b>Statistics</b>: over the reporting seeds, the interquartile mean (IQM: the "
+        "mean once a quarter of the runs is dropped at each end, as rliable; &infin; when "
+        "more than a quarter never got there), the median, p90 and p99, and the success "
+        f"rate, with {LEVEL:.0%} percentile bootstrap intervals ({b.reps} resamples, seed "
         f"{b.seed})."
     )
     rows = []
@@ -61,47 +73,10 @@ def protocol(
             str(scenario["batch_size"] or "full"),
             listed(f"{k} {v:g}" for k, v in rest.items()),
         )
-        rows.append([name, scenario["kind"], scenario["tol"], batch, settings])
-    scenarios = pd.DataFrame(rows, columns=["scenario", "kind", "tol", "batch", "settings"])
+        rows.append([name, scenario["kind"], scenario["tol"], tols.get(name), batch, settings])
+    columns = ["scenario", "kind", "tol (share)", "tol", "batch", "settings"]
+    scenarios = pd.DataFrame(rows, columns=columns)
     return section("protocol", "Protocol", text, table(scenarios))
-
-
-def winners(
-    summary: pd.DataFrame, traces: pd.DataFrame, p: params.StudyRecord, order: dict[str, list[str]]
-) -> str:
-    import pandas as pd
-
-    rank = {k: {v: i for i, v in enumerate(order[k])} for k in ("scenario", "loss")}
-    best = analysis.winners(summary).sort_values(
-        ["scenario", "loss"], key=lambda column: column.map(rank[column.name]), kind="stable"
-    )
-    frame = pd.DataFrame(
-        {
-            "scenario": best["scenario"],
-            "loss": best["loss"],
-            "config": best["optimizer"] + "+" + best["clip"],
-            "tuned lr": best["tuned_lr"],
-            f"IQM steps [{LEVEL:.0%} CI]": [
-                f"{number(r.iqm_steps)} [{number(r.iqm_lo)}, {number(r.iqm_hi)}]"
-                for r in best.itertuples()
-            ],
-            "median steps": best["median_steps"],
-            "success rate": [percent(v) for v in best["success_rate"]],
-            "stayed rate": [percent(v) for v in best["stayed_rate"]],
-        }
-    )
-    text = (
-        "Per scenario and loss, the configuration (optimizer+clip) with the lowest IQM of "
-        "steps to target at its tuned lr on the reporting seeds (ties: the higher success "
-        "rate). Steps to target count until the first step within tol; the stayed rate is "
-        "the share of seeds still within tol at the last step: a winner with a low one "
-        "gets there fast and leaves again (a large lr that oscillates, or minibatch noise). "
-        "The figure follows each winner: its median distance to the minimiser over "
-        "the reporting seeds, per step (dashed: the scenario's tol)."
-    )
-    tol = {name: p.scenarios[name].tol for name in p.scenarios}
-    figure = toolkit.svg("winners", lambda: figures.winners(best, traces, tol, p.study.steps))
-    return section("winners", "Tuned winners", text, table(frame), figure if len(traces) else "")
 
 
 def tuned(summary: pd.DataFrame, order: dict[str, list[str]], steps: int) -> str:
@@ -179,35 +154,42 @@ def improvement(improvement: pd.DataFrame, order: dict[str, list[str]]) -> str:
     clips = order_of(improvement["clip"], order["clip"])
     names = order_of(improvement["optimizer"], order["optimizer"])
     others = improvement[improvement["optimizer"] != improvement["versus"]]
-    mean = others.groupby(["clip", "optimizer"])["probability"].mean()
-    best = [f"clip {c}: {mean[c].idxmax()} ({mean[c].max():.2f})" for c in clips if c in mean]
+    apart = others[(others["lo"] > 0.5) | (others["hi"] < 0.5)]
     text = (
         "Cell (row, column): the probability that a run of the row's optimizer needs fewer "
-        "steps than one of the column's (rliable's probability of improvement, each at its "
-        "tuned lr, averaged over scenarios &times; losses); 0.5 is a tie. The highest mean "
-        f"over the others: {'; '.join(best)}."
+        "sustained steps than one of the column's (rliable's probability of improvement, "
+        "each at its tuned lr, averaged over scenarios &times; losses); 0.5 is a tie. "
+        f"{LEVEL:.0%} intervals from resampling the seeds within each task: "
+        f"{len(apart)} of {len(others)} ordered pairs exclude 0.5 (the table)."
     )
     figure = toolkit.svg("improvement", lambda: figures.improvement(improvement, clips, names))
-    return section("improvement", "Probability of improvement", text, figure)
+    every = details("Every pair, with its interval (the improvement table)", table(others))
+    return section("improvement", "Probability of improvement", text, figure, every)
 
 
-def profiles(curves: pd.DataFrame, scores: pd.DataFrame, order: dict[str, list[str]]) -> str:
+def profiles(
+    curves: pd.DataFrame, scores: pd.DataFrame, wins: pd.DataFrame, order: dict[str, list[str]]
+) -> str:
     clips = order_of(curves["clip"], order["clip"])
     names = order_of(curves["optimizer"], order["optimizer"])
     top = scores.sort_values("score", ascending=False, kind="stable").drop_duplicates("clip")
     top = top.set_index("clip").reindex([c for c in clips if c in set(top["clip"])])
     listed = [
-        f"clip {c}: {r.optimizer} ({r.score:.2f})"
+        f"clip {c}: {r.optimizer} ({r.score:.2f} [{r.score_lo:.2f}, {r.score_hi:.2f}], "
+        f"top in {percent(r.p_top)} of resamples)"
         for c, r in zip(top.index, top.itertuples(), strict=True)
     ]
     text = (
         "Performance profiles (AlgoPerf): &rho;(&tau;) is the share of workloads (scenario "
-        "&times; loss) on which the optimizer's median steps are within &tau; &times; the "
-        "best optimizer's; higher and further left is better; the score (in the legend) is "
-        f"the normalised area up to &tau; = 4. Best score: {'; '.join(listed)}."
+        "&times; loss) on which the optimizer's median sustained steps are within &tau; "
+        "&times; the best optimizer's; higher and further left is better; the score (in the "
+        f"legend) is the normalised area up to &tau; = 4, with its {LEVEL:.0%} interval "
+        "(seeds resampled within each task) and p_top, the share of resamples in which it "
+        f"scores highest. Best score: {'; '.join(listed)}. Wins: the tasks on which an "
+        "optimizer has the lowest IQM (ties shared), with intervals."
     )
     figure = toolkit.svg("profiles", lambda: figures.profiles(curves, scores, clips, names))
-    return section("profiles", "Performance profiles", text, figure, table(scores))
+    return section("profiles", "Performance profiles", text, figure, table(scores), table(wins))
 
 
 def twins(twins: pd.DataFrame) -> str:
