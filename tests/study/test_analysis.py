@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import grid, params
+from pipeline import grid, params, polygon
 from pipeline.grid import data, reference, trace
-from pipeline.study import analysis, chunks, minimiser
+from pipeline.study import analysis, answer, chunks, clipping, minimiser, winners
 from pipeline.study import design as st
 from pipeline.study.configuration import CONFIG, config_name
+from pipeline.study.protocol import MEASURE
 from tests.helpers import study_fixtures
 
-NEVER = -1  # the engine's steps_to_target where the target was never reached
+NEVER = -1  # the engines' steps_sustained where a run never stayed within tol
 EXACT = 1e-12  # a direct computation of the same numbers, in another order
 
 
@@ -39,7 +40,7 @@ def edge_rows(
             "part": "edge",
             "lr": theory * (1 + k / 100),
             "theory_lr": theory,
-            "steps_to_target": 100 if ok else NEVER,
+            "steps_sustained": 100 if ok else NEVER,
             "init_weight": 0.5 + 1e-4,
             "init_bias": 0.5,
             "target_weight": 0.5,
@@ -156,31 +157,46 @@ def summary(tiny_study: study_fixtures.Study) -> pd.DataFrame:
     return analysis.summary(tiny_study.cells, tiny_study.tuned, b.reps, b.seed)
 
 
-def test_winners_pick_the_lowest_iqm_per_scenario_and_loss(summary: pd.DataFrame) -> None:
-    """One winner per (scenario, loss), its IQM the lowest of its rows."""
-    won = analysis.winners(summary)
+def test_the_answer_names_each_tasks_best_with_the_lowest_iqm_and_its_winner_set(
+    tiny_study: study_fixtures.Study, summary: pd.DataFrame
+) -> None:
+    """answer.table: one row per (scenario, loss); its best has the lowest IQM of the task
+    (every tied one named), its winner set is winners.csv's members, its fit robustness's."""
+    steps = tiny_study.p.study.steps
+    report = tiny_study.cells[tiny_study.cells["part"] == "report"]
+    sets = winners.sets(report, MEASURE, steps)
+    robust = winners.fits(report, MEASURE, steps, sets)
 
-    assert len(won) == summary.groupby(["scenario", "loss"]).ngroups
-    for _, row in won.iterrows():
-        rows = summary[(summary["scenario"] == row["scenario"]) & (summary["loss"] == row["loss"])]
-        assert row["iqm_steps"] == rows["iqm_steps"].min()
+    found = answer.table(summary, sets, robust)
+
+    assert len(found) == summary.groupby(["scenario", "loss"]).ngroups
+    for row in found.itertuples(index=False):
+        rows = summary[(summary["scenario"] == row.scenario) & (summary["loss"] == row.loss)]
+        counted = np.where(np.isinf(rows["iqm_steps"]), steps + 1, rows["iqm_steps"])
+        lowest = rows[counted == counted.min()]
+        named = sorted("+".join(c.split("-")[-2:]) for c in lowest["config"])
+        assert sorted(row.best.split(" = ")) == named
+        assert row.iqm_steps == float(lowest["iqm_steps"].iloc[0])
+        members = sets[(sets["scenario"] == row.scenario) & (sets["loss"] == row.loss)]
+        assert row.set_size == int(members["in_set"].sum()) >= len(named)
+        assert row.rivals == len(members)
 
 
-def test_winners_break_ties_by_success_then_name() -> None:
-    """Equal IQMs: the higher success rate wins; equal both: the first name."""
-    rows = [
-        ("a", "mse", "sgd", "none", 10.0, 0.8),
-        ("a", "mse", "adam", "none", 10.0, 0.9),
-        ("a", "mse", "momentum", "none", 12.0, 1.0),
-        ("b", "l1", "sgd", "norm", 5.0, 1.0),
-        ("b", "l1", "adam", "norm", 5.0, 1.0),
-    ]
-    frame = pd.DataFrame(rows, columns=[*CONFIG, "iqm_steps", "success_rate"])
-    frame["config"] = [config_name(*r[:4]) for r in rows]
+def test_the_printed_answer_fits_100_columns_and_names_every_task(
+    tiny_study: study_fixtures.Study, summary: pd.DataFrame
+) -> None:
+    """answer.text: a line per task, none wider than 100 columns, the measure named."""
+    steps = tiny_study.p.study.steps
+    report = tiny_study.cells[tiny_study.cells["part"] == "report"]
+    sets = winners.sets(report, MEASURE, steps)
+    found = answer.table(summary, sets, winners.fits(report, MEASURE, steps, sets))
 
-    won = analysis.winners(frame.sample(frac=1.0, random_state=0))
+    text = answer.text(found, 0.9, 4)
 
-    assert won["config"].tolist() == ["a-mse-adam-none", "b-l1-adam-norm"]
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 100 and "sustained" in text and "90%" in text
+    for row in found.itertuples(index=False):
+        assert any(line.startswith(f"{row.scenario:<11}{row.loss:<9}") for line in lines)
 
 
 def tasks(tiny_study: study_fixtures.Study, clip: str) -> tuple[list[str], np.ndarray]:
@@ -196,7 +212,7 @@ def tasks(tiny_study: study_fixtures.Study, clip: str) -> tuple[list[str], np.nd
                 steps_of(
                     rows[
                         (rows["optimizer"] == o) & (rows["scenario"] == s) & (rows["loss"] == loss)
-                    ].sort_values("seed")["steps_to_target"]
+                    ].sort_values("seed")["steps_sustained"]
                 )
                 for s, loss in keys
             ]
@@ -209,8 +225,10 @@ def tasks(tiny_study: study_fixtures.Study, clip: str) -> tuple[list[str], np.nd
 def test_improvement_is_the_pairwise_count_averaged_over_tasks(
     tiny_study: study_fixtures.Study,
 ) -> None:
-    """P(a < b) is a direct pairwise count of runs, averaged over tasks."""
-    table = analysis.improvement(tiny_study.cells)
+    """P(a < b) is a direct pairwise count of runs, averaged over tasks, inside its
+    interval."""
+    table = analysis.improvement(tiny_study.cells, 200, 0)
+    assert ((table["lo"] <= table["probability"]) & (table["probability"] <= table["hi"])).all()
 
     for clip in tiny_study.p.study.clips:
         names, steps = tasks(tiny_study, clip)
@@ -243,8 +261,10 @@ def direct_ratios(medians: np.ndarray) -> np.ndarray:
 
 def test_profiles_rho_and_scores_are_the_direct_ratios(tiny_study: study_fixtures.Study) -> None:
     """rho(tau) and the score follow from the direct ratios to the fastest optimizer."""
-    scores, curves = analysis.profiles(tiny_study.cells)
+    scores, curves = analysis.profiles(tiny_study.cells, 200, 0)
 
+    assert ((scores["score_lo"] <= scores["score"]) & (scores["score"] <= scores["score_hi"])).all()
+    assert scores.groupby("clip")["p_top"].sum().ge(1.0 - EXACT).all()  # ties count for each
     for clip in tiny_study.p.study.clips:
         names, steps = tasks(tiny_study, clip)
         r = direct_ratios(np.median(steps, axis=-1))
@@ -276,18 +296,20 @@ def outliers(raw_params: dict) -> study_fixtures.Study:
 
 @pytest.fixture(scope="module")
 def robust(outliers: study_fixtures.Study) -> pd.DataFrame:
-    b = outliers.p.analysis.bootstrap
-    best = analysis.winners(analysis.summary(outliers.cells, outliers.tuned, b.reps, b.seed))
-    return analysis.robustness(outliers.cells, best).set_index(["scenario", "loss"])
+    report = outliers.cells[outliers.cells["part"] == "report"]
+    found = winners.fits(report, MEASURE, outliers.p.study.steps)
+    return found.set_index(["scenario", "loss"])
 
 
 def line_distance(loss: str, p: params.Params, x: np.ndarray, y: np.ndarray) -> float:
-    """Distance from the loss's minimiser on (x, y) to y = 2x; MSE's from numpy.polyfit."""
+    """Distance from the loss's set of minimisers on (x, y) to y = 2x (its point's where it
+    is one; MSE's from numpy.polyfit)."""
     if loss == "mse":
         w, b = np.polyfit(x, y, 1)
-    else:
-        w, b = minimiser.minimiser(loss, getattr(p.train.losses, loss).model_dump(), x, y)  # type: ignore[arg-type]
-    return math.hypot(w - 2.0, b - 0.0)
+        return math.hypot(w - 2.0, b - 0.0)
+    kwargs = getattr(p.train.losses, loss).model_dump()
+    (found,) = minimiser.sets(loss, kwargs, x[None], y[None])  # type: ignore[arg-type]
+    return float(polygon.distance(np.array([2.0, 0.0]), found))
 
 
 def test_robustness_minimiser_error_is_the_minimiser_distance_to_the_line(
@@ -367,10 +389,13 @@ def test_twins_agree_bit_for_bit_on_the_exact_finals(twins: pd.DataFrame) -> Non
 def found(tiny_study: study_fixtures.Study, summary: pd.DataFrame, twins: pd.DataFrame) -> dict:
     """The analysis stage's tables of the tiny study (its edge part trained too)."""
     edge, _ = study_fixtures.train(st.edge_parts(tiny_study.p, tiny_study.data), 10**6)
-    scores, _ = analysis.profiles(tiny_study.cells)
+    scores, _ = analysis.profiles(tiny_study.cells, 200, 0)
+    steps = tiny_study.p.study.steps
     return {
         "summary": summary,
         "profiles": scores,
+        "wins": analysis.wins(tiny_study.cells, steps, 200, 0),
+        "agreement": answer.agreement_table(0.95),
         "stability": analysis.stability(edge),
         "twins": twins,
     }
@@ -388,12 +413,16 @@ def test_headline_has_the_documented_keys_and_only_finite_numbers(
     """headline() has its documented keys, and every leaf is a finite number."""
     head = analysis.headline(found)
 
-    assert set(head) == {"profile_score", "wins", "edges_agreeing", "twins_largest_rel_diff"}
+    assert set(head) == {
+        "profile_score", "wins", "half_split_agreement", "edges_agreeing",
+        "twins_largest_rel_diff",
+    }  # fmt: skip
+    assert head["half_split_agreement"] == 0.95
     s = tiny_study.p.study
     assert set(head["profile_score"]) == set(s.clips)
     assert all(set(v) == set(s.optimizers) for v in head["profile_score"].values())
     assert set(head["wins"]) == set(s.optimizers)
-    assert sum(head["wins"].values()) == len(s.scenarios) * len(s.losses)
+    assert sum(head["wins"].values()) == pytest.approx(len(s.scenarios) * len(s.losses))
     assert 0.0 <= head["edges_agreeing"] <= 1.0 and head["twins_largest_rel_diff"] == 0.0
     for leaf in leaves(head):
         assert isinstance(leaf, int | float) and not isinstance(leaf, bool), leaf
@@ -435,7 +464,7 @@ def test_clip_idle_marks_the_clipped_configurations_that_never_clipped() -> None
     cells = pd.DataFrame(rows)
     cells.loc[(cells["part"] != "report") | (cells["lr_kind"] != "tuned"), "clip_fraction"] = 0.5
 
-    idle = analysis.clip_idle(cells)
+    idle = clipping.idle(cells)
 
     assert list(idle.columns) == ["norm"]
     assert idle["norm"].to_dict() == {("s", "mse", "adam"): False, ("s", "mse", "sgd"): True}

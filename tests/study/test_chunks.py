@@ -18,11 +18,13 @@ CELL_COLUMNS = [  # names are an API: cells.parquet, the analysis stage, the dri
     "part", "scenario", "loss", "optimizer", "clip", "name", "lr_kind", "seed",
     "lr", "loss_param", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps",
     "alpha", "lr_decay", "initial_accumulator_value", "max_norm", "norm_type", "clip_value",
-    "amsgrad", "centered", "momentum_decay", "batch_size", "steps", "dtype", "target_weight",
-    "target_bias", "tol", "theory_lr", "line_weight", "line_bias",
+    "amsgrad", "centered", "momentum_decay", "batch_size", "steps", "dtype", "engine",
+    "target_weight", "target_bias", "target_width", "minimiser_error", "tol", "theory_lr",
+    "line_weight", "line_bias",
     "init_weight", "init_bias", "final_weight", "final_bias", "final_loss", "diverged_step",
-    "steps_run", "max_grad_norm", "clip_fraction", "steps_to_target", "target_error",
-    "steps_sustained", "true_error", "diverged", "within_at_end", "diverged_reason",
+    "steps_run", "max_grad_norm", "clip_fraction", "target_error", "steps_sustained",
+    "touch_share", "excursion", "steps_first_touch", "true_error", "diverged",
+    "diverged_reason",
 ]  # fmt: skip
 TRACE_COLUMNS = [
     "part", "scenario", "loss", "optimizer", "clip", "name", "lr_kind", "seed", "lr", "step",
@@ -31,8 +33,8 @@ TRACE_COLUMNS = [
 ]  # fmt: skip
 MEASURES = (
     "init_weight", "init_bias", "final_weight", "final_bias", "final_loss", "diverged_step",
-    "steps_run", "max_grad_norm", "clip_fraction", "steps_to_target", "target_error",
-    "steps_sustained",
+    "steps_run", "max_grad_norm", "clip_fraction", "target_error", "steps_sustained",
+    "touch_share", "excursion",
 )  # fmt: skip
 FLOAT32_REL = 1e-6  # a float64 distance rounded to float32: within 2^-24 relative
 SMALL_STEPS = 100  # the chunking tests: enough steps to diverge, converge and clip
@@ -127,13 +129,18 @@ def test_cell_rows_are_a_direct_engine_train_bit_for_bit(
     r = direct(part, engine=engine)
     for k in MEASURES:
         assert np.array_equal(rows[k], getattr(r, k), equal_nan=True), k
+    assert np.array_equal(rows["steps_first_touch"], r.steps_to_target)  # renamed
+    assert (rows["engine"] == engine).all()
     for k in ("lr", "loss_param", "momentum", "beta1", "beta2", "eps", "max_norm", "seed"):
         got = part.cells.seed if k == "seed" else part.cells.settings[k]
         assert np.array_equal(rows[k], got, equal_nan=True), k
     for k in ("scenario", "loss", "optimizer", "clip"):
         assert rows[k].tolist() == part.labels[k].tolist(), k
-    assert np.array_equal(rows["target_weight"], part.target[:, 0])
-    assert np.array_equal(rows["target_bias"], part.target[:, 1])
+    assert np.array_equal(rows["target_weight"], part.target[:, 0, 0])
+    assert np.array_equal(rows["target_bias"], part.target[:, 0, 1])
+    assert (rows["target_width"] == 0).all()  # curved losses: one minimiser
+    line = np.hypot(*(part.target[:, 0] - part.line).T)
+    np.testing.assert_allclose(rows["minimiser_error"], line, rtol=1e-12, atol=1e-15)
     assert (rows["part"] == "tune").all() and (rows["lr_kind"] == "").all()
 
 
@@ -178,7 +185,7 @@ def test_a_part_trained_whole_or_in_chunks_of_7_gives_identical_rows(
     cut, _ = study_fixtures.train(parts, 7, None)
 
     assert_identical(whole, cut)
-    assert whole["diverged"].sum() > 0 and (whole["steps_to_target"] >= 0).sum() > 0
+    assert whole["diverged"].sum() > 0 and (whole["steps_first_touch"] >= 0).sum() > 0
 
 
 def test_traces_trained_whole_or_in_chunks_of_7_are_identical(small: params.Params) -> None:
@@ -254,7 +261,8 @@ def test_trace_values_are_the_engine_trace_and_error_the_distance_to_target(
         column = "loss_value" if name == "loss" else name
         assert np.array_equal(t[column].to_numpy(), r.trace[cell, t["step"], i]), column
     assert set(t["loss"]) <= {"mse", "huber"}
-    target = part.target[cell]
+    assert (part.target == part.target[:, :1]).all()  # mse, huber: points
+    target = part.target[cell, 0]
     w, b = t["weight"].to_numpy(np.float64), t["bias"].to_numpy(np.float64)
     expected = np.hypot(w - target[:, 0], b - target[:, 1])
     np.testing.assert_allclose(t["error"], expected, rtol=FLOAT32_REL, atol=0)

@@ -15,7 +15,7 @@ def test_each_part_and_numeric_column_is_summarised_over_its_finite_values() -> 
         {
             "part": ["tune", "tune", "tune", "report"],
             "optimizer": ["sgd", "adam", "sgd", "adam"],
-            "steps_to_target": [3.0, math.inf, 5.0, 7.0],
+            "steps_sustained": [3.0, math.inf, 5.0, 7.0],
             "final_loss": np.array([0.5, np.nan, 0.25, 1.0], dtype=np.float32),
             "diverged": [False, True, False, False],
         }
@@ -24,10 +24,10 @@ def test_each_part_and_numeric_column_is_summarised_over_its_finite_values() -> 
     found = columns.summary({"cells": frame}).set_index("column")
 
     assert list(found.index) == [
-        "cells:report:steps_to_target", "cells:report:final_loss", "cells:report:diverged",
-        "cells:tune:steps_to_target", "cells:tune:final_loss", "cells:tune:diverged",
+        "cells:report:steps_sustained", "cells:report:final_loss", "cells:report:diverged",
+        "cells:tune:steps_sustained", "cells:tune:final_loss", "cells:tune:diverged",
     ]  # fmt: skip
-    steps = found.loc["cells:tune:steps_to_target"]
+    steps = found.loc["cells:tune:steps_sustained"]
     assert (steps["rows"], steps["finite"], steps["mean"]) == (3, 2, 4.0)
     assert (steps["min"], steps["max"]) == (3.0, 5.0)
     loss = found.loc["cells:tune:final_loss"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import grid, params
+from pipeline import grid, params, polygon
 from pipeline.engine import regression
 from pipeline.grid import data
 from pipeline.optimizers import OPTIMIZERS
@@ -40,8 +40,9 @@ def loss_kwargs(p: params.Params, loss: str) -> dict[str, float]:
 def check_data_and_targets(
     p: params.Params, parts: list[st.Part], found: dict[str, scenarios.Points]
 ) -> None:
-    """Each cell trains on its scenario's data set of its seed, toward the minimiser of its
-    loss on that data set (minimiser.minimiser of that one data set)."""
+    """Each cell trains on its scenario's data set of its seed, toward the set of minimisers
+    of its loss on that data set (minimiser.sets of that one data set, padded; where it is
+    one point, minimiser.minimiser's)."""
     for q in parts:
         table = pd.DataFrame({**q.labels, "seed": q.cells.seed, "row": np.arange(len(q))})
         for (name, loss, seed), rows in table.groupby(["scenario", "loss", "seed"]):
@@ -50,8 +51,13 @@ def check_data_and_targets(
             at = rows["row"].to_numpy()
             d = q.cells.dataset[at]
             assert (q.x[d] == points.x[k]).all() and (q.y[d] == points.y[k]).all(), (name, seed)
-            w, b = minimiser.minimiser(loss, loss_kwargs(p, loss), points.x[k], points.y[k])
-            np.testing.assert_allclose(q.target[at], [[w, b]] * len(at), rtol=0, atol=TARGET_ABS)
+            kwargs = loss_kwargs(p, loss)
+            (found_set,) = minimiser.sets(loss, kwargs, points.x[k][None], points.y[k][None])
+            want = polygon.widen(polygon.padded([found_set]), q.target.shape[1])
+            np.testing.assert_allclose(q.target[at], np.repeat(want, len(at), axis=0), atol=0)
+            if len(found_set) == 1:
+                w, b = minimiser.minimiser(loss, kwargs, points.x[k], points.y[k])
+                np.testing.assert_allclose(found_set, [[w, b]], rtol=0, atol=TARGET_ABS)
 
 
 def grid_settings(p: params.Params) -> dict[tuple[str, str, str], dict[str, float]]:
@@ -408,8 +414,9 @@ def test_edge_cells_start_within_START_of_their_minimiser(committed: params.Para
 
     for q in parts:
         assert q.start is not None
-        off = np.abs(q.start - q.target)
-        assert (off <= st.START * np.maximum(np.abs(q.target), 1.0) * (1 + 1e-9)).all()
+        assert (q.target == q.target[:, :1]).all()  # curved losses: a point
+        off = np.abs(q.start - q.target[:, 0])
+        assert (off <= st.START * np.maximum(np.abs(q.target[:, 0]), 1.0) * (1 + 1e-9)).all()
         assert (np.hypot(*off.T) > tol).all()
     seed = committed.study.seeds.report[0]
     check_data_and_targets(
@@ -478,4 +485,4 @@ def test_twin_targets_are_each_loss_minimiser_on_the_grid_points(committed: para
     part = st.twin_part(committed, cells, x, y)
 
     assert committed.generate.preset == "tutorial"
-    assert part.target.tolist() == [[2.0, 0.0]] * len(cells)
+    assert part.target.tolist() == [[[2.0, 0.0]] * part.target.shape[1]] * len(cells)

@@ -13,13 +13,13 @@ from tests.helpers import study_fixtures
 
 A = ("tutorial", "mse", "sgd", "none")
 B = ("noisy", "huber", "adam", "norm")
-NEVER = -1  # the engine's steps_to_target where the target was never reached
+NEVER = -1  # the engines' steps_sustained where a run never stayed within tol
 
 
 def tune_frame(steps: dict[tuple[str, ...], dict[float, list[int]]]) -> pd.DataFrame:
-    """Tune rows: per configuration, per lr, one row per seed with these steps_to_target."""
+    """Tune rows: per configuration, per lr, one row per seed with these sustained steps."""
     rows = [
-        {**dict(zip(CONFIG, key, strict=True)), "lr": lr, "seed": seed, "steps_to_target": s}
+        {**dict(zip(CONFIG, key, strict=True)), "lr": lr, "seed": seed, "steps_sustained": s}
         for key, per_lr in steps.items()
         for lr, values in per_lr.items()
         for seed, s in enumerate(values)
@@ -112,7 +112,7 @@ def reporting_steps(tiny_study: study_fixtures.Study, kind: str) -> dict[str, np
     rows = tiny_study.report[tiny_study.report["lr_kind"] == kind].sort_values("seed")
     out = {}
     for key, part in rows.groupby(list(CONFIG)):
-        steps = part["steps_to_target"].to_numpy(np.float64)
+        steps = part["steps_sustained"].to_numpy(np.float64)
         out[config_name(*key)] = np.where(steps == NEVER, np.inf, steps)
     return out
 
@@ -212,9 +212,12 @@ def test_summary_of_a_hand_table_with_missed_targets() -> None:
     steps = {A: [5, 7, NEVER, 9, 11, 13, NEVER, 6, 8, 10], B: [NEVER] * 4 + [1, 2, 3, 4, 5, 6]}
     rows = [
         {**dict(zip(CONFIG, key, strict=True)), "seed": 100 + i, "lr": 0.1, "lr_kind": kind,
-         "steps_to_target": s if kind == "tuned" else NEVER, "target_error": 0.5 * i,
-         "true_error": float(i), "diverged": int(s == NEVER), "clip_fraction": 0.0,
-         "within_at_end": int(s != NEVER and i % 2 == 0)}
+         "steps_sustained": s if kind == "tuned" else NEVER,
+         "steps_first_touch": (s // 2 if s != NEVER else (3 if i % 2 else NEVER))
+         if kind == "tuned" else NEVER,
+         "touch_share": 1.0 if s != NEVER else 0.5, "excursion": 0.1 * i,
+         "target_error": 0.5 * i, "true_error": float(i), "minimiser_error": 0.25,
+         "diverged": int(s == NEVER), "clip_fraction": 0.0}
         for key, values in steps.items()
         for i, s in enumerate(values)
         for kind in ("tuned", "default")
@@ -230,7 +233,16 @@ def test_summary_of_a_hand_table_with_missed_targets() -> None:
     assert a["iqm_steps"] == pytest.approx(np.mean([7, 8, 9, 10, 11, 13]), rel=1e-12)
     assert (b["iqm_steps"], b["iqm_hi"], b["median_steps"]) == (np.inf, np.inf, 5.5)
     assert (a["success_rate"], b["success_rate"]) == (0.8, 0.6)
-    assert (a["stayed_rate"], b["stayed_rate"]) == (0.3, 0.3)  # still within at the end
+    # the first touch: half the sustained step where it stayed, 3 or never where not
+    assert a["first_touch_median"] == 4.5  # 2 3 3 4 4 | 5 5 6 never never
+    assert (a["touched_rate"], b["touched_rate"]) == (0.8, 0.8)
+    # tails: a run's own value, the ceil(q n)-th smallest (A's 9th of 10 is a miss)
+    ranked = np.sort(inf)
+    assert (a["p90_steps"], a["p99_steps"]) == (ranked[8], ranked[9]) == (np.inf, np.inf)
+    hits = report[~report["seed"].isin([102, 106])]  # A without its misses
+    hits = protocol.summary(hits, tuned, 500, 0).set_index("config")
+    assert hits.loc[config_name(*A), "p90_steps"] == 13.0  # the 8th of 8: 5 6 7 ... 11 13
+    assert (a["median_minimiser_error"], a["median_touch_share"]) == (0.25, 1.0)
     assert (a["diverged_rate"], b["diverged_rate"]) == (0.2, 0.4)
     assert (a["default_median_steps"], b["default_median_steps"]) == (np.inf, np.inf)
     assert a["median_error"] == 2.25  # median of 0, 0.5, ..., 4.5

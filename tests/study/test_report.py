@@ -14,14 +14,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from pipeline import params
 from pipeline.study import analysis, protocol, report
+from pipeline.study import clipping as study_clipping
 from pipeline.study.analysis import FINALS
+from pipeline.study.configuration import CONFIG
 from pipeline.study.report import clipping, figures, sensitivity
 from tests.conftest import ROOT
 from tests.helpers.browser import offline_tab
 
-SECTIONS = ("protocol", "winners", "tuned", "sensitivity", "stability", "clipping",
+SECTIONS = ("answer", "protocol", "seeds", "tuned", "sensitivity", "stability", "clipping",
             "robustness", "improvement", "profiles", "twins", "classification")  # fmt: skip
-FIGURES = ("winners", "tuned", "sensitivity", "clipping", "robustness", "improvement", "profiles")
+FIGURES = ("answer", "tuned", "sensitivity", "clipping", "robustness", "improvement", "profiles")
 SCENARIOS, LOSSES = ("tutorial", "noisy"), ("mse", "l1")
 OPTIMIZERS, CLIPS = ("sgd", "adam"), ("none", "norm")
 TUNE_LRS, TUNE_SEEDS, REPORT_SEEDS = (1e-3, 1e-2, 1e-1), (0, 1), (100, 101, 102, 103)
@@ -35,9 +37,10 @@ def _cell(part: str, config: tuple[str, ...], lr: float, seed: int, steps: int) 
     return {
         "part": part, "scenario": scenario, "loss": loss, "optimizer": optimizer,
         "clip": clip, "name": "", "lr_kind": "", "seed": seed, "lr": lr, "theory_lr": np.nan,
-        "steps_to_target": steps, "target_error": error, "true_error": error + 0.01,
-        "diverged": 0, "clip_fraction": 0.0 if clip == "none" else 0.2,
-        "within_at_end": int(steps >= 0 and seed % 3 != 0),  # some reach it, then leave
+        "steps_sustained": steps, "steps_first_touch": steps // 2 if steps >= 0 else -1,
+        "touch_share": 1.0 if steps >= 0 else np.nan, "excursion": 0.004 if steps >= 0 else np.nan,
+        "target_error": error, "true_error": error + 0.01, "minimiser_error": 0.01,
+        "tol": 0.01, "diverged": 0, "clip_fraction": 0.0 if clip == "none" else 0.2,
         "init_weight": 0.5, "init_bias": 0.5, "target_weight": 2.0, "target_bias": 0.01,
         "line_weight": 2.0, "line_bias": 0.0, **dict.fromkeys(FINALS, 0.0),
     }  # fmt: skip
@@ -64,7 +67,7 @@ def synthetic_study() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         for k in range(-2, 3):
             row = _cell("edge", ("tutorial", "mse", "sgd", clip), theory * (1 + 0.05 * k), 0, 10)
             if k > 0:
-                row |= {"steps_to_target": -1, "diverged": int(clip == "none")}
+                row |= {"steps_sustained": -1, "diverged": int(clip == "none")}
             rows.append(row | {"theory_lr": theory, "init_weight": 2.0001, "init_bias": 0.0099})
     names = [f"mse-sgd-{c}" for c in CLIPS]
     for name, clip in zip(names, CLIPS, strict=True):
@@ -179,26 +182,27 @@ def test_equal_inputs_give_equal_bytes(study: Inputs, page: str) -> None:
     assert report.html(*study) == page
 
 
-def test_the_winners_table_shows_the_summary_numbers(study: Inputs, page: str) -> None:
-    """Each winners row: the configuration analysis.winners picks, its tuned lr, IQM and
-    interval, median, success and stayed rates, to the 4 significant digits shown."""
-    header, *rows = tables_of(page)["winners"][0]
+def test_the_answer_table_shows_the_answer_numbers(study: Inputs, page: str) -> None:
+    """Each row of the first table: answer.csv's best, tuned lr, IQM and interval, success,
+    winner set and fit, to the 4 significant digits shown."""
+    header, *rows = tables_of(page)["answer"][0]
     assert header == [
-        "scenario", "loss", "config", "tuned lr", "IQM steps [95% CI]", "median steps",
-        "success rate", "stayed rate",
+        "scenario", "loss", "best (optimizer+clip)", "tuned lr", "IQM sustained steps [95% CI]",
+        "success", "first touch (median)", "winner set", "trained to line", "minimisers to line",
+        "loss fits best",
     ]  # fmt: skip
-    best = analysis.winners(study[0]["summary"]).set_index(["scenario", "loss"])
-    assert len(rows) == len(best) == len(SCENARIOS) * len(LOSSES)
-    assert (best["stayed_rate"] != best["success_rate"]).any()  # the two columns tell apart
-    for scenario, loss, config, lr, iqm, median, success, stayed in rows:
-        want = best.loc[(scenario, loss)]
-        assert config == f"{want['optimizer']}+{want['clip']}"
+    found = study[0]["answer"].set_index(["scenario", "loss"])
+    assert len(rows) == len(found) == len(SCENARIOS) * len(LOSSES)
+    for scenario, loss, best, lr, iqm, success, touch, size, trained, _, fits in rows:
+        want = found.loc[(scenario, loss)]
+        assert best == want["best"] and size == f"{want['set_size']} of {want['rivals']}"
         value, lo, hi = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", iqm).groups()  # type: ignore[union-attr]
-        got = [number(lr), number(value), number(lo), number(hi), number(median)]
-        shown = ["tuned_lr", "iqm_steps", "iqm_lo", "iqm_hi", "median_steps"]
+        got = [number(lr), number(value), number(lo), number(hi), number(touch), number(trained)]
+        shown = ["tuned_lr", "iqm_steps", "iqm_lo", "iqm_hi", "first_touch_median",
+                 "trained_error"]  # fmt: skip
         assert got == pytest.approx([float(want[c]) for c in shown], rel=5e-4)
         assert number(success) == pytest.approx(100 * want["success_rate"], abs=0.5)
-        assert number(stayed) == pytest.approx(100 * want["stayed_rate"], abs=0.5)
+        assert fits == ("yes" if want["best_fit"] else "no")
 
 
 def test_the_sentences_count_what_the_tables_hold(page: str) -> None:
@@ -240,10 +244,11 @@ def drawn(study: Inputs) -> dict[str, Any]:
     """Each figure of the page as matplotlib drew it (the sensitivity: one scenario's)."""
     found, _, traces, ran, _ = study
     summary, order = found["summary"], {k: list(v) for k, v in ORDER.items()}
-    best = analysis.winners(summary)
+    sets = found["winners"]
+    best = sets[sets["best"]].merge(summary[["config", *CONFIG]], on=["config", "scenario", "loss"])
     tol = {name: ran.scenarios[name].tol for name in ran.scenarios}
     return {
-        "winners": figures.winners(best, traces, tol, ran.study.steps),
+        "answer": figures.winners(best, traces, tol, ran.study.steps),
         "tuned": figures.tuned(summary, order, ran.study.steps),
         "sensitivity": sensitivity.figure(
             *sensitivity.split(found["sensitivity"], found["stability"]),
@@ -307,7 +312,7 @@ def test_a_note_says_where_clipping_never_acted(study: Inputs) -> None:
     section (and marked idle) and in the classification section."""
     tables, cells, traces, ran, bootstrap = study
     quiet = cells.assign(clip_fraction=0.0)
-    idle = analysis.clip_idle(quiet)
+    idle = study_clipping.idle(quiet)
     classes = pd.DataFrame({"config": ["points-ce-sgd-norm"], "clip_fraction": [0.0]})
     given = {**tables, "clip_idle": idle, "classes": classes, "class_idle": idle}
 

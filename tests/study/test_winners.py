@@ -67,7 +67,7 @@ def test_fits_name_the_losses_whose_line_error_is_lowest() -> None:
     frame, _ = report()
     got = winners.fits(frame, "steps_sustained", BUDGET).set_index(["scenario", "loss"])
     assert got.loc[("noisy", "l1"), "best_fit"] and not got.loc[("noisy", "mse"), "best_fit"]
-    assert got.loc[("wide", "l1"), "median_true_error"] == pytest.approx(0.105, abs=0.006)
+    assert got.loc[("wide", "l1"), "trained_error"] == pytest.approx(0.105, abs=0.006)
     tuned = frame[frame["lr_kind"] == "tuned"]
     assert got["median_target_error"].max() <= tuned["target_error"].max()
 

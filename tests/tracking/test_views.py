@@ -22,7 +22,7 @@ def test_the_view_keeps_the_runs_given_ranked_by_the_headline_measure() -> None:
         == "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in IDS[:100]) + ")"
     )
     assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`iqm_steps`", True)
-    assert view["selectedColumns"][:2] == ["metrics.`iqm_steps`", "metrics.`stayed_rate`"]
+    assert view["selectedColumns"][:2] == ["metrics.`iqm_steps`", "metrics.`success_rate`"]
     assert view["columnWidths"] == {"attributes.`Run Name`": views.NAME_WIDTH}
 
 
