@@ -109,6 +109,9 @@ def legend(threshold: float, tie: float) -> str:
         f" within {tie:g} of each other rank equal (`compare.tie`: rounding, not learning);"
         " cells that stopped early rank last. Within a rank, rows are listed by"
         f" `first_below` (the first step with loss below {threshold:g}), then by name."
+        " The grid is the tutorial's one seed at params.yaml's lrs: a walk-through, not a"
+        " comparison; which to use is the study's answer (reports/study/answer.csv: tuned"
+        " lrs, 40 seeds, intervals)."
     )
 
 
