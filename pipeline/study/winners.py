@@ -102,7 +102,8 @@ def fits(
     line, its trained (w, b)'s (`trained_error`) and its final distance to the loss's
     minimisers (`median_target_error`); and
     whether the loss is in its scenario's set of best-fitting losses: the line error of
-    each loss's best configuration, paired by seed, tested as the winner sets are."""
+    each loss's best configuration (0 within the scenario's tol: rounding is no fit),
+    paired by seed, tested as the winner sets are."""
     import pandas as pd
 
     at = _tuned(report)
@@ -116,6 +117,8 @@ def fits(
         losses = list(dict.fromkeys(part["loss"]))
         error = part["true_error"].to_numpy(np.float64).reshape(len(losses), -1)
         error = np.where(np.isfinite(error), error, np.inf)  # diverged: after every fit
+        tol = part["tol"].to_numpy(np.float64).reshape(len(losses), -1)
+        error = np.where(error <= tol, 0.0, error)  # within the target's radius: a fit alike
         finite = error[np.isfinite(error)]
         cap = int(np.ceil(finite.max())) + 1 if finite.size else 1
         members, adjusted = inference.winner_set(error, cap)

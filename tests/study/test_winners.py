@@ -40,7 +40,8 @@ def report(seed: int = 0) -> tuple[pd.DataFrame, dict]:
                     "clip": clip,
                     "seed": seed_,
                 }
-                errors = {"true_error": e, "target_error": e / 10, "minimiser_error": e / 2}
+                errors = {"true_error": e, "target_error": e / 10, "minimiser_error": e / 2,
+                          "tol": 0.01}  # fmt: skip
                 rows.append({**common, "lr_kind": "tuned", "steps_sustained": s, **errors})
                 wrong = dict.fromkeys(errors, 9.0)
                 rows.append({**common, "lr_kind": "default", "steps_sustained": 1, **wrong})
@@ -70,6 +71,16 @@ def test_fits_name_the_losses_whose_line_error_is_lowest() -> None:
     assert got.loc[("wide", "l1"), "trained_error"] == pytest.approx(0.105, abs=0.006)
     tuned = frame[frame["lr_kind"] == "tuned"]
     assert got["median_target_error"].max() <= tuned["target_error"].max()
+
+
+def test_fits_within_tol_of_the_line_tie() -> None:
+    """Line errors within tol are fits alike: with tol above every error, every loss fits."""
+    frame, _ = report()
+    loose = frame.assign(tol=10.0)
+
+    got = winners.fits(loose, "steps_sustained", BUDGET)
+
+    assert got["best_fit"].all()
 
 
 def test_agreement_is_one_when_the_winners_are_clear() -> None:

@@ -97,7 +97,7 @@ def seeds(power: pd.DataFrame, agreement: float, p: params.StudyRecord) -> str:
     s = p.study.seeds
     shown = power.assign(
         detectable_effect=[number(v) if v <= 1 else "none" for v in power["detectable_effect"]],
-        this_study=["&larr;" if v else "" for v in power["this_study"]],
+        this_study=["yes" if v else "" for v in power["this_study"]],
     )
     text = (
         f"{len(s.tune)} tuning seeds pick each configuration's lr; {len(s.report)} fresh "
@@ -107,6 +107,6 @@ def seeds(power: pd.DataFrame, agreement: float, p: params.StudyRecord) -> str:
         "table gives, per number of seeds, the smallest effect P(D + D&prime; &gt; 0) the test "
         "detects, where D is a rival's steps minus the best's on one seed (0.5: no "
         f"difference). Measured on this study: a half-split agreement of {percent(agreement)} "
-        "(the issue's target: 90%)."
+        "(the target: 90%)."
     )
     return section("seeds", "Seeds and power", text, table(shown))
