@@ -12,13 +12,6 @@ def l1(x: list[float], y: list[float], w: float, b: float) -> float:
     return float(np.abs(w * np.array(x) + b - np.array(y)).mean())
 
 
-def test_the_hull_is_counter_clockwise_without_inner_points() -> None:
-    """hull() keeps the corners of a square with a point inside and one on an edge."""
-    got = minima.hull([(0, 0), (2, 0), (2, 2), (0, 2), (1, 1), (1, 0)])
-
-    assert got == [(0, 0), (2, 0), (2, 2), (0, 2)]
-
-
 def test_l1s_set_of_minimisers_is_the_polygon_of_equal_least_loss() -> None:
     """On x = 1, 2, 3, 4 and y = 0, 1, 1, 0 (not unique: pipeline/losses/l1.py) every vertex
     has the least L1 loss, points inside the polygon too, and points just outside more."""
