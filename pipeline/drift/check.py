@@ -101,13 +101,13 @@ def value(text: str) -> Value:
         return text
 
 
-KEYS = ("cell", "config", "column")  # a table's first column naming its rows, or else
+KEYS = ("cell", "config", "column", "measure", "seeds")  # a first column naming its rows, or
 LABELS = ("scenario", "loss", "optimizer", "clip", "versus")  # its leading labels, joined
 
 
 def read_table(text: str, source: str) -> Metrics:
-    """{row name: {column: value}} of a CSV table whose first column (`cell`, `config`,
-    `column`) names its rows, or whose leading label columns do together
+    """{row name: {column: value}} of a CSV table whose first column (KEYS: `cell`,
+    `config`, `column`, ...) names its rows, or whose leading label columns do together
     (`norm/adam/sgd` of clip, optimizer, versus); InputError otherwise."""
     reader = csv.DictReader(io.StringIO(text))
     fields = list(reader.fieldnames or [])
@@ -115,7 +115,7 @@ def read_table(text: str, source: str) -> Metrics:
     keys = keys or list(itertools.takewhile(LABELS.__contains__, fields))
     if not keys:
         raise InputError(
-            f"{source}: no column 'cell', 'config' or 'column' first, nor labels "
+            f"{source}: no column {', '.join(map(repr, KEYS))} first, nor labels "
             f"({', '.join(LABELS)}); is it a gradlab per-row table?"
         )
     return {

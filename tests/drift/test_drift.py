@@ -356,7 +356,7 @@ def test_a_flood_of_drift_is_summarised_by_table_and_measure_within_a_screen(
         ("unknown revision", "error: no baseline reports/cells.csv at nope: fatal: "),
         ("not committed", "error: no baseline reports/cells.csv at HEAD: fatal: "),
         ("no current table", "error: reports/cells.csv: not found (rebuild the study"),
-        ("not a table", "error: reports/cells.csv: no column 'cell', 'config' or 'column' first"),
+        ("not a table", "error: reports/cells.csv: no column 'cell', 'config', 'column', "),
         ("bad params", "error: params.yaml: drift.default.abs = -1.0: "),
         ("unknown metric", "error: params: drift.metrics.clip_fractoin: no such metric; known: "),
     ],
