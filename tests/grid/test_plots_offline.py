@@ -1,6 +1,6 @@
 """`dvc plots show` offline (issue 7): the page built by tools/vega/build.mjs inlines Vega,
 so a real browser with every network request blocked draws each plot, as one panel per
-loss and clipping mode with a line per optimizer: readable at 84 cells."""
+loss and clipping mode with a line per optimizer: readable at 120 cells."""
 
 import csv
 import json
@@ -121,13 +121,13 @@ def assert_readable(plots: dict[str, dict], grid: dict, cells: int, revs: list[s
 def test_plots_show_draws_every_panel_offline(
     template: Path, browser: Any, raw_params: dict, tmp_path: Path
 ) -> None:
-    """Synthetic curves for the committed 4 x 7 x 3 grid: 84 lines in 12 panels per plot,
+    """Synthetic curves for the committed 5 x 8 x 3 grid: 120 lines in 15 panels per plot,
     and not a warning from Vega."""
     project = copy_project(tmp_path / "project")
     grid = raw_params["train"]["grid"]
     (project / "reports").mkdir()
     cells = synthetic_curves(project / "reports/curves.csv", grid)
-    assert cells == 84
+    assert cells == 120
 
     page = dvc_plots(project, template, "show", *PLOTS)  # curves.csv's plots only
     plots, warnings = render(browser, page, tmp_path / "plots.png")
@@ -158,7 +158,7 @@ def test_plots_diff_dashes_each_revision(
 def test_plots_show_draws_the_committed_reports_offline(
     template: Path, browser: Any, raw_params: dict, tmp_path: Path
 ) -> None:
-    """What `make plots` shows of the committed reports/ (the pipeline's, 84 cells): every
+    """What `make plots` shows of the committed reports/ (the pipeline's, 120 cells): every
     plot drawn, the curves as above, and cells.csv as a panel per loss."""
     project = copy_project(tmp_path / "project")
     (project / "reports").mkdir()
@@ -168,7 +168,7 @@ def test_plots_show_draws_the_committed_reports_offline(
     plots, _ = render(browser, dvc_plots(project, template, "show"), tmp_path / "plots.png")
 
     assert set(plots) == {*PLOTS, "reports_cells_csv"}
-    assert_readable(plots, raw_params["train"]["grid"], 84, ["workspace"])
+    assert_readable(plots, raw_params["train"]["grid"], 120, ["workspace"])
     cells = plots["reports_cells_csv"]  # DVC names the div by the path
     assert sorted(cells["rows"]) == sorted(raw_params["train"]["grid"]["losses"])
     assert cells["legends"]["clipping"] == sorted(raw_params["train"]["grid"]["clips"])

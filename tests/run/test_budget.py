@@ -46,7 +46,7 @@ def test_the_committed_params_fit_the_committed_budget(committed: params.Params)
     """The default grid and study are well within budget: nothing to refuse."""
     found = budget.estimate(committed)
 
-    assert found.grid_cell_steps == 120 * 500 and found.study_cells < 200_000
+    assert found.grid_cell_steps == 120 * 500 and found.study_cells < 400_000
     assert found.memory_gib < committed.env.budget.memory_gib
     assert budget.problems(found, committed.env.budget, committed.env.workers) == []
 
