@@ -249,7 +249,8 @@ def test_far_starts_stop_quartic_and_cosh_cells_as_the_exact_engine_does(dtype) 
     same divergence (step and reason), first touch and sustained step as the exact
     engine. Every unclipped gradient descent overflows and stops, diverged; no clipped one
     does. In float32 from R = 30, cosh's gradient is finite but its square is not: the
-    norm clip (as torch's clip_grad_norm_) then scales it by 0, and the cell stays put."""
+    norm clip (as torch's clip_grad_norm_) then scales it by 0, Adam's exp_avg_sq is inf
+    and its step 0, and the cell stays put (in float64 it moves)."""
     rows = itertools.product(("quartic", "cosh"), ("sgd", "adam"), ("none", "norm"),
                              (0.01, 0.1, 1.0), (3.0, 10.0, 30.0))  # fmt: skip
     loss, optimizer, clip, lr, far = (np.array(v) for v in zip(*rows, strict=True))
@@ -265,7 +266,7 @@ def test_far_starts_stop_quartic_and_cosh_cells_as_the_exact_engine_does(dtype) 
     stopped = exact.diverged_step >= 0
     assert stopped[(optimizer == "sgd") & (clip == "none")].all()
     assert not stopped[clip == "norm"].any()
-    far_cosh = (loss == "cosh") & (clip == "norm") & (far == 30.0)
+    far_cosh = (loss == "cosh") & (far == 30.0) & ((clip == "norm") | (optimizer == "adam"))
     single = dtype == torch.float32
     stayed = finals(exact)[far_cosh] == start[far_cosh].astype(np.float32 if single else float)
     assert stayed.all() if single else not stayed.any()
