@@ -111,6 +111,8 @@ const TERMS = {
   smoothl1: (d, beta) => (Math.abs(d) < beta ? (0.5 * d * d) / beta : Math.abs(d) - 0.5 * beta),
   huber: (d, delta) => (Math.abs(d) < delta ? 0.5 * d * d : delta * (Math.abs(d) - 0.5 * delta)),
   logcosh: (d) => Math.abs(d) + Math.log1p(Math.exp(-2 * Math.abs(d))) - Math.LN2,
+  quartic: (d) => d * d * (d * d),
+  cosh: (d) => 2 * Math.sinh(d / 2) ** 2,
 };
 function lossAt(surface, data, w, b) {
   const term = TERMS[surface.loss];

@@ -3,6 +3,7 @@ agreement on well-conditioned cells, bit-identity where no op of torch's rounds 
 the same measures, and determinism (batch, block, order, vector width, processes)."""
 
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ WELL = 1e-6  # a cell is well conditioned where its float32 run stays this close
 # float64 run (10x inside the tolerance) at every step: elsewhere float32's rounding
 # decides, and two float32 codes need not agree
 SGD_FAMILY = ("sgd", "momentum", "nesterov")  # no op of torch's rounds off IEEE in them
+TRANSCENDENTAL = ("logcosh", "cosh")  # losses through torch's own exp, log1p, tanh, expm1
 MEASURES = ("steps_run", "diverged_step", "diverged_reason", "steps_to_target", "steps_sustained")
 
 
@@ -166,10 +168,11 @@ def test_gradient_descent_cells_are_bit_identical_to_the_exact_engine(dtype) -> 
     """SGD, momentum and Nesterov cells, every piecewise loss and clip (norm types 2 and
     inf), full batch and minibatches: every value of every step the exact engine's, bit for
     bit (their ops are IEEE's in both; Adam, RMSprop and Adagrad take torch's float32 sqrt,
-    which is not, and log-cosh torch's own tanh, exp and log1p, where the kernel calls C's)."""
+    which is not, and log-cosh and cosh torch's own tanh, exp, log1p and expm1, where the
+    kernel calls C's; quartic's products are IEEE's)."""
     cells = mixed_cells(600, seed=6, lr=(-3, 1))  # seed 6: some diverge
     keep = np.isin(cells.names("optimizer"), SGD_FAMILY) & (cells.settings["norm_type"] != 1.5)
-    keep &= cells.names("loss") != "logcosh"
+    keep &= ~np.isin(cells.names("loss"), TRANSCENDENTAL)
     cells, (x, y) = cells.take(np.flatnonzero(keep)), line_data()
     every = np.arange(len(cells))
     for batch in (0, 4):
@@ -199,11 +202,11 @@ def test_minibatches_and_starts_agree_with_the_exact_engine() -> None:
 
 def test_traced_steps_are_the_exact_engines_steps() -> None:
     """Result.trace holds the chosen steps of the recorded cells, nan from a cell's stop
-    on, as the exact engine's every-step trace has them (SGD on piecewise losses: bit for
-    bit)."""
+    on, as the exact engine's every-step trace has them (SGD on the losses of IEEE ops:
+    bit for bit)."""
     cells = mixed_cells(200, seed=7, lr=(-2, 2))
     sgd = np.isin(cells.names("optimizer"), SGD_FAMILY) & (cells.settings["norm_type"] != 1.5)
-    sgd &= cells.names("loss") != "logcosh"
+    sgd &= ~np.isin(cells.names("loss"), TRANSCENDENTAL)
     cells = cells.take(np.flatnonzero(sgd))
     lr = np.where(np.arange(len(cells)) % 4 == 0, 1e6, cells.lr)  # some blow up at once
     cells = dataclasses.replace(cells, settings={**cells.settings, "lr": lr})
@@ -237,6 +240,36 @@ def test_a_cell_gives_the_same_bits_whatever_its_block() -> None:
     for other in results[1:]:
         for name, value in results[0].items():
             np.testing.assert_array_equal(other[name], value, name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_far_starts_stop_quartic_and_cosh_cells_as_the_exact_engine_does(dtype) -> None:
+    """Quartic and cosh, gradient descent and Adam, unclipped and clipped by norm, lrs
+    0.01 .. 1, started R = 3, 10, 30 from y = 2x's minimiser: the same steps kept, the
+    same divergence (step and reason), first touch and sustained step as the exact
+    engine. Every unclipped gradient descent overflows and stops, diverged; no clipped one
+    does. In float32 from R = 30, cosh's gradient is finite but its square is not: the
+    norm clip (as torch's clip_grad_norm_) then scales it by 0, Adam's exp_avg_sq is inf
+    and its step 0, and the cell stays put (in float64 it moves)."""
+    rows = itertools.product(("quartic", "cosh"), ("sgd", "adam"), ("none", "norm"),
+                             (0.01, 0.1, 1.0), (3.0, 10.0, 30.0))  # fmt: skip
+    loss, optimizer, clip, lr, far = (np.array(v) for v in zip(*rows, strict=True))
+    cells = Cells.of(loss=loss, optimizer=optimizer, clip=clip, lr=lr, seed=0, max_norm=1.0)
+    start = np.stack([2 + far / np.sqrt(2), far / np.sqrt(2)], axis=1)
+    given = {"target": (2.0, 0.0), "tol": 1e-2, "start": start}
+
+    ours = fused.train(cells, *TUTORIAL, 300, dtype, **given)
+    exact = regression.train(cells, *TUTORIAL, 300, dtype, **given)
+
+    for name in MEASURES:
+        np.testing.assert_array_equal(getattr(ours, name), getattr(exact, name), name)
+    stopped = exact.diverged_step >= 0
+    assert stopped[(optimizer == "sgd") & (clip == "none")].all()
+    assert not stopped[clip == "norm"].any()
+    far_cosh = (loss == "cosh") & (far == 30.0) & ((clip == "norm") | (optimizer == "adam"))
+    single = dtype == torch.float32
+    stayed = finals(exact)[far_cosh] == start[far_cosh].astype(np.float32 if single else float)
+    assert stayed.all() if single else not stayed.any()
 
 
 def test_a_member_without_a_fused_form_is_refused_by_name(monkeypatch) -> None:

@@ -1,6 +1,7 @@
 """The batched engine against the reference engine (torch.optim, one cell at a time), and
 its determinism: a cell's bits do not depend on the batch it is trained in."""
 
+import copy
 import dataclasses
 import math
 
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import grid
+from pipeline import grid, params
 from pipeline.engine import ops, regression
 from pipeline.engine.cells import CLIP_NAMES, OPTIMIZER_NAMES, REGRESSION, Cells
+from pipeline.engine.regression import REASONS
 from pipeline.grid import reference
 from pipeline.grid.trace import COLUMNS as trace_columns
 from pipeline.grid.trace import Trace, measures
@@ -195,6 +197,54 @@ def test_float32_variants_agree_on_final_metrics(cells32) -> None:
             continue
         for name in FINALS:
             assert getattr(result, name)[i] == pytest.approx(expected[name], rel=1e-4), name
+
+
+OWN_MODULES = ["logcosh", "quartic", "cosh"]  # losses torch.nn lacks: each its own module
+
+
+@pytest.fixture
+def own_cells(raw_params: dict) -> list[grid.Cell]:
+    """Every optimizer under torch's clipping (none, norm, value) and each loss torch.nn
+    lacks, at the grid's settings."""
+    raw = copy.deepcopy(raw_params)
+    raw["train"]["grid"].update(losses=OWN_MODULES, clips=["none", "norm", "value"])
+    return grid.cells(params.parse(raw).train)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("offset", [0.0, 30.0], ids=["tutorial", "far"])
+def test_losses_of_their_own_are_torch_optims_with_their_modules_bit_for_bit(
+    own_cells, dtype, offset
+) -> None:
+    """Log-cosh, quartic and cosh under every optimizer and clip, on the tutorial's points
+    and 30 above them (cosh's first gradients ~1e13: unclipped gradient descent
+    overflows): every kept value of every step is torch.optim's with the loss's own module
+    (its exact backward), bit for bit, and the same cells stop, at the same step, for the
+    same reason. grad_norm, which the reference computes with math.hypot, agrees within
+    1e-6 wherever its squares do not overflow the dtype (the engine's, as
+    clip_grad_norm_'s, do)."""
+    cells = [dataclasses.replace(c, dtype=dtype, steps=200) for c in own_cells]
+    x, y = TUTORIAL[0], TUTORIAL[1] + offset
+
+    traces, result = _both(cells, x, y)
+
+    norm = regression.TRACE.index("grad_norm")
+    exact = [c for c in range(len(regression.TRACE)) if c != norm]
+    for i, trace in enumerate(traces):
+        rows = _reference_rows(trace).astype(result.trace.dtype)
+        assert result.steps_run[i] == len(rows), trace.cell.name
+        step, reason = trace.diverged_step, trace.diverged_reason
+        assert result.diverged_step[i] == (-1 if step is None else step)
+        assert result.diverged_reason[i] == (-1 if reason is None else REASONS.index(reason))
+        ours = result.trace[i, : len(rows)]
+        np.testing.assert_array_equal(ours[:, exact], rows[:, exact], err_msg=trace.cell.name)
+        small = rows[:, norm] < np.sqrt(np.finfo(rows.dtype).max) / 2
+        np.testing.assert_allclose(ours[small, norm], rows[small, norm], rtol=1e-6)
+    stopped = {t.cell.name for t in traces if t.diverged_step is not None}
+    if offset:  # far out, only clipping by norm keeps gradient descent finite
+        for loss in ("quartic", "cosh"):
+            assert {f"{loss}-sgd-none", f"{loss}-momentum-none"} <= stopped
+            assert f"{loss}-sgd-norm" not in stopped
 
 
 def _mixed_cells(n: int, seed: int) -> Cells:

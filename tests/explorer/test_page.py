@@ -16,7 +16,9 @@ import torch
 from pipeline.explorer import rates
 from pipeline.grid import closed_form, trace
 from pipeline.grid.data import TUTORIAL_X
+from pipeline.losses import LOSSES
 from pipeline.tracking import grid_runs
+from tests.grid.test_closed_form import KWARGS
 from tests.helpers.browser import offline_tab
 from tests.helpers.explorer_outputs import Outputs
 
@@ -153,6 +155,18 @@ def test_the_contours_formula_gives_each_losss_recorded_value(
             [float(frame["weight"].iloc[9]), float(frame["bias"].iloc[9])],
         )
         assert drawn == pytest.approx(float(frame["loss"].iloc[10]), rel=1e-5), loss
+
+
+def test_the_page_has_every_losss_term_as_its_closed_form(tab: tuple[Any, Any]) -> None:
+    """TERMS[loss] (the contours' formula) equals each registered loss's closed-form term
+    at errors from -20 to 20, with the settings of its oracle test (1e-13 relative)."""
+    page, _ = tab
+    d = [float(v) for v in np.linspace(-20, 20, 81)]
+    for name, loss in LOSSES.items():
+        kwargs = KWARGS[name]
+        got = page.evaluate("([n, ds, p]) => ds.map(d => TERMS[n](d, p))",
+                            [name, d, kwargs[loss.param] if loss.param else None])  # fmt: skip
+        assert got == pytest.approx(loss.value(np.array(d), kwargs), rel=1e-13, abs=1e-300), name
 
 
 def test_the_rate_maps_colours_are_the_pipelines_closed_form(tab: tuple[Any, Any]) -> None:

@@ -78,7 +78,11 @@ BAD = [
     (
         "train.grid.losses",
         ["mse", "mae"],
-        ["train.grid.losses.1", "'mae'", "'huber', 'l1', 'logcosh', 'mse' or 'smoothl1'"],
+        [
+            "train.grid.losses.1",
+            "'mae'",
+            "'cosh', 'huber', 'l1', 'logcosh', 'mse', 'quartic' or 'smoothl1'",
+        ],
     ),
     ("train.grid.optimizers", ["adamx"], ["train.grid.optimizers.0", "'adamx'", "'sgd'"]),
     ("train.grid.clips", ["nrom"], ["train.grid.clips.0", "'nrom'", "'norm'"]),

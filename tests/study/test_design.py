@@ -332,7 +332,8 @@ def test_report_cells_train_on_their_data_toward_their_loss_minimiser(
 def zone_edge(p: params.Params, loss: str, optimizer: str, x: np.ndarray, y: np.ndarray) -> float:
     """The edge from numpy.linalg.eigvalsh of the loss's Hessian at its minimiser:
     (1/n) sum of l''(d) [x, 1][x, 1]^T, l'' = 2 (mse), 1 (huber) or 1/beta (smoothl1) in
-    the quadratic zone |d| < kink, 0 outside, sech(d)^2 (logcosh)."""
+    the quadratic zone |d| < kink, 0 outside, sech(d)^2 (logcosh), 12 d^2 (quartic),
+    cosh(d) (cosh)."""
     kw = loss_kwargs(p, loss)
     w, b = minimiser.minimiser(loss, kw, x, y)  # type: ignore[arg-type]
     d = np.abs(w * x + b - y)
@@ -342,6 +343,10 @@ def zone_edge(p: params.Params, loss: str, optimizer: str, x: np.ndarray, y: np.
         curv = (d < kw["delta"]).astype(np.float64)
     elif loss == "logcosh":
         curv = 1.0 / np.cosh(d) ** 2
+    elif loss == "quartic":
+        curv = 12 * d**2
+    elif loss == "cosh":
+        curv = np.cosh(d)
     else:
         curv = (d < kw["beta"]) / kw["beta"]
     X = np.stack([x, np.ones_like(x)], axis=1)
@@ -403,6 +408,49 @@ def test_edge_theory_lr_is_the_closed_form_at_the_minimiser(committed: params.Pa
             expected = zone_edge(committed, loss, optimizer, x, y)
 
             assert rows["theory"].to_numpy() == pytest.approx(expected, rel=EDGE_REL), name
+
+
+@pytest.fixture
+def far_losses(raw_params: dict) -> params.Params:
+    """The committed study with the (L0, L1)-smooth losses instead of its own."""
+    raw = copy.deepcopy(raw_params)
+    raw["study"]["losses"] = ["quartic", "cosh"]
+    return params.parse(raw)
+
+
+def test_quartic_and_cosh_cells_train_toward_their_minimiser_on_every_scenario(
+    far_losses: params.Params,
+) -> None:
+    """With quartic and cosh in the study, each tuning cell trains on its data toward
+    its loss's minimiser there (Newton's, on every scenario and seed: heavy-tailed noise,
+    outliers, large |x| and the tutorial's exact fit)."""
+    found = study_data(far_losses)
+
+    parts = st.tune_parts(far_losses, found)
+
+    assert set(labels(parts)["loss"]) == {"quartic", "cosh"}
+    check_data_and_targets(far_losses, parts, found)
+
+
+def test_quartic_and_cosh_edges_are_the_closed_form_but_quartics_exact_fit(
+    far_losses: params.Params,
+) -> None:
+    """Edge cells of quartic and cosh: theory_lr from eigvalsh of the Hessian at the
+    minimiser, on every scenario but quartic's on the tutorial's y = 2x, where every error
+    and so its curvature is 0 (an infinite edge: no cells, as for L1)."""
+    found = study_data(far_losses)
+    seed = far_losses.study.seeds.report[0]
+
+    parts = st.edge_parts(far_losses, found)
+
+    table = pd.concat([pd.DataFrame({**q.labels, "theory": q.theory_lr}) for q in parts])
+    pairs = set(table[["scenario", "loss"]].itertuples(index=False, name=None))
+    every = {(n, loss) for n in far_losses.study.scenarios for loss in ("quartic", "cosh")}
+    assert pairs == every - {("tutorial", "quartic")}
+    for (name, loss, optimizer), rows in table.groupby(["scenario", "loss", "optimizer"]):
+        k = found[name].seeds.index(seed)
+        expected = zone_edge(far_losses, loss, optimizer, found[name].x[k], found[name].y[k])
+        assert rows["theory"].to_numpy() == pytest.approx(expected, rel=EDGE_REL), name
 
 
 def test_edge_cells_start_within_START_of_their_minimiser(committed: params.Params) -> None:

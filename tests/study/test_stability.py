@@ -196,6 +196,44 @@ def test_hessian_equals_finite_differences_at_the_minimiser(
     assert got[1, 1] == pytest.approx(inside / 20 * curvature, rel=1e-14, abs=1e-300)
 
 
+SMOOTH = ["logcosh", "quartic", "cosh"]  # losses torch.nn lacks, curvature everywhere
+
+
+@pytest.mark.parametrize("loss", SMOOTH)
+def test_hessian_of_the_smooth_losses_equals_finite_differences(loss: LossName) -> None:
+    """At the minimiser, on data with two outliers, the Hessian from each smooth loss's
+    curvature matches central differences of its loss to 1e-5 relative."""
+    x = np.linspace(-2, 2, 20)
+    y = 2 * x + 0.3 + 0.2 * np.sin(5 * x)
+    y[[4, 11]] += [5.0, -4.0]
+    p = np.array(minimiser.minimiser(loss, {}, x, y))
+
+    got = stability.hessian(loss, {}, x, y, *p)
+
+    np.testing.assert_allclose(got, finite_difference_hessian(loss, {}, x, y, p), rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", SMOOTH)
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[3], CONFIGS[9]], ids=config_id)
+def test_the_edge_holds_next_to_the_minimiser_of_the_smooth_losses(
+    loss: LossName, config: tuple[OptimizerName, Hyper]
+) -> None:
+    """On a noisy line, started 1e-6 from the minimiser, torch's SGD with the loss's own
+    module shrinks the distance a thousandfold just below the edge of its Hessian there
+    and grows it a thousandfold just above (the curvature changes away from the fit only
+    beyond that)."""
+    optimizer, hyper = config
+    optimum = np.array(minimiser.minimiser(loss, {}, *LINE))
+    h = stability.hessian(loss, {}, *LINE, *optimum)
+    lr = stability.edge(optimizer, hyper, float(stability.lam_max(h)))
+    start = optimum + 1e-6 * np.array([0.6, -0.8])
+
+    below = growth(optimizer, hyper, lr * (1 - MARGIN), loss, {}, LINE, start, optimum)
+    above = growth(optimizer, hyper, lr * (1 + MARGIN), loss, {}, LINE, start, optimum)
+
+    assert below < 1e-3 and above > 1e3
+
+
 def test_hessian_and_lam_max_are_batched() -> None:
     """Rows of (w, b) give a stack of Hessians; lam_max equals numpy's eigvalsh on each."""
     rng = np.random.default_rng(1)
