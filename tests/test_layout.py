@@ -65,6 +65,19 @@ def test_the_import_walk_follows_function_level_and_typing_imports(tmp_path: Pat
     assert got == {"pipeline/__init__.py", "pipeline/grid/__init__.py", "pipeline/grid/trace.py"}
 
 
+def test_every_member_of_a_registry_is_a_dep_of_the_stages_that_train_with_it() -> None:
+    """Losses, optimizers and clipping modes are found at run time (no import names them):
+    each module of theirs is a dep of train and study, so editing one reruns them."""
+    found = deps.stages()
+    for stage in ("train", "study"):
+        files = {p.relative_to(ROOT).as_posix() for p in deps.derived(found[stage]["cmd"])}
+        for package in ("losses", "optimizers", "clips"):
+            modules = {
+                f"pipeline/{package}/{p.name}" for p in (ROOT / "pipeline" / package).glob("*.py")
+            }
+            assert modules <= files, (stage, sorted(modules - files))
+
+
 def test_a_modules_own_files_are_deps_of_every_stage_that_imports_it() -> None:
     """The files beside a module that share its name (page.py: page.js, .css, .html; vega.py:
     vega.js, .json) are what it reads: the stage importing it depends on them."""

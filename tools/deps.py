@@ -65,14 +65,23 @@ def assets(module: Path) -> set[Path]:
     return {a for s in ASSETS if (a := module.with_suffix(s)).is_file()}
 
 
+def members(path: Path) -> set[Path]:
+    """A registry package's members: every module beside an __init__.py that finds them at
+    run time (pipeline.registry.discover), which no import statement names."""
+    if path.name != "__init__.py" or "discover(__name__" not in path.read_text():
+        return set()
+    return set(path.parent.glob("*.py"))
+
+
 def closure(entry: Path, root: Path = ROOT) -> set[Path]:
-    """`entry` and every project file it imports, transitively, with their assets."""
+    """`entry` and every project file it imports, transitively, with their assets (and a
+    registry's members: editing a loss reruns the stages that train with it)."""
     todo, seen = [entry], set()
     while todo:
         path = todo.pop()
         if path not in seen:
             seen.add(path)
-            todo.extend(imported(path, root) - seen)
+            todo.extend((imported(path, root) | members(path)) - seen)
     return seen | {a for path in seen for a in assets(path)}
 
 

@@ -13,6 +13,7 @@ made from (publish checks it) and ends with the environment that decided the num
 import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -148,3 +149,26 @@ def plotted(trained: Manifest, traces: Mapping[str, pd.DataFrame]) -> list[plots
         plots.Curve.of(e.cell, traces[e.cell.name], _init(e.measures), bool(e.measures["diverged"]))
         for e in trained.entries
     ]
+
+
+TOP_COLUMNS = ("rank", "cell", "dist_to_optimum", "first_below", "final_loss", "diverged")
+
+
+def top(ranking: str, path: Path, rows: int = 5, width: int = 100) -> str:
+    """The ranking's first rows, in TOP_COLUMNS, its legend and where the rest is, in
+    lines of at most `width` characters."""
+    import itertools
+    import textwrap
+
+    lines = ranking.splitlines()
+    first = itertools.dropwhile(lambda line: not line.startswith("|"), lines)
+    block = itertools.takewhile(lambda line: line.startswith("|"), first)  # the ranking
+    table = [[f.strip() for f in line.strip("|").split("|")] for line in block]
+    header, body = table[0], table[2 : 2 + rows]
+    picked = [header.index(c) for c in TOP_COLUMNS]
+    cells = [[row[i] for i in picked] for row in [header, *body]]
+    sizes = [max(len(r[k]) for r in cells) for k in range(len(picked))]
+    text = ["  ".join(v.ljust(n) for v, n in zip(r, sizes, strict=True)).rstrip() for r in cells]
+    legend = next((line for line in lines if line.startswith("Rank:")), "")
+    note = textwrap.wrap(f"{legend} All {len(table) - 2} cells: {path}", width)
+    return "\n".join([f"Grid ranking, best {rows}:", *[t[:width] for t in text], *note])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline import grid, params
 from pipeline.files import atomic, inputs
+from pipeline.grid import ranking as ranking_
 from pipeline.run import interrupt
 from pipeline.tracking import location, publish
 
@@ -57,6 +58,6 @@ def main(argv: list[str] | None = None) -> None:
         except location.TrackingError as e:
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_TRACKING) from None
-    print(publish.top(ranking, a["ranking"]))
+    print(ranking_.top(ranking, a["ranking"]))
     print(done.summary(uri))
     atomic.write_json(a["receipt"], done.receipt(p.publish))

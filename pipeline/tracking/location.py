@@ -66,17 +66,6 @@ KEYS_SQL = (
 )
 
 
-def published_keys(uri: str, experiment: str) -> tuple[str, set[str]] | None:
-    """(experiment id, content keys of FINISHED runs) read straight from a SQLite store,
-    or None when that is not possible. Lets a no-op publish skip `import mlflow` (~1.4 s)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    try:
-        return _sql_keys(uri, experiment)
-    except Unknowable:
-        return None  # schema moved or file locked: let MLflow answer
-
-
 def experiment_id(uri: str, experiment: str) -> str | None:
     """The id of a SQL store's experiment, or None (no such experiment, or unknown)."""
     try:

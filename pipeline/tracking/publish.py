@@ -12,14 +12,11 @@ against the digest train's manifest records before anything is sent (a trace edi
 training would otherwise land under its genuine content key).
 """
 
-import json
 import math
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from importlib.metadata import version
 from pathlib import Path
 
 from tqdm import tqdm
@@ -28,9 +25,8 @@ from pipeline import grid, params
 from pipeline.files import inputs
 from pipeline.files.digest import combine, sha
 from pipeline.grid.manifest import Entry, Manifest, stamped
-from pipeline.run import machine
 from pipeline.study import train
-from pipeline.tracking import grid_runs, location, receipt, store, study_runs, views
+from pipeline.tracking import grid_runs, location, provenance, receipt, store, study_runs, views
 
 
 @dataclass(frozen=True)
@@ -127,30 +123,6 @@ def staleness(trained: Manifest, current: Sequence[grid.Cell]) -> str | None:
     )
 
 
-def git_state(root: Path) -> dict[str, str]:
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-    commit = git("rev-parse", "HEAD")
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "git_commit": commit,
-        "git_dirty": "unknown" if commit == "unknown" else str(bool(dirty)).lower(),
-    }
-
-
-def tags(root: Path, env_path: Path) -> dict[str, str]:
-    """Every run's tags: the commit, torch, what decides the numbers, the machine."""
-    env = json.loads(env_path.read_text(encoding="utf-8"))
-    return {
-        **git_state(root),
-        "torch_version": version("torch"),
-        **{f"env.{k}": str(v) for k, v in env.items()},
-        **{f"machine.{k}": v for k, v in machine.describe(machine.cpuinfo()).items()},
-    }
-
-
 def publish_grid(
     out: GridOutputs, trained: Manifest, p: params.PublishParams, root: Path, uri: str
 ) -> tuple[store.Outcome, list[str]]:
@@ -160,7 +132,7 @@ def publish_grid(
     reports = [out.ranking, *sorted(out.reports), *sorted(out.plots.glob("*.png"))]
     parent_key = combine(*keys, *(sha(r.read_bytes()) for r in reports))
     best = [e.key(trained.data) for e in sorted(trained.entries, key=_distance)]
-    common = {**tags(root, out.env), "data_hash": trained.data[:16]}
+    common = {**provenance.tags(root, out.env), "data_hash": trained.data[:16]}
     page = next((r for r in out.reports if r.name == "explorer.html"), None)
     contents = [
         grid_runs.cell_content(e, trained.data, out.traces, out.plots, common, p.points, page)
@@ -201,7 +173,7 @@ def publish_study(
     keys])."""
 
     summaries = [out.summary, out.class_summary]
-    common = tags(root, env)
+    common = provenance.tags(root, env)
     report_rows = [("part", "==", "report")]  # all a run needs of the per-cell tables
     cells, traces, classes = (
         inputs.read_table(path, "study", report_rows)
@@ -239,29 +211,6 @@ def _bests(reports: Sequence[Path]) -> list[str]:
         return []
     sets = pd.read_csv(table)
     return sets[sets["best"]]["config"].tolist()
-
-
-TOP_COLUMNS = ("rank", "cell", "dist_to_optimum", "first_below", "final_loss", "diverged")
-
-
-def top(ranking: str, path: Path, rows: int = 5, width: int = 100) -> str:
-    """The ranking's first rows, in TOP_COLUMNS, its legend and where the rest is, in
-    lines of at most `width` characters."""
-    import itertools
-    import textwrap
-
-    lines = ranking.splitlines()
-    first = itertools.dropwhile(lambda line: not line.startswith("|"), lines)
-    block = itertools.takewhile(lambda line: line.startswith("|"), first)  # the ranking
-    table = [[f.strip() for f in line.strip("|").split("|")] for line in block]
-    header, body = table[0], table[2 : 2 + rows]
-    picked = [header.index(c) for c in TOP_COLUMNS]
-    cells = [[row[i] for i in picked] for row in [header, *body]]
-    sizes = [max(len(r[k]) for r in cells) for k in range(len(picked))]
-    text = ["  ".join(v.ljust(n) for v, n in zip(r, sizes, strict=True)).rstrip() for r in cells]
-    legend = next((line for line in lines if line.startswith("Rank:")), "")
-    note = textwrap.wrap(f"{legend} All {len(table) - 2} cells: {path}", width)
-    return "\n".join([f"Grid ranking, best {rows}:", *[t[:width] for t in text], *note])
 
 
 @dataclass(frozen=True)

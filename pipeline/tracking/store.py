@@ -21,10 +21,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.files.atomic import DiskFull, full
+from pipeline.files.atomic import DiskFull
 from pipeline.run import interrupt
 from pipeline.run.interrupt import Terminated
-from pipeline.tracking import ledger, location, lock, views
+from pipeline.tracking import ledger, location, lock, space, views
 from pipeline.tracking.location import CONTENT_KEY, TrackingError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 HOST_TAG, PID_TAG = lock.HOST_TAG, lock.PID_TAG
-POINT_BYTES = 350  # what a metric point takes in a SQLite store, with its indexes
+POINT_BYTES = 350  # a metric point in a SQLite store with its indexes (26 MB: 73,402)
 
 
 Progress = Callable[[Iterable["RunContent"]], Iterable["RunContent"]]  # e.g. tqdm
@@ -177,9 +177,10 @@ def publish(
             with lock.claim(client, experiment_id, held_file) as holder:
                 return _settle(client, experiment_id, cells, parent, holder, progress, describe)
     except Exception as e:
-        if (path := _full_at(e, uri, root)) is not None:  # the database or the artifacts
+        if (path := space.full_at(e, uri, root)) is not None:  # the database or the artifacts
             kept = "the runs finished are kept, `make publish` adds the rest"
-            raise DiskFull(path, _size([*cells, parent]), kept) from None
+            needed = space.size([*cells, parent], POINT_BYTES)
+            raise DiskFull(path, needed, kept) from None
         if isinstance(e, MlflowException):
             raise TrackingError(_explain(uri, str(e).splitlines()[0])) from None
         if isinstance(e, ModuleNotFoundError):  # a database URI whose driver is missing
@@ -188,26 +189,6 @@ def publish(
                 "not installed; for PostgreSQL use postgresql+psycopg2://... (psycopg2 is)"
             ) from None
         raise
-
-
-def _full_at(error: BaseException | None, uri: str, root: Path) -> Path | None:
-    """Where a full disk is behind `error`: the file it names, the SQLite database (which
-    says so in words), else the artifacts' folder; None when it is not a full disk."""
-    while error is not None:
-        if full(error):
-            name = error.filename if isinstance(error, OSError) else None
-            return Path(name) if name else root / "mlartifacts"
-        if "database or disk is full" in str(error):
-            return lock.sqlite_path(uri) or Path(uri)
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def _size(contents: list[RunContent]) -> int:
-    """About the bytes `contents` take in a store: their artifacts, and POINT_BYTES per
-    metric point (a SQLite store here: 26 MB for 73,402 points with their indexes)."""
-    artifacts = sum(path.stat().st_size for c in contents for path in c.artifacts)
-    return artifacts + POINT_BYTES * sum(len(c.metrics) for c in contents)
 
 
 def _settle(

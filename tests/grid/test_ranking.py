@@ -198,3 +198,28 @@ def test_environment_is_a_section_with_a_row_per_field() -> None:
         ["cpu_flags", "avx"],
         ["none", "none"],
     ]
+
+
+# --- what the publish stage prints of it (ranking.top) ---
+def test_top_fits_100_columns_and_names_its_measures() -> None:
+    """Long cell names and the legend still fit a 100-column terminal; the rows are the
+    ranking's first, with rank, distance, the secondary measure and the ranking's size."""
+    measures = {"final_loss": 1.5e-12, "final_weight": 2.0, "final_bias": -2.5e-7}
+    measures |= {"max_grad_norm": 8.843, "clip_fraction": 0.125, "diverged": "no"}
+    settings = {"loss": "smoothl1", "optimizer": "nesterov", "clip": "handnorm"}
+    rows = [
+        {"rank": 1, "cell": f"smoothl1-nesterov-handnorm-s{i:04d}", "dist_to_optimum": 1e-7 * i}
+        | measures
+        | {"first_below": 60 + i, **settings, "seed": i}
+        for i in range(12)
+    ]
+    text = ranking.report(pd.DataFrame(rows), {"torch": "2.13.0"}, "abc", 1e-4, 1e-6)
+
+    out = ranking.top(text, Path("reports/compare.md"))
+
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert lines[1].split() == list(ranking.TOP_COLUMNS)
+    assert [line.split()[1] for line in lines[2:7]] == [r["cell"] for r in rows[:5]]
+    words = " ".join(out.split())  # as read, across the wrapped lines
+    assert "within 1e-06" in words and "by `first_below`" in words and "All 12 cells" in words

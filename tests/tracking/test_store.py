@@ -95,7 +95,8 @@ def test_publishing_again_adds_nothing(uri: str, tmp_path: Path) -> None:
     _publish(uri, tmp_path, ["a", "b"])
     outcome = _publish(uri, tmp_path, ["a", "b"])
     assert (outcome.created, outcome.present) == (0, 2) and len(_runs(uri)) == 3
-    assert location.published_keys(uri, "test") == (outcome.experiment_id, {"a", "b", "p1"})
+    held = location.holdings(uri, "test")
+    assert held is not None and (held[0], set(held[1])) == (outcome.experiment_id, {"a", "b", "p1"})
 
 
 def test_changed_cell_gets_a_new_run_and_the_old_stays(uri: str, tmp_path: Path) -> None:
