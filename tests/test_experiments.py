@@ -114,7 +114,7 @@ def test_the_experiments_change_only_the_lines_of_the_keys_they_set(
     added = [line[1:].strip() for line in changed if line.startswith("+")]
 
     assert sorted(added) == sorted(["steps: 1000", "lr: 0.2", "- handnorm"])
-    dropped = ["norm", "value", "momentum", "nesterov", "adamw", "rmsprop", "adagrad"]
+    dropped = ["norm", "value", "momentum", "nesterov", "adamw", "nadam", "rmsprop", "adagrad"]
     assert sorted(removed) == sorted(["steps: 30", "lr: 0.05", *(f"- {n}" for n in dropped)])
 
 

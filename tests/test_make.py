@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from pipeline.study import analysis
 from tests.conftest import sandbox_env, small_grid, write_params
 from tests.helpers.make import make, make_project
 from tests.helpers.servers import free_port, stop_group, wait_healthy
@@ -141,19 +140,15 @@ def test_make_ui_prints_links_that_open_on_the_winners_ranked(
     made: tuple[Path, str], ui: tuple[str, list[str]], browser: Any
 ) -> None:
     """`make ui PORT=...` prints, for that port, the link publish printed; in Chromium it
-    opens, with no click, the study's winners only, ranked by iqm_steps shown beside them,
+    opens, with no click, the study's winners only (each task's best), ranked by iqm_steps,
     under the experiment's description."""
     root, _ = made
     url, printed = ui
     study_link = next(line.split()[-1] for line in printed if "the study's winners" in line)
     assert study_link.startswith(f"{url}/#/experiments/")
-    summary = pd.concat(
-        [
-            pd.read_csv(root / "reports/study/summary.csv"),
-            pd.read_csv(root / "reports/study/classes.csv"),
-        ]
-    )
-    winners = analysis.winners(summary)
+    sets = pd.read_csv(root / "reports/study/winners.csv")  # each task's best (ties: each)
+    summary = pd.read_csv(root / "reports/study/summary.csv")
+    winners = summary[summary["config"].isin(sets[sets["best"]]["config"])]
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     try:
         page.goto(study_link)

@@ -80,7 +80,8 @@ def cell_content(
         tags={**tags, "cell": cell.name, "diverged": str(bool(m["diverged"])).lower(), **diverged}
         | link,
         metrics=history + finals,
-        artifacts=[p for p in (csv, plot) if p.exists()],
+        artifacts=[csv],
+        pictures=[plot] if plot.exists() else [],  # its view is the grid's: no payload
         drawn=partial(explorer_link, cell.name, explorer) if explorer else store.nothing,
     )
 

@@ -55,6 +55,9 @@ class RunContent:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[tuple[str, float, int]] = field(default_factory=list)  # key, value, step
     artifacts: list[Path] = field(default_factory=list)
+    # pictures of the run drawn in a context beyond it (a grid cell's path over the grid's
+    # common view): logged, but no part of the payload, which the context would change
+    pictures: list[Path] = field(default_factory=list)
     # artifacts drawn into a folder when the run is created (Graphviz's SVG): its version
     # decides their bytes, so they are no part of the payload
     drawn: Callable[[Path], list[Path]] = nothing
@@ -134,7 +137,7 @@ def _log(client: "MlflowClient", run_id: str, content: RunContent) -> None:
         metrics=[Metric(k, v, now, s) for k, v, s in content.metrics],
         params=[Param(k, v) for k, v in content.params.items()],
     )
-    for path in content.artifacts:
+    for path in [*content.artifacts, *content.pictures]:
         client.log_artifact(run_id, str(path))
     with tempfile.TemporaryDirectory(prefix="gradlab-publish-") as folder:
         for path in content.drawn(Path(folder)):
