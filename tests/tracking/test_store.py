@@ -47,6 +47,14 @@ def _publish(
     return store.publish(uri, "test", cells, parent, tmp_path, **kw)
 
 
+def interrupt_after_one(runs):
+    """A progress wrapper that stops a publish with Ctrl-C after its first run."""
+    for i, run in enumerate(runs):
+        if i == 1:
+            raise KeyboardInterrupt
+        yield run
+
+
 def test_default_uri_is_absolute_sqlite_at_the_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,12 +119,6 @@ def test_interrupt_marks_open_runs_killed_and_next_publish_completes(
     uri: str, tmp_path: Path
 ) -> None:
     """Ctrl-C mid-publish ends the open runs KILLED; the next publish adds only what is missing."""
-
-    def interrupt_after_one(runs):
-        for i, run in enumerate(runs):
-            if i == 1:
-                raise KeyboardInterrupt
-            yield run
 
     with pytest.raises(KeyboardInterrupt):
         _publish(uri, tmp_path, ["a", "b", "c"], progress=interrupt_after_one)
@@ -196,12 +198,6 @@ def test_runs_a_gone_publish_left_running_are_closed_whatever_host_even_with_not
 def test_a_resumed_publish_keeps_one_parent(uri: str, tmp_path: Path) -> None:
     """Interrupted after one cell (its parent KILLED), the next publish puts the rest under
     that parent, which ends FINISHED: one parent, not a KILLED and a FINISHED one."""
-
-    def interrupt_after_one(runs):
-        for i, run in enumerate(runs):
-            if i == 1:
-                raise KeyboardInterrupt
-            yield run
 
     with pytest.raises(KeyboardInterrupt):
         _publish(uri, tmp_path, ["a", "b", "c"], progress=interrupt_after_one)

@@ -17,11 +17,12 @@ import numpy as np
 
 from pipeline.engine.cells import REGRESSION
 from pipeline.engine.fused.blocks import BLOCK, LANES
-from pipeline.engine.fused.compile import chain, fma, jit, kernel, member
+from pipeline.engine.fused.compile import fma, jit, kernel
 from pipeline.engine.fused.loop import (
     CLIP,
     UPDATE,
     finite,
+    forwards,
     load,
     minibatch_index,
     settle,
@@ -58,17 +59,7 @@ def _forward_of(point: Any) -> Any:
     return jit(forward)
 
 
-def _missing(*args: Array) -> None:
-    raise ValueError("no fused form")
-
-
-FORWARD = chain(
-    [
-        _forward_of(member(f.point, "always")) if (f := LOSSES[n].fused) else jit(_missing)
-        for n in REGRESSION
-    ],
-    arity=12,
-)
+FORWARD = forwards([LOSSES[n].fused for n in REGRESSION], _forward_of, arity=12)
 
 
 def scratch(

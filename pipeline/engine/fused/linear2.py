@@ -17,8 +17,8 @@ import numpy as np
 
 from pipeline.engine.cells import CLASSIFICATION
 from pipeline.engine.fused.blocks import BLOCK, LANES
-from pipeline.engine.fused.compile import chain, fma, jit, kernel, member
-from pipeline.engine.fused.loop import CLIP, UPDATE, finite, load, settle, tree_sums
+from pipeline.engine.fused.compile import fma, jit, kernel
+from pipeline.engine.fused.loop import CLIP, UPDATE, finite, forwards, load, settle, tree_sums
 from pipeline.losses import CLASS_LOSSES
 
 Array = Any  # a numpy array inside compiled code
@@ -56,17 +56,7 @@ def _forward_of(point: Any) -> Any:
     return jit(forward, "always")
 
 
-def _missing(*args: Array) -> None:
-    raise ValueError("no fused form")
-
-
-FORWARD = chain(
-    [
-        _forward_of(member(f.point, "always")) if (f := CLASS_LOSSES[n].fused) else jit(_missing)
-        for n in CLASSIFICATION
-    ],
-    arity=14,
-)
+FORWARD = forwards([CLASS_LOSSES[n].fused for n in CLASSIFICATION], _forward_of, arity=14)
 
 
 def scratch(n: int, rows: tuple[int, ...], dtype: type) -> tuple[np.ndarray, ...]:

@@ -9,6 +9,7 @@ loss, gradient or new parameter is not finite stops there and keeps its paramete
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,14 @@ CLIP = chain(
     arity=5,
 )
 UPDATE = chain([member(r.FUSED.update if r.FUSED else _refuse) for r in rules.RULES], arity=9)
+
+
+def forwards(forms: Sequence[Any], forward_of: Callable[[Any], Any], arity: int) -> Any:
+    """A model's forward per loss code, chained: `forward_of` the loss's compiled fused
+    point, or a refusal where it has no fused form (blocks.missing refuses its cells)."""
+    return chain(
+        [forward_of(member(f.point, "always")) if f else jit(_refuse) for f in forms], arity=arity
+    )
 
 
 def _tree_sums(u: Array, v: Array, program: Array, k: int) -> None:
