@@ -10,7 +10,10 @@ items and the interrupt is raised again there.
 
 A stage also ends when the process that started it dies (`end_with_parent`): DVC stopped
 by SIGTERM (`kill`, a container stop) exits at once and does not stop the stage, which
-would train on with no one waiting for it, holding a core and DVC's workspace.
+would train on with no one waiting for it, holding a core and DVC's workspace. DVC runs a
+stage through `$SHELL -c` (`/bin/sh -c` when SHELL is unset, as in CI and containers); bash
+execs a lone command, dash does not and waits on as the stage's parent, so then the stage
+also watches its shell's parent.
 """
 
 import ctypes
@@ -22,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -84,18 +88,41 @@ WATCH_S = 0.5  # elsewhere: how often a thread looks for a new parent
 
 def end_with_parent(parent: int) -> None:
     """SIGTERM this process when its parent, `parent` (os.getppid() at start), dies: the
-    kernel's parent-death signal on Linux, a watching thread elsewhere. SIGTERM at once if
-    the parent is already gone."""
+    kernel's parent-death signal on Linux, a watching thread elsewhere; and, when that
+    parent is a shell running it (`sh -c`), when the shell's own parent dies. SIGTERM at
+    once if the parent is already gone."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if "-c" in _arguments(parent)[1:] and (runner := _parent_of(parent)) is not None:
+            threading.Thread(target=_watch, args=(parent, runner), daemon=True).start()
     else:
-        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+        threading.Thread(target=_watch, args=(os.getpid(), parent), daemon=True).start()
     if os.getppid() != parent:  # it died before the signal was armed
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _watch(parent: int) -> None:
-    while os.getppid() == parent:
+def _watch(child: int, parent: int) -> None:
+    """SIGTERM this process once `child`'s parent is no longer `parent`."""
+    while _parent_of(child) == parent:
         time.sleep(WATCH_S)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _parent_of(pid: int) -> int | None:
+    """pid's parent; None when pid is gone (or, but for this process, without /proc)."""
+    if pid == os.getpid():
+        return os.getppid()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # "pid (comm) state ppid ..."
+
+
+def _arguments(pid: int) -> list[str]:
+    """pid's command line ([] when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []

@@ -87,6 +87,34 @@ def test_a_process_ends_when_its_parent_dies(tmp_path: Path) -> None:
     assert not _alive(pid)
 
 
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_process_a_shell_runs_ends_when_the_shells_parent_dies(shell: str) -> None:
+    """DVC runs a stage as `$SHELL -c CMD`; dash (/bin/sh on Debian, SHELL unset as in CI)
+    waits as the stage's parent instead of exec'ing it. DVC killed: the stage is gone
+    within seconds, though its shell still lives (found in CI: a stopped `dvc exp run`
+    left `sh -c python -m pipeline train` training on)."""
+    child = (
+        "import os, signal, sys, time; from pipeline.run import interrupt; "
+        "interrupt.end_with_parent(os.getppid()); print(os.getpid(), flush=True); time.sleep(60)"
+    )
+    parent = (
+        "import subprocess, sys; "
+        "p = subprocess.Popen([sys.argv[1], '-c', f'{sys.executable} -c \"$0\"; echo', sys.argv[2]]); "
+        "p.wait()"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", parent, shell, child], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        pid = int(proc.stdout.readline())
+        proc.kill()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    assert not _alive(pid)
+
+
 def _alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie waiting for init to reap it counts as gone)."""
     try:
