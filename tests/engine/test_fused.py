@@ -339,6 +339,37 @@ def test_classification_gives_the_same_bits_alone_in_a_batch_or_permuted() -> No
     assert_same_bits_alone_batched_or_permuted(train, cells)
 
 
+def garbage(module, monkeypatch) -> None:
+    """module's np.empty, from here on, fills what it makes with NaN, -1 and True."""
+
+    def empty(shape, dtype=float):
+        kind = np.dtype(dtype).kind
+        return np.full(shape, np.nan if kind == "f" else kind == "b" or -1, dtype)
+
+    proxy = type(np)("numpy")
+    proxy.__dict__.update(np.__dict__, empty=empty)
+    monkeypatch.setattr(module, "np", proxy)
+
+
+def test_no_kernel_reads_memory_it_did_not_write(monkeypatch) -> None:
+    """Every array the engine allocates uninitialised (np.empty) filled with NaN, -1 and
+    True first: the same bits. Found in CI: the regression kernel took its 0 as
+    `flag[0] - flag[0]` from scratch memory, and NaN there poisoned a whole run."""
+    (x, y), (xc, labels) = line_data(), class_data()
+    cells, classed = mixed_cells(400, seed=3), class_cells(300, seed=9)
+
+    def results() -> list[np.ndarray]:
+        r = fused.train(cells, x, y, 120, target=(2.0, 0.0), tol=0.05)
+        c = fused_classes.train(classed, xc, labels, 100)
+        return [v for out in (r, c) for v in vars(out).values() if isinstance(v, np.ndarray)]
+
+    clean = results()
+    for module in (fused, fused_classes, fused.linear, fused_classes.linear2):
+        garbage(module, monkeypatch)
+    for ours, theirs in zip(results(), clean, strict=True):
+        assert np.array_equal(ours, theirs, equal_nan=True)
+
+
 CHILD = """
 import json, sys, numpy as np
 from pipeline.run import numerics

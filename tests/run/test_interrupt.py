@@ -99,8 +99,8 @@ def test_a_process_a_shell_runs_ends_when_the_shells_parent_dies(shell: str) -> 
     )
     parent = (
         "import subprocess, sys; "
-        "p = subprocess.Popen([sys.argv[1], '-c', f'{sys.executable} -c \"$0\"; echo', sys.argv[2]]); "
-        "p.wait()"
+        "cmd = f'{sys.executable} -c \"$0\"; echo'; "  # a shell waits on it, even bash
+        "subprocess.Popen([sys.argv[1], '-c', cmd, sys.argv[2]]).wait()"
     )
     with subprocess.Popen(
         [sys.executable, "-c", parent, shell, child], cwd=ROOT, stdout=subprocess.PIPE, text=True

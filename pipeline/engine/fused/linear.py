@@ -124,7 +124,8 @@ def _run(
     first cell and are never written back."""
     n_full = x.shape[1]
     n = batch if batch > 0 else n_full
-    zero, one = flag[0] - flag[0], counts[0] / counts[0]  # in the training dtype
+    one = counts[0] / counts[0]  # in the training dtype (counts: the points, > 0)
+    zero = one - one
     for blk in range(table.shape[0]):
         a, e, lc, rc, cc = table[blk, 0], table[blk, 1], table[blk, 2], table[blk, 3], table[blk, 4]
         k, f = e - a, flags[blk]
