@@ -41,15 +41,30 @@ def imports(path: Path) -> set[str]:
 
 
 def test_every_stage_depends_on_every_module_it_imports() -> None:
-    """Each stage's `deps` list exactly the project files its command runs, transitively:
-    an edit to any of them makes DVC re-run the stage, and no stale dep is left."""
+    """Each stage's `deps` list exactly the project files its command runs, transitively,
+    packed into package folders: an edit to any of them makes DVC re-run the stage (its
+    file or the folder holding it is listed), and no stale dep is left."""
     for name, stage in deps.stages().items():
         derived = deps.derived(stage["cmd"])
         listed = {ROOT / d for d in stage["deps"] if str(d).startswith("pipeline/")}
 
-        missing = sorted(str(p.relative_to(ROOT)) for p in derived - listed)
-        stale = sorted(str(p.relative_to(ROOT)) for p in listed - derived)
-        assert (missing, stale) == ([], []), f"stage {name}: missing {missing}, stale {stale}"
+        uncovered = sorted(
+            str(p.relative_to(ROOT)) for p in derived if not {p, *p.parents} & listed
+        )
+        stale = sorted(str(p.relative_to(ROOT)) for p in listed - deps.packed(derived))
+        assert (uncovered, stale) == ([], []), f"stage {name}: missing {uncovered}, stale {stale}"
+        assert listed == deps.listed(stage["cmd"])
+
+
+def test_a_stage_lists_package_folders_and_its_own_entry_point() -> None:
+    """train runs pipeline/engine/fused/primitives.py and pipeline/stages/train.py: it lists
+    pipeline/engine (one dvc.lock entry for the package, subpackages in it) and its own
+    stage file, not pipeline/stages, whose other entry points it never runs."""
+    got = {p.relative_to(ROOT).as_posix() for p in deps.listed("python -m pipeline train")}
+
+    assert {"pipeline/engine", "pipeline/stages/train.py", "pipeline/__main__.py"} <= got
+    assert not any(g.startswith("pipeline/engine/") for g in got)
+    assert "pipeline/stages" not in got and "pipeline/stages/study.py" not in got
 
 
 def test_the_import_walk_follows_function_level_and_typing_imports(tmp_path: Path) -> None:

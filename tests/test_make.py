@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import sandbox_env, small_grid, write_params
+from tests.conftest import ROOT, sandbox_env, small_grid, write_params
 from tests.helpers.make import make, make_project
 from tests.helpers.servers import free_port, stop_group, wait_healthy
 
@@ -166,3 +166,15 @@ def test_make_ui_prints_links_that_open_on_the_winners_ranked(
     assert shown == sorted(shown)
     assert shown[0] == winners["iqm_steps"].min()
     assert "gradlab's study" in body and "Model training" in body
+
+
+def test_dvc_parses_yaml_with_libyaml() -> None:
+    """DVC reads dvc.yaml, dvc.lock and params.yaml through ruamel's safe loader, several
+    times per `dvc repro`: in this venv it runs libyaml's C parser (ruamel.yaml.clib), not
+    the pure-Python one that made a no-op repro twice as slow, and reads the same data."""
+    from dvc.utils.serialize import parse_yaml
+    from ruamel.yaml import YAML
+
+    assert YAML(typ="safe").Parser.__name__ == "CParser"
+    text = (ROOT / "dvc.lock").read_text()
+    assert parse_yaml(text, "dvc.lock") == YAML(typ="safe", pure=True).load(text)

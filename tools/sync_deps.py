@@ -1,5 +1,6 @@
 """Rewrite each DVC stage's `pipeline/` deps as the project files its command imports,
-transitively (tools/deps.py; tests/test_layout.py checks them). Other deps stay as they are.
+transitively, packed into package folders (tools/deps.py; tests/test_layout.py checks
+them). Other deps stay as they are.
 
 Usage: python tools/sync_deps.py   (then review `git diff dvc.yaml env/dvc.yaml`)
 """
@@ -25,7 +26,7 @@ def sync(path: Path) -> None:
         block = re.search(pattern, text)
         if block is None:
             continue  # a stage of the other file
-        files = sorted(p.relative_to(deps.ROOT).as_posix() for p in deps.derived(stage["cmd"]))
+        files = sorted(p.relative_to(deps.ROOT).as_posix() for p in deps.listed(stage["cmd"]))
         lines = block.group(1).splitlines()
         others = [line for line in lines if not line.startswith("      - pipeline/")]
         listed = [*others, *(f"      - {f}" for f in files)]
