@@ -167,7 +167,7 @@ def build(i: Inputs, points: int) -> tuple[dict[str, object], Runs]:
     tune = cells[cells["part"] == "tune"]
     study_steps = int(tune["steps"].max())
     steps = trained.cells()[0].steps if trained.entries else study_steps
-    spaced = sources.spaced(traces["step"], points)
+    spaced = sources.study_steps(traces, points)
     keep = trace.history_steps(study_steps, points)
     runs = Runs(steps={"study": spaced.tolist(), "replay": keep})
     for run in [

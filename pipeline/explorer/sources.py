@@ -115,6 +115,13 @@ def spaced(steps: npt.ArrayLike, points: int) -> npt.NDArray[np.int64]:
     return s[np.union1d(at, [0, len(s) - 1])]
 
 
+def study_steps(traces: pd.DataFrame, points: int) -> npt.NDArray[np.int64]:
+    """About `points` of the steps the study traced its reporting cells at (spaced): the
+    steps each study run of the page shows. (The twins, traced at every step, are not
+    shown: steps spaced over theirs left the reporting cells' rows NaN.)"""
+    return spaced(traces.loc[traces["part"] == "report", "step"], points)
+
+
 def study_runs(
     traces: pd.DataFrame, cells: pd.DataFrame, xy: dict[tuple[str, int], tuple[list, list]],
     surfaces: Surfaces, steps: npt.NDArray[np.int64],

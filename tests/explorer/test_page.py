@@ -105,6 +105,16 @@ def test_a_study_run_shows_the_parameters_the_study_traced(
 
     row = one[(one["seed"] == seed) & (one["step"] == int(shown["step"]))].iloc[0]
     assert (f32(shown["after_weight"]), f32(shown["after_bias"])) == (row["weight"], row["bias"])
+    # every step the page recorded is one the study traced for this cell, with its values
+    # (found by hand: steps spaced over the twins' 500 left the reporting cells' NaN)
+    run = page.evaluate(
+        "({steps: Array.from(explorer.run.steps), w: Array.from(explorer.run.table.weight),"
+        " b: Array.from(explorer.run.table.bias)})"
+    )
+    mine = one[one["seed"] == seed].set_index("step")
+    assert len(run["steps"]) > 3 and set(run["steps"]) <= set(mine.index)
+    for step, w, b in zip(run["steps"], run["w"], run["b"], strict=True):
+        assert (np.float32(w), np.float32(b)) == tuple(mine.loc[step, ["weight", "bias"]]), step
 
 
 def test_the_page_opens_on_the_tutorials_step_as_the_closed_form_gives_it(
