@@ -63,19 +63,17 @@ def test_handlers_are_restored_and_nothing_is_pending_afterwards() -> None:
     interrupt.check()
 
 
-def test_a_process_ends_when_its_parent_dies(tmp_path: Path) -> None:
-    """A child armed with end_with_parent gets SIGTERM when its parent is killed (-9): it
-    is gone within a second instead of running on with another parent."""
-    child = (
-        "import os, signal, sys, time; from pipeline.run import interrupt; "
-        "interrupt.end_with_parent(os.getppid()); print(os.getpid(), flush=True); time.sleep(60)"
-    )
-    parent = (
-        "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
-        "p.wait()"
-    )
+ARMED = (  # a child armed with end_with_parent: prints its pid, then sleeps
+    "import os, signal, sys, time; from pipeline.run import interrupt; "
+    "interrupt.end_with_parent(os.getppid()); print(os.getpid(), flush=True); time.sleep(60)"
+)
+
+
+def gone_after_killing(parent: str, *args: str) -> bool:
+    """Run `parent` (Python code; argv: args, then ARMED), which starts ARMED somehow; kill
+    it (-9) once ARMED runs: whether ARMED is gone within 5 s."""
     with subprocess.Popen(
-        [sys.executable, "-c", parent, child], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", parent, *args, ARMED], cwd=ROOT, stdout=subprocess.PIPE, text=True
     ) as proc:
         assert proc.stdout is not None
         pid = int(proc.stdout.readline())
@@ -83,8 +81,15 @@ def test_a_process_ends_when_its_parent_dies(tmp_path: Path) -> None:
     deadline = time.monotonic() + 5
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
+    return not _alive(pid)
 
-    assert not _alive(pid)
+
+def test_a_process_ends_when_its_parent_dies() -> None:
+    """A child armed with end_with_parent gets SIGTERM when its parent is killed (-9): it
+    is gone within a second instead of running on with another parent."""
+    parent = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[1]]).wait()"
+
+    assert gone_after_killing(parent)
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
@@ -93,26 +98,13 @@ def test_a_process_a_shell_runs_ends_when_the_shells_parent_dies(shell: str) -> 
     waits as the stage's parent instead of exec'ing it. DVC killed: the stage is gone
     within seconds, though its shell still lives (found in CI: a stopped `dvc exp run`
     left `sh -c python -m pipeline train` training on)."""
-    child = (
-        "import os, signal, sys, time; from pipeline.run import interrupt; "
-        "interrupt.end_with_parent(os.getppid()); print(os.getpid(), flush=True); time.sleep(60)"
-    )
     parent = (
         "import subprocess, sys; "
         "cmd = f'{sys.executable} -c \"$0\"; echo'; "  # a shell waits on it, even bash
         "subprocess.Popen([sys.argv[1], '-c', cmd, sys.argv[2]]).wait()"
     )
-    with subprocess.Popen(
-        [sys.executable, "-c", parent, shell, child], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    ) as proc:
-        assert proc.stdout is not None
-        pid = int(proc.stdout.readline())
-        proc.kill()
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
 
-    assert not _alive(pid)
+    assert gone_after_killing(parent, shell)
 
 
 def _alive(pid: int) -> bool:
