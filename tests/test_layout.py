@@ -6,6 +6,8 @@ loss, optimizer and clipping mode is complete, each in its one module."""
 import ast
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,21 @@ def test_a_stage_lists_package_folders_and_its_own_entry_point() -> None:
     assert {"pipeline/engine", "pipeline/stages/train.py", "pipeline/__main__.py"} <= got
     assert not any(g.startswith("pipeline/engine/") for g in got)
     assert "pipeline/stages" not in got and "pipeline/stages/study.py" not in got
+
+
+def test_bytecode_in_a_package_folder_is_no_part_of_the_stages_deps() -> None:
+    """Stages list package folders as deps; the __pycache__ Python writes beside the modules
+    must not change them (else every repro after an import re-runs every stage): DVC ignores
+    it (.dvcignore), and ignores no module."""
+    pyc, module = "pipeline/engine/__pycache__/ops.cpython-311.pyc", "pipeline/engine/ops.py"
+    run = subprocess.run(
+        [sys.executable, "-m", "dvc", "check-ignore", "--non-matching", "--details", pyc, module],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    lines = run.stdout.splitlines()
+    ignored = {line.split("\t")[-1] for line in lines if not line.startswith("::")}
+
+    assert ignored == {pyc}, run.stdout
 
 
 def test_the_import_walk_follows_function_level_and_typing_imports(tmp_path: Path) -> None:
