@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from pipeline.engine.fused.primitives import exp_neg, log1p_unit
 from pipeline.fields import NoKwargs
 from pipeline.lazy import np, torch
 from pipeline.losses import pointwise
@@ -36,19 +37,27 @@ def slope(d: Tensor) -> Tensor:
     return torch.tanh(d)
 
 
-NORM, LOG_2, TWO = range(3)  # fused_point's rows (training dtype)
+NORM = 0  # fused_point's row (training dtype)
+A_MAX = 20.0  # past it exp(-2 |d|) < 5e-18: in float64, tanh |d| is 1 and the term |d| - log 2
 
 
 def _coefficients(p: Array, n: int, dtype: type) -> dict[str, Array]:
-    one = np.ones(len(p))
-    return {"norm": (dtype(1) / dtype(n)) * one, "log2": LOG2 * one, "two": 2 * one}
+    return {"norm": (dtype(1) / dtype(n)) * np.ones(len(p))}
 
 
 def fused_point(d: float, k: Array, c: int) -> tuple[float, float]:
-    """`point` for one point of cell c, op for op (exp, log1p and tanh: the C library's)."""
-    norm, log2, two = k[NORM, c], k[LOG_2, c], k[TWO, c]  # loads first
-    a = abs(d)
-    return a + math.log1p(math.exp(-(two * a))) - log2, math.tanh(d) * norm
+    """`point` for one point of cell c, in float64 from one exp (the engine's own, which
+    vectorises: pipeline.engine.fused.primitives), each value rounded to the training
+    dtype once: log cosh d = |d| + log1p(exp(-2 |d|)) - log 2, and tanh |d| = -expm1(-2 |d|)
+    / (2 + expm1(-2 |d|)), which does not cancel near 0. (torch's tanh, exp and log1p give
+    other bits: the fused engine agrees with the exact one within tolerance.)"""
+    norm = k[NORM, c]  # loads first
+    a = abs(d + 0.0)  # float64 (numba: a float32 plus a float64 literal)
+    e, em = exp_neg(-2.0 * min(a, A_MAX))
+    t = -em / (2.0 + em)
+    t = t if a == a else a  # NaN stays NaN; +-inf gives +-1, as tanh does
+    like = type(d)  # the training dtype
+    return like(a + log1p_unit(e) - LOG2), like(math.copysign(t, d)) * norm
 
 
 def value(d: Array) -> Array:

@@ -156,3 +156,5 @@ def chain(functions: Sequence[Any], arity: int) -> Any:
 
 DIGEST = digest()
 PRIMITIVES["lerp"] = member(primitives.lerp, "always")  # it calls fma
+PRIMITIVES["exp_neg"] = member(primitives.exp_neg, "always")
+PRIMITIVES["log1p_unit"] = member(primitives.log1p_unit, "always")
