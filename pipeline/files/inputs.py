@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pipeline import params
-from pipeline.params.load import cut, shown
+from pipeline.files.message import EXIT_BAD_INPUT, cut, shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +37,7 @@ def or_exit() -> Iterator[None]:
         yield
     except InputError as e:
         print("\n".join(f"error: {line}" for line in str(e).splitlines()), file=sys.stderr)
-        raise SystemExit(params.EXIT_BAD_INPUT) from None
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 def read_json(path: Path, stage: str) -> object:

@@ -1,12 +1,7 @@
 """Reading params.yaml the way DVC does, and saying what is wrong with it in one line
-per problem: the key, the value and what is allowed.
+per problem: the key, the value and what is allowed (values shown cut to a readable
+length: pipeline.files.message)."""
 
-A value in a message (here, and in every message naming a value: data files, MLflow runs)
-is shown cut to a readable length: a value can be huge (a YAML alias expanded 9^7 times, a
-megabyte of string, a CSV cell holding a whole file), and reprlib stops after a few levels
-and items, so the cost does not grow with the value."""
-
-import reprlib
 import subprocess
 import sys
 from pathlib import Path
@@ -15,36 +10,11 @@ from typing import Annotated, Literal, NoReturn, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from pipeline.fields import Section
+from pipeline.files.message import EXIT_BAD_INPUT, cut, shown
 from pipeline.params.schema import Params
 
-EXIT_BAD_INPUT = 2
 MAX_VALUES = 100_000  # in the document, aliases expanded: gradlab's params hold ~300
 MAX_PROBLEMS = 20  # lines of problems printed; the rest are counted
-LIMIT = 80  # characters of a value in a message
-
-
-def _repr() -> reprlib.Repr:
-    r = reprlib.Repr()  # Python 3.11 takes no keyword arguments here
-    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 6, 6, 6, 6
-    r.maxstring = r.maxother = r.maxlong = LIMIT
-    return r
-
-
-_REPR = _repr()
-
-
-def shown(value: object, limit: int = LIMIT) -> str:
-    """repr(value), at most `limit` characters: nested containers show their first items
-    and `...`, a long text its start and end; anything longer is cut with `...`."""
-    text = _REPR.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def cut(text: str, limit: int = 200) -> str:
-    """`text` on one line, at most `limit` characters (a message that quotes a whole file
-    stays readable)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class ParamsError(ValueError):

@@ -11,6 +11,7 @@ section (medians; the estimate is meant to be within a factor of 2, not exact).
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline import params
 from pipeline.optimizers import OPTIMIZERS
@@ -139,3 +140,13 @@ def problems(e: Estimate, b: params.Budget, workers: int) -> list[str]:
             f"{e.study_cells:,} study cells, {workers} processes); lower them, {raise_it}"
         )
     return found
+
+
+def checked(path: Path) -> dict[str, object]:
+    """What the env stage's fingerprint takes from params.yaml (env.threads and
+    env.deterministic), once all of it is valid and the work it asks for is within
+    env.budget; else one line per problem and exit 2."""
+    p = params.load_or_exit(path)
+    if over := problems(estimate(p), p.env.budget, p.env.workers):
+        params.refuse([f"error: {path}: {line}" for line in over], path)
+    return {"threads": p.env.threads, "deterministic": p.env.deterministic}

@@ -15,12 +15,8 @@ import os
 import platform
 import re
 import sys
-from typing import TYPE_CHECKING
 
 from pipeline.run import machine
-
-if TYPE_CHECKING:
-    from pipeline import params
 
 CPU_CAPABILITY = "avx2"  # ATEN_CPU_CAPABILITY: the widest kernels every recent x86-64 runs
 MKL_CBWR = "COMPATIBLE"  # MKL_CBWR: the same MKL code path on every CPU (Intel or AMD)
@@ -85,18 +81,20 @@ def installed(names: tuple[str, ...]) -> dict[str, str]:
 
 
 def fingerprint(
-    env: "params.EnvParams", cpu_flags: set[str], arch: str, vendor: str
+    threads: int, deterministic: bool, cpu_flags: set[str], arch: str, vendor: str
 ) -> dict[str, object]:
-    """The environment fields that decide results. `vendor`: the CPU's (machine.cpu_vendor):
-    torch computes elementwise float math (sqrt, exp, log) with MKL's vector math library,
-    whose kernels follow the CPU vendor and, off Intel, ignore MKL_CBWR (seen: the same
-    torch.sqrt inputs round differently on AMD and Intel machines, so Adam, RMSprop and
-    Adagrad cells train to other bits). A machine of another vendor is another environment."""
+    """The environment fields that decide results: params' env.threads and
+    env.deterministic, versions, and the kernels this CPU runs. `vendor`: the CPU's
+    (machine.cpu_vendor): torch computes elementwise float math (sqrt, exp, log) with MKL's
+    vector math library, whose kernels follow the CPU vendor and, off Intel, ignore MKL_CBWR
+    (seen: the same torch.sqrt inputs round differently on AMD and Intel machines, so Adam,
+    RMSprop and Adagrad cells train to other bits). A machine of another vendor is another
+    environment."""
     return {
         "python": platform.python_version(),
         **installed(PACKAGES),
-        "threads": env.threads,
-        "deterministic": env.deterministic,
+        "threads": threads,
+        "deterministic": deterministic,
         "machine": arch,
         "cpu_capability": capability(cpu_flags, arch),
         "mkl_cbwr": MKL_CBWR,

@@ -18,8 +18,8 @@ import numpy.typing as npt
 
 from pipeline import params
 from pipeline.files import inputs
+from pipeline.files.message import shown
 from pipeline.grid.data import TUTORIAL_LINE, TUTORIAL_X
-from pipeline.params.load import shown
 
 if TYPE_CHECKING:
     import pandas as pd

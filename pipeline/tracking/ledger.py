@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pipeline.params.load import cut
+from pipeline.files.message import cut
 from pipeline.tracking import lock
 from pipeline.tracking.location import CONTENT_KEY, PAYLOAD_TAG
 

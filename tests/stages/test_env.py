@@ -12,9 +12,13 @@ AVX512 = {"sse4_2", "avx", "avx2", "fma", "avx512f"}
 AMD, INTEL = "AuthenticAMD", "GenuineIntel"
 
 
+def _env(p: params.Params) -> tuple[int, bool]:
+    return p.env.threads, p.env.deterministic
+
+
 def test_fingerprint_names_versions_threads_and_kernels(committed: params.Params) -> None:
     """The fingerprint holds library versions, the pinned thread count and the kernel set."""
-    fp = numerics.fingerprint(committed.env, AVX512, "x86_64", AMD)
+    fp = numerics.fingerprint(*_env(committed), AVX512, "x86_64", AMD)
 
     assert {"python", "torch", "numpy", "pandas", "threads", "deterministic"} <= set(fp)
     assert fp["threads"] == committed.env.threads and str(fp["torch"]).startswith("2.13.0")
@@ -28,9 +32,9 @@ def test_machines_computing_the_same_bits_give_the_same_fingerprint(
     a CPU without AVX2 runs other kernels, and the fingerprint says so."""
     avx2_only = {"sse4_2", "avx", "avx2", "fma"}
 
-    wide = numerics.fingerprint(committed.env, AVX512, "x86_64", AMD)
-    narrow = numerics.fingerprint(committed.env, avx2_only, "x86_64", AMD)
-    old = numerics.fingerprint(committed.env, {"sse4_2", "avx"}, "x86_64", AMD)
+    wide = numerics.fingerprint(*_env(committed), AVX512, "x86_64", AMD)
+    narrow = numerics.fingerprint(*_env(committed), avx2_only, "x86_64", AMD)
+    old = numerics.fingerprint(*_env(committed), {"sse4_2", "avx"}, "x86_64", AMD)
 
     assert wide == narrow
     assert old != wide and old["cpu_capability"] == "default"
@@ -39,8 +43,8 @@ def test_machines_computing_the_same_bits_give_the_same_fingerprint(
 def test_cpus_of_two_vendors_give_two_fingerprints(committed: params.Params) -> None:
     """MKL's vector math (torch's sqrt) follows the CPU vendor whatever gradlab pins: an
     AMD and an Intel CPU with the same flags are two environments."""
-    amd = numerics.fingerprint(committed.env, AVX512, "x86_64", AMD)
-    intel = numerics.fingerprint(committed.env, AVX512, "x86_64", INTEL)
+    amd = numerics.fingerprint(*_env(committed), AVX512, "x86_64", AMD)
+    intel = numerics.fingerprint(*_env(committed), AVX512, "x86_64", INTEL)
 
     assert amd != intel and {k for k in amd if amd[k] != intel[k]} == {"cpu_vendor"}
 
@@ -49,7 +53,7 @@ def test_fingerprint_holds_nothing_that_only_describes_the_machine(
     committed: params.Params,
 ) -> None:
     """No CPU model, flag list, host or core count: they would dirty git on another machine."""
-    fp = numerics.fingerprint(committed.env, AVX512, "x86_64", AMD)
+    fp = numerics.fingerprint(*_env(committed), AVX512, "x86_64", AMD)
 
     assert not {"cpu", "cpu_flags", "host", "cores", "os"} & set(fp)
     assert "avx512f" not in json.dumps(fp)
