@@ -2,10 +2,11 @@
 
 The env stage runs on every `dvc repro`. Validating params.yaml imports pydantic and builds
 the schema (about 0.15 s of a no-op repro's 1.2 s), and the answer cannot change unless
-params.yaml or gradlab's code does. So the stage keeps what it derived from a valid
-params.yaml under the digest of params.yaml and every module of the package, and derives it
-again only when one of them changed. A memo that is missing, unreadable or under another
-digest is simply recomputed: it never decides anything the inputs would not.
+params.yaml, gradlab's code or its pinned libraries do. So the stage keeps what it derived
+from a valid params.yaml under the digest of params.yaml, every module of the package and
+requirements.txt, and derives it again only when one of them changed. A memo that is
+missing, unreadable or under another digest is simply recomputed: it never decides anything
+the inputs would not.
 """
 
 import json
@@ -18,8 +19,10 @@ PACKAGE = Path(__file__).resolve().parents[1]  # pipeline/
 
 
 def sources(package: Path = PACKAGE) -> list[Path]:
-    """Every module of the package, in a fixed order."""
-    return sorted(package.rglob("*.py"))
+    """Every module of the package, in a fixed order, and the pinned requirements beside it
+    (another pydantic may validate otherwise)."""
+    pins = package.parent / "requirements.txt"
+    return sorted(package.rglob("*.py")) + ([pins] if pins.exists() else [])
 
 
 def key(paths: list[Path]) -> str:

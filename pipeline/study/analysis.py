@@ -55,7 +55,7 @@ CLASS_MEDIANS = {"accuracy": "median_accuracy", "angle_deg": "median_angle_deg"}
 def classes(rows: pd.DataFrame, tuned: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     """One row per classification configuration: the protocol's measures (target: every
     training point right), the median accuracy and boundary angle to y = 2x."""
-    return protocol.summary(rows[rows["part"] == "report"], tuned, reps, seed, CLASS_MEDIANS)
+    return protocol.summary(rows[rows["part"] == "report"], tuned, reps, seed, CLASS_MEDIANS, {})
 
 
 def stability(cells: pd.DataFrame) -> pd.DataFrame:

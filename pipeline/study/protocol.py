@@ -77,7 +77,8 @@ MEDIANS = {  # regression: the median of each column, under its name
     "true_error": "median_true_error",
     "minimiser_error": "median_minimiser_error",
 }
-TAILS = (0.9, 0.99)  # the sustained steps' tails: p90, p99 (a run's own value, no blend)
+TAILS = (0.9, 0.99)  # tails: p90, p99 (a run's own value, no blend)
+TAIL_COLUMNS = {"target_error": "error"}  # regression: p90_error, p99_error, the final error's
 
 
 def summary(
@@ -86,10 +87,13 @@ def summary(
     reps: int,
     seed: int,
     medians: dict[str, str] = MEDIANS,
+    tails: dict[str, str] = TAIL_COLUMNS,
 ) -> pd.DataFrame:
     """One row per configuration: `tuned` (from `tune`) joined with the measures of its
     reporting seeds at the tuned lr (the median of each column of `medians`, under its
-    name), and the median steps at the library's default lr."""
+    name; the p90 and p99 of each column of `tails`, as p90_<name>: a value that is not a
+    number, from a run that blew up, counts as +inf), and the median steps at the
+    library's default lr."""
     at = report[report["lr_kind"] == "tuned"].sort_values([*CONFIG, "seed"], kind="stable")
     shot = report[report["lr_kind"] == "default"]
     names = np.array(_configs(at))
@@ -121,6 +125,12 @@ def summary(
     grouped = at.assign(config=names).groupby("config", sort=False)
     for column, name in medians.items():
         measures[name] = grouped[column].median().reindex(order).to_numpy()
+    for column, name in tails.items():
+        values = at[column].to_numpy(np.float64).reshape(len(order), runs)
+        values = np.where(np.isnan(values), np.inf, values)
+        for q in TAILS:
+            tail = np.quantile(values, q, axis=-1, method="inverted_cdf")
+            measures[f"p{round(100 * q)}_{name}"] = tail
     measures["diverged_rate"] = grouped["diverged"].mean().reindex(order).to_numpy()
     measures["clip_fraction"] = grouped["clip_fraction"].median().reindex(order).to_numpy()
     shot_steps = stats.steps_or_inf(shot[MEASURE])

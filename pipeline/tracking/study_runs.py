@@ -33,7 +33,8 @@ MEASURES = (  # summary.csv's measures, each a metric of its configuration's run
     "tuned_lr", "tune_median", "tunability", "iqm_steps", "iqm_lo", "iqm_hi",
     "median_steps", "median_lo", "median_hi", "p90_steps", "p99_steps", "success_rate",
     "first_touch_median", "touched_rate", "median_touch_share", "median_excursion",
-    "median_error", "median_true_error", "median_minimiser_error", "diverged_rate",
+    "median_error", "p90_error", "p99_error", "median_true_error", "median_minimiser_error",
+    "diverged_rate",
     "clip_fraction", "default_median_steps", "median_accuracy", "median_angle_deg",
 )  # fmt: skip
 HISTORIES = {"error": "error", "loss_value": "loss"}  # traces column -> metric: medians

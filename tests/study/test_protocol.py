@@ -246,3 +246,11 @@ def test_summary_of_a_hand_table_with_missed_targets() -> None:
     assert (a["diverged_rate"], b["diverged_rate"]) == (0.2, 0.4)
     assert (a["default_median_steps"], b["default_median_steps"]) == (np.inf, np.inf)
     assert a["median_error"] == 2.25  # median of 0, 0.5, ..., 4.5
+    # the final error's tails, the ceil(q n)-th smallest of 0, 0.5, ..., 4.5: 9th and 10th
+    errors = np.sort(0.5 * np.arange(10))
+    assert (a["p90_error"], a["p99_error"]) == (errors[8], errors[9]) == (4.0, 4.5)
+    blown = report.assign(target_error=report["target_error"].where(report["seed"] != 100))
+    blown = protocol.summary(blown, tuned, 500, 0).set_index("config")  # A's seed 100: NaN
+    assert (blown.loc[config_name(*A), "p90_error"], blown.loc[config_name(*A), "p99_error"]) == (
+        4.5, np.inf,
+    )  # fmt: skip

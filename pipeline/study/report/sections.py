@@ -61,7 +61,8 @@ def protocol(
         "touch, the share of steps within tol after it and the largest excursion beside "
         "it. <b>Statistics</b>: over the reporting seeds, the interquartile mean (IQM: the "
         "mean once a quarter of the runs is dropped at each end, as rliable; &infin; when "
-        "more than a quarter never got there), the median, p90 and p99, and the success "
+        "more than a quarter never got there), the median, p90 and p99 (of the steps, and "
+        "of the final error: summary.csv), and the success "
         f"rate, with {LEVEL:.0%} percentile bootstrap intervals ({b.reps} resamples, seed "
         f"{b.seed})."
     )
